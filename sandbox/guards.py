@@ -1,0 +1,283 @@
+"""The run-time half of the policy: the hooks RestrictedPython's compiled code calls.
+
+RestrictedPython rewrites ``a.b`` into ``_getattr_(a, "b")``, ``a[k] = v`` into
+``_write_(a)[k] = v``, ``for x in y`` into ``for x in _getiter_(y)`` and so on; the
+functions here decide what those hooks allow. Everything a tool can reach goes
+through them: safe builtins, read-only views of allowed modules, attribute and
+item access, writes, imports and printing.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import operator
+import sys
+import types
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
+
+from sandbox.errors import GuardError
+from sandbox.policy import Allowlist
+
+# Attributes refused on any object, whatever its type: they reach frames, code
+# objects or the class hierarchy, or format strings that read attributes.
+BLOCKED_ATTRIBUTES = frozenset({
+    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "cr_origin",
+    "ag_frame", "ag_code", "ag_await", "tb_frame", "tb_next", "f_back", "f_builtins",
+    "f_code", "f_globals", "f_locals", "f_trace", "f_generator", "co_code", "mro",
+})
+# str.format and format_map resolve "{0.__class__}" with plain getattr.
+STRING_FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
+# Objects whose attributes are never readable.
+OPAQUE_TYPES = (types.FrameType, types.TracebackType, types.CodeType)
+
+SAFE_BUILTIN_NAMES = (
+    "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr",
+    "classmethod", "complex", "dict", "divmod", "enumerate", "filter", "float", "format",
+    "frozenset", "hash", "hex", "id", "int", "isinstance", "issubclass", "iter", "len",
+    "list", "map", "max", "min", "next", "object", "oct", "ord", "pow", "property",
+    "range", "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str",
+    "sum", "super", "tuple", "zip", "True", "False", "None", "Ellipsis", "NotImplemented",
+)
+SAFE_EXCEPTIONS = tuple(
+    name for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+    and not name.startswith("_")
+    and name not in {"SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseExceptionGroup",
+                     "ExceptionGroup"}
+)
+
+INPLACE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
+    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow,
+    "<<=": operator.ilshift, ">>=": operator.irshift, "&=": operator.iand,
+    "|=": operator.ior, "^=": operator.ixor, "@=": operator.imatmul,
+}
+# Containers tool code may write items into (dict and list subclasses included).
+WRITABLE_CONTAINERS = (dict, list, set, bytearray, deque)
+TOOL_CLASS_MARK = "_latm_tool_class"
+
+_MISSING = object()
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and name != "_"
+
+
+def _refuse(what: str) -> GuardError:
+    return GuardError(f"{what} is not allowed in the sandbox")
+
+
+def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> Any:
+    """``getattr`` for tool code: public, non-introspective attributes only."""
+    if not isinstance(name, str):
+        raise TypeError("attribute name must be a string")
+    if _is_private(name) or name in BLOCKED_ATTRIBUTES:
+        raise _refuse(f"attribute '{name}'")
+    if isinstance(obj, OPAQUE_TYPES):
+        raise _refuse(f"reading attributes of {type(obj).__name__} objects")
+    if name in STRING_FORMAT_ATTRIBUTES and (isinstance(obj, str) or obj is str):
+        raise _refuse(f"str.{name} (use f-strings or %-formatting)")
+    if name == "obj" and isinstance(obj, BaseException):
+        raise _refuse("reading the object an exception refers to")
+    if default is _MISSING:
+        return getattr(obj, name)
+    return getattr(obj, name, default)
+
+
+def guarded_hasattr(obj: object, name: object) -> bool:
+    try:
+        guarded_getattr(obj, name)
+    except (AttributeError, GuardError):
+        return False
+    return True
+
+
+def _is_tool_object(obj: object) -> bool:
+    """True for classes a tool defined and their instances: the tool owns them."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return any(TOOL_CLASS_MARK in vars(base) for base in cls.__mro__)
+
+
+def guarded_write(obj: object) -> object:
+    """``_write_``: the object an assignment or deletion may target, or a refusal."""
+    if isinstance(obj, WRITABLE_CONTAINERS) or _is_tool_object(obj):
+        return obj
+    raise _refuse(f"changing a {type(obj).__name__} object")
+
+
+def guarded_setattr(obj: object, name: str, value: object) -> None:
+    if not isinstance(name, str) or _is_private(name):
+        raise _refuse(f"setting attribute {name!r}")
+    setattr(guarded_write(obj), name, value)
+
+
+def guarded_delattr(obj: object, name: str) -> None:
+    if not isinstance(name, str) or _is_private(name):
+        raise _refuse(f"deleting attribute {name!r}")
+    delattr(guarded_write(obj), name)
+
+
+def guarded_getitem(obj: Any, key: Any) -> Any:
+    if isinstance(obj, types.ModuleType | ModuleView):
+        raise _refuse("indexing a module")
+    return obj[key]
+
+
+def guarded_iter(obj: Any) -> Any:
+    return iter(obj)
+
+
+def inplace_var(op: str, target: Any, value: Any) -> Any:
+    """``_inplacevar_``: ``x += y`` on a plain name."""
+    return INPLACE_OPERATORS[op](target, value)
+
+
+def inplace_attr(obj: Any, name: str, op: str, value: Any) -> None:
+    """``obj.name op= value`` for the tool's own objects."""
+    current = guarded_getattr(obj, name)
+    guarded_setattr(obj, name, INPLACE_OPERATORS[op](current, value))
+
+
+def inplace_item(obj: Any, key: Any, op: str, value: Any) -> None:
+    """``obj[key] op= value`` for writable containers and the tool's own objects."""
+    target = guarded_write(obj)
+    target[key] = INPLACE_OPERATORS[op](guarded_getitem(obj, key), value)  # type: ignore[index]
+
+
+def apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``_apply_``: calls with ``*args`` or ``**kwargs``."""
+    return func(*args, **kwargs)
+
+
+def tool_metaclass(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+    """``__metaclass__`` for ``class`` statements in tool code: marks the class as the tool's."""
+    if any(isinstance(base, type) and issubclass(base, type) for base in bases):
+        # A metaclass of the tool's own would create classes like type() with three arguments.
+        raise _refuse("subclassing type")
+    namespace[TOOL_CLASS_MARK] = True
+    return type(name, bases, namespace)
+
+
+def safe_type(*args: Any) -> type:
+    """``type(x)`` only: the three-argument form creates classes outside the policy."""
+    if len(args) != 1:
+        raise _refuse("type() with three arguments")
+    return type(args[0])
+
+
+class PrintCollector:
+    """``_print_``: ``print`` writes to the worker's captured stdout."""
+
+    def __init__(self, _getattr_: object = None) -> None:
+        self.parts: list[str] = []
+
+    def _call_print(self, *objects: object, sep: str | None = " ", end: str | None = "\n",
+                    file: object = None, flush: bool = False) -> None:
+        if file is not None:
+            raise _refuse("print(file=...)")
+        text = (" " if sep is None else sep).join(str(o) for o in objects)
+        text += "\n" if end is None else end
+        self.parts.append(text)
+        sys.stdout.write(text)
+
+    def __call__(self) -> str:
+        return "".join(self.parts)
+
+
+class ModuleView:
+    """A read-only view of an allowed module: public names, no denied names."""
+
+    __slots__ = ("_name", "_members")
+
+    def __init__(self, name: str, members: Mapping[str, object]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_members", dict(members))
+
+    def __getattr__(self, item: str) -> object:
+        try:
+            return self._members[item]
+        except KeyError:
+            raise AttributeError(f"module '{self._name}' has no attribute '{item}'") from None
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise _refuse(f"changing module '{self._name}'")
+
+    def __delattr__(self, key: str) -> None:
+        raise _refuse(f"changing module '{self._name}'")
+
+    def __repr__(self) -> str:
+        return f"<module '{self._name}' (sandbox view)>"
+
+
+class Environment:
+    """Everything tool code runs against, built once in the template process.
+
+    Worker processes fork from the template and call :meth:`new_globals` for a
+    fresh namespace; the module views and builtins are shared read-only.
+    """
+
+    def __init__(self, allowlist: Allowlist) -> None:
+        self.allowlist = allowlist
+        self.modules: dict[str, ModuleView] = {}
+        for name in sorted(allowlist.modules, key=lambda n: -n.count(".")):
+            self.modules[name] = self._view(name)
+        self.builtins = self._builtins()
+
+    def _view(self, name: str) -> ModuleView:
+        module = importlib.import_module(name)
+        denied = self.allowlist.modules[name]
+        members: dict[str, object] = {}
+        for attr, value in vars(module).items():
+            if _is_private(attr) or attr in denied:
+                continue
+            if isinstance(value, types.ModuleType):
+                full = value.__name__
+                if full in self.modules:
+                    members[attr] = self.modules[full]
+                continue
+            members[attr] = value
+        return ModuleView(name, members)
+
+    def _builtins(self) -> dict[str, object]:
+        table: dict[str, object] = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES}
+        table.update({name: getattr(builtins, name) for name in SAFE_EXCEPTIONS})
+        table.update(
+            getattr=guarded_getattr, hasattr=guarded_hasattr, setattr=guarded_setattr,
+            delattr=guarded_delattr, type=safe_type, __import__=self.guarded_import,
+            __build_class__=builtins.__build_class__,
+        )
+        return table
+
+    def guarded_import(self, name: str, globals_: object = None, locals_: object = None,
+                       fromlist: Iterable[str] | None = (), level: int = 0) -> ModuleView:
+        """``__import__``: only allowed modules, always as their sandbox view."""
+        if level != 0 or name not in self.modules:
+            allowed = ", ".join(self.allowlist.module_names)
+            raise ImportError(f"import of '{name}' is not allowed; allowed: {allowed}")
+        if fromlist:
+            return self.modules[name]
+        # "import a.b" binds "a": hand back the top-level view.
+        return self.modules.get(name.split(".")[0], self.modules[name])
+
+    def new_globals(self, module_name: str = "tool") -> dict[str, object]:
+        return {
+            "__builtins__": dict(self.builtins),
+            "__name__": module_name,
+            "__metaclass__": tool_metaclass,
+            "_getattr_": guarded_getattr,
+            "_getitem_": guarded_getitem,
+            "_getiter_": guarded_iter,
+            "_write_": guarded_write,
+            "_apply_": apply,
+            "_print_": PrintCollector,
+            "_inplacevar_": inplace_var,
+            "_inplace_attr_": inplace_attr,
+            "_inplace_item_": inplace_item,
+            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+            "_unpack_sequence_": guarded_unpack_sequence,
+        }

@@ -1,0 +1,114 @@
+"""Values cross the boundary as JSON only, with size and depth caps, both ways.
+
+Conversions for results (documented in the README): tuples become lists; sets and
+frozensets become lists, sorted when their items can be sorted; dict keys that are
+int, float, bool or None become strings (as ``json`` does). Anything else — NaN or
+infinity, bytes, Decimal, Fraction, the tool's own objects — is refused with a
+message that names the type and where in the value it sits.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import math
+from typing import Any
+
+from sandbox.errors import ValueConversionError
+
+MAX_DEPTH = 64
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def decode_args(text: str, max_bytes: int) -> dict[str, Any]:
+    """Parse call arguments: a JSON object whose keys are usable variable names."""
+    if not text:
+        return {}
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise ValueConversionError(f"arguments are larger than {max_bytes} bytes")
+    value = loads(text, "arguments")
+    if not isinstance(value, dict):
+        raise ValueConversionError("arguments must be a JSON object of name -> value")
+    for name in value:
+        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+            raise ValueConversionError(
+                f"argument name {name!r} is not a usable variable name (identifiers only, "
+                "not starting with '_')"
+            )
+    return value
+
+
+def loads(text: str, what: str = "value") -> Any:
+    """``json.loads`` with a depth cap; every failure becomes ValueConversionError."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueConversionError(f"{what} is not valid JSON: {exc}") from None
+    _check_depth(value, what)
+    return value
+
+
+def _check_depth(value: Any, what: str) -> None:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueConversionError(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+
+
+def encode_result(value: Any, max_bytes: int) -> str:
+    """Encode a tool's result as JSON text, converting as documented above."""
+    text = json.dumps(to_jsonable(value), ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":"))
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ResultTooLarge(size, max_bytes)
+    return text
+
+
+class ResultTooLarge(ValueConversionError):
+    def __init__(self, size: int, cap: int) -> None:
+        self.size = size
+        self.cap = cap
+        super().__init__(f"result is {size} bytes as JSON; the cap is {cap} bytes")
+
+
+def to_jsonable(value: Any, path: str = "value", depth: int = 1) -> Any:
+    """Convert to plain JSON types, or raise ValueConversionError naming the offending path."""
+    if depth > MAX_DEPTH:
+        raise ValueConversionError(f"{path} is nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueConversionError(f"{path} is {value}, which JSON cannot represent")
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        items = list(value)
+        try:
+            items.sort()
+        except TypeError:
+            pass  # mixed types: keep iteration order
+        return [to_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(items)]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out[_json_key(key, path)] = to_jsonable(item, f"{path}[{key!r}]", depth + 1)
+        return out
+    raise ValueConversionError(
+        f"{path} has type {type(value).__name__}, which is not JSON; return str, int, float, "
+        "bool, None, list, tuple, set or dict"
+    )
+
+
+def _json_key(key: Any, path: str) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool | int | type(None)) or (isinstance(key, float) and math.isfinite(key)):
+        return json.dumps(key)
+    raise ValueConversionError(f"{path} has a key of type {type(key).__name__}; JSON keys are "
+                               "strings")

@@ -1,0 +1,128 @@
+"""The gRPC server's handle on its template process.
+
+Starts ``python -m sandbox.template`` (a fresh interpreter: the threaded server is
+never forked), sends it framed requests and matches the replies to waiting calls.
+If the template dies, every call in flight fails as ``crashed`` and a new template
+is started; tools are loaded into it again from the sources kept here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import socket
+import sys
+from typing import Any
+
+from sandbox.template import HEADER, MAX_FRAME_BYTES, encode_frame
+
+log = logging.getLogger(__name__)
+
+
+class TemplateDied(Exception):
+    """The template process exited while a request was in flight."""
+
+
+class TemplateSupervisor:
+    def __init__(self, allow_modules: list[str] | None = None, prefork: int = 2) -> None:
+        self._args = [f"--allow-module={m}" for m in allow_modules or []]
+        self._args.append(f"--prefork={prefork}")
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._process: asyncio.subprocess.Process | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._start_lock = asyncio.Lock()
+        self._closing = False
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._writer is not None and not self._writer.is_closing():
+                return
+            ours, theirs = socket.socketpair()
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "sandbox.template", f"--fd={theirs.fileno()}",
+                *self._args, pass_fds=[theirs.fileno()],
+            )
+            theirs.close()
+            reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+            self._ready = asyncio.get_running_loop().create_future()
+            self._reader_task = asyncio.create_task(self._read_loop(reader))
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout=30)
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and wait for its reply; restarts a dead template first."""
+        if self._closing:
+            raise TemplateDied("the sandbox server is shutting down")
+        await self.start()
+        assert self._writer is not None
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            self._writer.write(encode_frame({**message, "id": request_id}))
+            await self._writer.drain()
+            return await future
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                header = await reader.readexactly(HEADER.size)
+                (size,) = HEADER.unpack(header)
+                if size > MAX_FRAME_BYTES:
+                    raise ValueError(f"oversized frame from template: {size}")
+                message = _decode(await reader.readexactly(size))
+                if message.get("op") == "ready":
+                    if self._ready is not None and not self._ready.done():
+                        self._ready.set_result(None)
+                    continue
+                future = self._pending.get(message.get("id", -1))
+                if future is not None and not future.done():
+                    future.set_result(message)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+            log.warning("template process stopped answering: %s", exc)
+        finally:
+            await self._on_death()
+
+    async def _on_death(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(TemplateDied("the template process did not start"))
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(TemplateDied("the template process died"))
+        process = self._process
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        if not self._closing:
+            self.restarts += 1
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._writer is not None:
+            self._writer.close()
+        if self._reader_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    value = json.loads(body)
+    if not isinstance(value, dict):
+        raise ValueError("template sent a non-object frame")
+    return value

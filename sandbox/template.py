@@ -1,0 +1,508 @@
+"""The template process: pre-warmed, single-threaded, forks one worker per call.
+
+The gRPC server is multi-threaded and must never fork, so it starts this process
+(``python -m sandbox.template --fd N``) and talks to it over a socket pair with
+length-prefixed JSON frames. The template imports RestrictedPython and every
+allowed module once, keeps compiled tools and call snippets by content hash, and
+for each call forks a worker that inherits all of it: a call costs a fork, not an
+interpreter start. A ``selectors`` loop supervises the workers: it reads their
+stdout, stderr and result pipes with caps, kills a worker's process group at its
+wall-clock deadline or when output floods, and reaps it with ``wait4`` for usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import hashlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox import worker
+from sandbox.errors import PolicyViolation, SourceSyntaxError
+from sandbox.guards import Environment
+from sandbox.limits import Limits
+from sandbox.policy import Allowlist, default_allowlist
+from sandbox.restricted import CompiledCall, compile_call, compile_tool
+
+HEADER = struct.Struct(">I")
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+MAX_TOOLS = 256
+MAX_CALLS = 1024
+READ_CHUNK = 65536
+RESULT_OVERHEAD_BYTES = 64 * 1024
+MIB = 1024 * 1024
+STATUSES = frozenset({"ok", "error", "policy_violation", "timeout", "memory_limit",
+                      "output_limit", "crashed"})
+
+
+def encode_frame(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return HEADER.pack(len(body)) + body
+
+
+class FrameBuffer:
+    """Splits a byte stream into length-prefixed JSON frames."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        self._data += data
+        frames = []
+        while len(self._data) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self._data)
+            if size > MAX_FRAME_BYTES:
+                raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
+            if len(self._data) < HEADER.size + size:
+                break
+            body = bytes(self._data[HEADER.size:HEADER.size + size])
+            del self._data[:HEADER.size + size]
+            frames.append(json.loads(body))
+        return frames
+
+
+class LRU(OrderedDict[str, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: str, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+    def find(self, key: str) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+
+@dataclass
+class Spare:
+    """A forked worker waiting for its job."""
+
+    pid: int
+    job_fd: int
+    streams: dict[int, str]
+
+
+@dataclass
+class Running:
+    """A worker in flight and what has been read from it so far."""
+
+    request_id: int
+    pid: int
+    started: float
+    deadline: float
+    limits: Limits
+    streams: dict[int, str]
+    output: dict[str, bytearray] = field(
+        default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray(),
+                                 "result": bytearray()})
+    killed: tuple[str, str] | None = None
+    answered: bool = False
+    wait_status: int | None = None
+    rusage: Any = None
+
+
+class Template:
+    def __init__(self, control: socket.socket, allowlist: Allowlist, prefork: int = 2) -> None:
+        self.control = control
+        self.prefork = prefork
+        self.spares: deque[Spare] = deque()
+        self.allowlist = allowlist
+        self.env = Environment(allowlist)
+        self.tools = LRU(MAX_TOOLS)
+        self.calls = LRU(MAX_CALLS)
+        self.running: dict[int, Running] = {}
+        self.frames = FrameBuffer()
+        self.selector = selectors.DefaultSelector()
+        self.open = True
+        self._page_size = os.sysconf("SC_PAGE_SIZE")
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._wake_r = wake_r
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(control, selectors.EVENT_READ, self._on_control)
+        self.selector.register(wake_r, selectors.EVENT_READ, self._on_sigchld)
+
+    # --- main loop ----------------------------------------------------------------
+
+    def serve(self) -> None:
+        gc.freeze()  # keep the warm heap's pages shared with every forked worker
+        self._send({"op": "ready", "pid": os.getpid()})
+        while self.open or self.running:
+            for key, _ in self.selector.select(self._next_timeout()):
+                callback: Callable[[], None] = key.data
+                try:
+                    callback()
+                except Exception:  # noqa: BLE001 - the loop must outlive any single call
+                    traceback.print_exc()
+            self._enforce_deadlines()
+            self._refill_spares()
+        for spare in self.spares:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(spare.pid, signal.SIGKILL)
+        for run in list(self.running.values()):
+            self._kill(run, ("crashed", "the sandbox server went away"))
+
+    def _next_timeout(self) -> float | None:
+        deadlines = [r.deadline for r in self.running.values()
+                     if r.killed is None and not r.answered]
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.open:
+            try:
+                self.control.sendall(encode_frame(message))
+            except OSError:
+                self.open = False
+
+    # --- requests -----------------------------------------------------------------
+
+    def _on_control(self) -> None:
+        try:
+            data = self.control.recv(READ_CHUNK * 4)
+        except OSError:
+            data = b""
+        if not data:
+            self.open = False
+            self.selector.unregister(self.control)
+            return
+        for message in self.frames.feed(data):
+            handler = {"load": self._load, "exec": self._exec}.get(message.get("op", ""))
+            if handler is not None:
+                handler(message)
+
+    def _load(self, message: dict[str, Any]) -> None:
+        source: str = message["source"]
+        tool_id = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+        reply: dict[str, Any] = {"id": message["id"], "tool_id": tool_id, "status": "ok"}
+        if self.tools.find(tool_id) is None:
+            try:
+                self.tools.put(tool_id, compile_tool(source, self.allowlist))
+            except (PolicyViolation, SourceSyntaxError) as exc:
+                reply.update(_compile_failure(exc))
+        self._send(reply)
+
+    def _compiled_call(self, text: str) -> CompiledCall:
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        compiled = self.calls.find(key)
+        if compiled is None:
+            compiled = compile_call(text, self.allowlist)
+            self.calls.put(key, compiled)
+        return compiled  # type: ignore[no-any-return]
+
+    def _exec(self, message: dict[str, Any]) -> None:
+        request_id = message["id"]
+        tool_id = message.get("tool_id") or ""
+        tool_code = self.tools.find(tool_id) if tool_id else None
+        if tool_id and tool_code is None:
+            self._send({"id": request_id, "unknown_tool": tool_id})
+            return
+        call = None
+        if message.get("call"):
+            try:
+                call = self._compiled_call(message["call"])
+            except (PolicyViolation, SourceSyntaxError) as exc:
+                self._send({"id": request_id, **_compile_failure(exc), "usage": _no_usage(),
+                            "stdout": "", "stderr": ""})
+                return
+        limits = Limits(**message["limits"])
+        job = worker.Job(
+            tool_code=tool_code, call=call, entrypoint=message.get("entrypoint") or "",
+            args_json=message.get("args_json") or "", limits=limits,
+            address_space_bytes=self._address_space() + limits.memory_mb * MIB,
+        )
+        self._start(request_id, job)
+
+    def _address_space(self) -> int:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[0]) * self._page_size
+
+    # --- workers ------------------------------------------------------------------
+
+    def _spawn(self) -> Spare:
+        """Fork a worker that waits for its one job (a pre-forked spare)."""
+        pipes = {name: os.pipe() for name in ("job", "stdout", "stderr", "result")}
+        pid = os.fork()
+        if pid == 0:  # the worker; never returns
+            worker.serve_one(self.env, pipes["job"][0], pipes["result"][1],
+                             pipes["stdout"][1], pipes["stderr"][1])
+        with contextlib.suppress(OSError):  # the child may already have done it, or exited
+            os.setpgid(pid, pid)
+        os.close(pipes["job"][0])
+        streams = {}
+        for name in ("stdout", "stderr", "result"):
+            read_end, write_end = pipes[name]
+            os.close(write_end)
+            os.set_blocking(read_end, False)
+            streams[read_end] = name
+        return Spare(pid, pipes["job"][1], streams)
+
+    def _refill_spares(self) -> None:
+        # Forking competes with running workers for the CPU, so spares are made
+        # when no call is in flight (or when none is left at all).
+        busy = any(not run.answered for run in self.running.values())
+        while self.open and len(self.spares) < self.prefork and not (busy and self.spares):
+            self.spares.append(self._spawn())
+
+    def _start(self, request_id: int, job: worker.Job) -> None:
+        spare = self.spares.popleft() if self.spares else self._spawn()
+        started = time.monotonic()
+        run = Running(request_id, spare.pid, started, started + job.limits.timeout_ms / 1000,
+                      job.limits, streams=spare.streams)
+        self.running[spare.pid] = run
+        for fd in spare.streams:
+            self.selector.register(fd, selectors.EVENT_READ,
+                                   lambda fd=fd, r=run: self._on_stream(r, fd))
+        try:
+            os.set_blocking(spare.job_fd, True)
+            os.write(spare.job_fd, b"")  # fail fast on a dead spare
+            with os.fdopen(spare.job_fd, "wb", closefd=True) as pipe:
+                pipe.write(job.encode())
+        except OSError:
+            # The spare died before its job: reaping reports it as crashed.
+            with contextlib.suppress(OSError):
+                os.close(spare.job_fd)
+
+    def _on_stream(self, run: Running, fd: int) -> None:
+        if fd not in run.streams:
+            return  # a stale event: the stream was drained and closed this iteration
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close_stream(run, fd)
+            return
+        name = run.streams[fd]
+        buffer = run.output[name]
+        buffer += data
+        limits = run.limits
+        if name == "result":
+            if len(buffer) > limits.max_result_bytes + RESULT_OVERHEAD_BYTES:
+                self._kill(run, ("output_limit", f"the result exceeded "
+                                                 f"{limits.max_result_bytes} bytes"))
+            return
+        total = len(run.output["stdout"]) + len(run.output["stderr"])
+        if total > limits.max_output_bytes:
+            self._kill(run, ("output_limit", f"stdout and stderr exceeded "
+                                             f"{limits.max_output_bytes} bytes"))
+
+    def _close_stream(self, run: Running, fd: int) -> None:
+        self.selector.unregister(fd)
+        os.close(fd)
+        del run.streams[fd]
+        self._maybe_finish(run)
+
+    def _kill(self, run: Running, reason: tuple[str, str]) -> None:
+        if run.killed is None and run.wait_status is None:
+            run.killed = reason
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(run.pid, signal.SIGKILL)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for run in list(self.running.values()):
+            if run.killed is None and not run.answered and run.wait_status is None \
+                    and now >= run.deadline:
+                self._kill(run, ("timeout", f"wall-clock limit of {run.limits.timeout_ms} ms "
+                                            "exceeded"))
+
+    def _on_sigchld(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
+        while True:
+            try:
+                pid, status, rusage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            run = self.running.get(pid)
+            if run is None:
+                self._forget_spare(pid)
+                continue
+            run.wait_status, run.rusage = status, rusage
+            if run.answered:
+                del self.running[pid]
+                continue
+            # Anything the worker left behind in its group goes with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            for fd in list(run.streams):
+                self._drain(run, fd)
+            self._maybe_finish(run)
+
+    def _forget_spare(self, pid: int) -> None:
+        for spare in [s for s in self.spares if s.pid == pid]:
+            self.spares.remove(spare)
+            for fd in (spare.job_fd, *spare.streams):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _drain(self, run: Running, fd: int) -> None:
+        while fd in run.streams:
+            try:
+                data = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                # Only a process that escaped its group could still hold the pipe.
+                self._close_stream(run, fd)
+                return
+            if not data:
+                self._close_stream(run, fd)
+                return
+            run.output[run.streams[fd]] += data
+
+    def _maybe_finish(self, run: Running) -> None:
+        if run.streams or run.answered:
+            return
+        if run.wait_status is None:
+            # All pipes closed but not yet reaped: answer now if the worker sent a
+            # complete result, and make sure the process is gone.
+            if run.killed is not None or _result_frame(run.output["result"]) is None:
+                return
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(run.pid, signal.SIGKILL)
+        run.answered = True
+        self._send({"id": run.request_id, **_outcome(run)})
+        if run.wait_status is not None:
+            del self.running[run.pid]
+
+
+def _outcome(run: Running) -> dict[str, Any]:
+    limits = run.limits
+    wall_ms = (time.monotonic() - run.started) * 1000
+    usage = {"wall_ms": round(wall_ms, 3), "cpu_ms": 0.0, "max_rss_kb": 0}
+    if run.rusage is not None:
+        usage["cpu_ms"] = round((run.rusage.ru_utime + run.rusage.ru_stime) * 1000, 3)
+        usage["max_rss_kb"] = int(run.rusage.ru_maxrss)
+    out = {
+        "stdout": _text(run.output["stdout"], limits.max_output_bytes),
+        "stderr": _text(run.output["stderr"], limits.max_output_bytes),
+        "usage": usage,
+    }
+    status = run.wait_status or 0
+    if run.killed is not None:
+        kind, message = run.killed
+        return {**out, "status": kind, "error": _error(_error_type(kind), message)}
+    if os.WIFSIGNALED(status):
+        return {**out, **_signalled(os.WTERMSIG(status), limits)}
+    frame = _result_frame(run.output["result"])
+    if frame is not None and run.rusage is None:
+        usage.update(frame.pop("usage"))
+    frame = frame and {k: v for k, v in frame.items() if k != "usage"}
+    if not frame:
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        return {**out, "status": "crashed",
+                "error": _error("WorkerCrashed", f"the worker exited (code {code}) without a "
+                                                 "result")}
+    return {**out, **frame}
+
+
+def _signalled(signum: int, limits: Limits) -> dict[str, Any]:
+    if signum == signal.SIGXCPU:
+        return {"status": "timeout",
+                "error": _error("CpuTimeExceeded", f"CPU limit of {limits.cpu_seconds} s exceeded")}
+    name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
+    hint = " (out of memory?)" if signum == signal.SIGKILL else ""
+    return {"status": "crashed", "error": _error("WorkerCrashed", f"the worker was killed by "
+                                                                 f"{name}{hint}")}
+
+
+def _result_frame(data: bytearray) -> dict[str, Any] | None:
+    """The worker's report, checked field by field: the worker is not trusted."""
+    try:
+        frame = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(frame, dict) or frame.get("status") not in STATUSES:
+        return None
+    clean: dict[str, Any] = {"status": frame["status"], "usage": _reported_usage(frame)}
+    if isinstance(frame.get("value_json"), str):
+        clean["value_json"] = frame["value_json"]
+    error = frame.get("error")
+    if isinstance(error, dict):
+        clean["error"] = {
+            "type": str(error.get("type", ""))[:200],
+            "message": str(error.get("message", ""))[:4000],
+            "line": error["line"] if isinstance(error.get("line"), int) else 0,
+            "origin": str(error.get("origin", ""))[:10],
+        }
+    return clean
+
+
+def _reported_usage(frame: dict[str, Any]) -> dict[str, Any]:
+    """The worker's own CPU and RSS figures (it is answered before it is reaped)."""
+    usage = frame.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    cpu = usage.get("cpu_ms")
+    rss = usage.get("max_rss_kb")
+    return {
+        "cpu_ms": round(float(cpu), 3) if isinstance(cpu, int | float) and cpu >= 0 else 0.0,
+        "max_rss_kb": int(rss) if isinstance(rss, int) and rss >= 0 else 0,
+    }
+
+
+def _compile_failure(exc: PolicyViolation | SourceSyntaxError) -> dict[str, Any]:
+    if isinstance(exc, PolicyViolation):
+        return {"status": "policy_violation",
+                "error": _error("PolicyViolation", str(exc), exc.line, exc.origin)}
+    return {"status": "error", "error": _error("SyntaxError", str(exc), exc.line, exc.origin)}
+
+
+def _error(type_: str, message: str, line: int = 0, origin: str = "") -> dict[str, Any]:
+    return {"type": type_, "message": message, "line": line, "origin": origin}
+
+
+def _error_type(status: str) -> str:
+    return {"timeout": "TimeoutExceeded", "output_limit": "OutputLimitExceeded"}.get(
+        status, "WorkerCrashed")
+
+
+def _no_usage() -> dict[str, Any]:
+    return {"wall_ms": 0.0, "cpu_ms": 0.0, "max_rss_kb": 0}
+
+
+def _text(data: bytearray, cap: int) -> str:
+    return bytes(data[:cap]).decode("utf-8", "replace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="LATM sandbox template process")
+    parser.add_argument("--fd", type=int, required=True, help="control socket file descriptor")
+    parser.add_argument("--allow-module", action="append", default=[])
+    parser.add_argument("--prefork", type=int, default=2, help="spare workers kept forked")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
+    control = socket.socket(fileno=args.fd)
+    allowlist = default_allowlist().with_modules(args.allow_module)
+    Template(control, allowlist, prefork=args.prefork).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""The child side of a fork: one worker process runs one call, then exits.
+
+Everything here runs after ``fork()`` in the template process. The worker drops
+what it inherited (file descriptors, signal handlers), applies its rlimits, runs
+the tool module and the call in a fresh namespace, writes one JSON result frame
+to its result pipe and leaves with ``os._exit`` (no clean-up that tool code could
+hook into). Nothing it does survives it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import marshal
+import os
+import resource
+import signal
+import struct
+import sys
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any, NoReturn
+
+from sandbox import jsonio
+from sandbox.errors import GuardError, ValueConversionError
+from sandbox.guards import Environment
+from sandbox.limits import MAX_FILE_SIZE_BYTES, MAX_OPEN_FILES, Limits
+from sandbox.restricted import CompiledCall
+
+RESULT_FD = 3
+JOB_FD = 4
+_HEADER = struct.Struct(">I")
+MAX_ARGS_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs to run one call."""
+
+    tool_code: CodeType | None
+    call: CompiledCall | None
+    entrypoint: str
+    args_json: str
+    limits: Limits
+    address_space_bytes: int
+
+    def encode(self) -> bytes:
+        """Serialise for the job pipe. Code objects travel with marshal, template to
+        worker only: the worker trusts the template, never the other way round."""
+        meta = json.dumps({
+            "entrypoint": self.entrypoint, "args_json": self.args_json,
+            "limits": self.limits.to_dict(), "address_space_bytes": self.address_space_bytes,
+            "call_is_expression": self.call.is_expression if self.call else False,
+        }).encode()
+        tool = marshal.dumps(self.tool_code) if self.tool_code is not None else b""
+        call = marshal.dumps(self.call.code) if self.call is not None else b""
+        return b"".join(_HEADER.pack(len(part)) + part for part in (meta, tool, call))
+
+    @classmethod
+    def decode(cls, data: bytes) -> Job:
+        parts = []
+        offset = 0
+        for _ in range(3):
+            (size,) = _HEADER.unpack_from(data, offset)
+            offset += _HEADER.size
+            parts.append(data[offset:offset + size])
+            offset += size
+        meta = json.loads(parts[0])
+        return cls(
+            tool_code=marshal.loads(parts[1]) if parts[1] else None,
+            call=CompiledCall(marshal.loads(parts[2]), meta["call_is_expression"])
+            if parts[2] else None,
+            entrypoint=meta["entrypoint"], args_json=meta["args_json"],
+            limits=Limits(**meta["limits"]), address_space_bytes=meta["address_space_bytes"],
+        )
+
+
+def serve_one(env: Environment, job_fd: int, result_fd: int, stdout_fd: int,
+              stderr_fd: int) -> NoReturn:
+    """Wait for one job on ``job_fd``, run it in this freshly forked process, exit.
+
+    Never returns. The process was forked from the template, possibly before the
+    job existed (a pre-forked spare); either way it runs exactly one call.
+    """
+    code = 70
+    try:
+        _isolate(job_fd, result_fd, stdout_fd, stderr_fd)
+        _prefault(env)
+        job = Job.decode(_read_all(JOB_FD))
+        _apply_rlimits(job)
+        frame = _execute(job, env)
+        _flush_streams()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        frame["usage"] = {"cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
+                          "max_rss_kb": usage.ru_maxrss}
+        _write_frame(frame)
+        # Closing the pipes lets the template answer now, before the kernel tears
+        # this address space down; it then kills and reaps the process group.
+        os.closerange(0, JOB_FD + 1)
+        code = 0
+    except BaseException:  # noqa: BLE001 - nothing may escape into the template's loop
+        code = 70
+    finally:
+        os._exit(code)
+
+
+_WARMUP = compile("result = [str(n) for n in range(64)]", "<warmup>", "exec")
+
+
+def _prefault(env: Environment) -> None:
+    """Touch, while idle, the memory a call will touch: the copy-on-write faults
+    that follow a fork are then paid before the job arrives, not during it."""
+    namespace = env.new_globals()
+    exec(_WARMUP, namespace)  # noqa: S102 - our own constant code, not a tool's
+    json.loads(json.dumps({"warm": namespace["result"]}))
+    Job.decode(Job(None, None, "", "", Limits(), 0).encode())
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _isolate(job_fd: int, result_fd: int, stdout_fd: int, stderr_fd: int) -> None:
+    os.setpgid(0, 0)
+    # Move the pipes out of the way so the dup2 calls below cannot clobber them.
+    job_fd, result_fd, stdout_fd, stderr_fd = (
+        fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in (job_fd, result_fd, stdout_fd, stderr_fd)
+    )
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(stdout_fd, 1)
+    os.dup2(stderr_fd, 2)
+    # Keep only stdio and the result pipe: the template's control socket and every
+    # other worker's pipes are closed here.
+    os.dup2(result_fd, RESULT_FD)
+    os.dup2(job_fd, JOB_FD)
+    os.closerange(JOB_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+
+
+def _apply_rlimits(job: Job) -> None:
+    limits = job.limits
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (job.address_space_bytes, job.address_space_bytes))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_SIZE_BYTES, MAX_FILE_SIZE_BYTES))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # No new processes or threads. (Ignored for uid 0 outside a user namespace;
+    # the container and bwrap layers run the server as an unprivileged user.)
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+
+
+def _execute(job: Job, env: Environment) -> dict[str, Any]:
+    globals_ = env.new_globals()
+    origin = "call"
+    try:
+        args = jsonio.decode_args(job.args_json, MAX_ARGS_BYTES)
+        origin = "tool"
+        if job.tool_code is not None:
+            exec(job.tool_code, globals_)  # noqa: S102 - RestrictedPython code, in the worker
+        origin = "call"
+        globals_.update(args)
+        value = _call(job, globals_, args)
+        return {"status": "ok",
+                "value_json": jsonio.encode_result(value, job.limits.max_result_bytes)}
+    except jsonio.ResultTooLarge as exc:
+        return _failure("output_limit", "ResultTooLarge", str(exc), origin)
+    except MemoryError:
+        return _failure("memory_limit", "MemoryError",
+                        f"the call needed more than {job.limits.memory_mb} MiB", origin)
+    except ValueConversionError as exc:
+        return _failure("error", "ValueConversionError", str(exc), origin)
+    except GuardError as exc:
+        return _failure("policy_violation", "GuardError", str(exc), origin, _line(exc))
+    except BaseException as exc:  # noqa: BLE001 - tool code may raise anything, SystemExit too
+        return _failure("error", type(exc).__name__, str(exc), origin, _line(exc))
+
+
+def _call(job: Job, globals_: dict[str, Any], args: dict[str, Any]) -> Any:
+    if job.call is None:
+        function = globals_.get(job.entrypoint)
+        if not callable(function):
+            raise NameError(f"the tool defines no function named {job.entrypoint!r}")
+        return function(**args)
+    if job.call.is_expression:
+        return eval(job.call.code, globals_)  # noqa: S307 - RestrictedPython code, in the worker
+    exec(job.call.code, globals_)  # noqa: S102
+    if "ans" not in globals_:
+        raise MissingAnswer("the call code did not assign the variable 'ans'")
+    return globals_["ans"]
+
+
+class MissingAnswer(Exception):
+    """Call code ran but left no ``ans``."""
+
+
+def _line(exc: BaseException) -> int:
+    """Line of the innermost frame that belongs to tool or call code."""
+    line = 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in ("<tool>", "<call>"):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _failure(status: str, type_: str, message: str, origin: str, line: int = 0) -> dict[str, Any]:
+    return {"status": status,
+            "error": {"type": type_, "message": message[:4000], "line": line, "origin": origin}}
+
+
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _write_frame(frame: dict[str, Any]) -> None:
+    data = json.dumps(frame, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    view = memoryview(data)
+    while view:
+        written = os.write(RESULT_FD, view)
+        view = view[written:]
