@@ -1,0 +1,29 @@
+"""The ``latm`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from orchestrator.cli import demo, exec_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latm", description="LLMs as Tool Makers platform")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+    exec_cmd.register(commands)
+    demo.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    sys.exit(args.run(args))
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,77 @@
+"""``latm demo``: run a small tool through a real sandbox and show what happens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.config import Settings
+from orchestrator.sandboxes import ExecRequest, create_backend
+
+# A tool as a maker model would write it for BIG-Bench Hard's word_sorting task.
+TOOL = '''\
+import re
+from collections import Counter
+
+
+def sort_words(text: str) -> str:
+    """Sort the words of a 'Sort the following words alphabetically' question."""
+    match = re.search(r"List:\\s*(.*)", text)
+    words = (match.group(1) if match else text).split()
+    return " ".join(sorted(words))
+
+
+def letter_histogram(text: str) -> dict:
+    counts = Counter()
+    for ch in text.lower():
+        if ch.isalpha():
+            counts[ch] += 1
+    return dict(counts.most_common(3))
+'''
+
+CALLS: list[tuple[str, str, dict[str, Any]]] = [
+    ("a normal call", "ans = sort_words(question)",
+     {"question": "Sort the following words alphabetically: List: syndrome therefrom"}),
+    ("an expression", "letter_histogram('mississippi')", {}),
+    ("a forbidden import", "import os\nans = os.listdir('/')", {}),
+    ("a dunder escape attempt", "ans = ().__class__.__bases__[0].__subclasses__()", {}),
+    ("an infinite loop", "while True:\n    pass", {}),
+    ("a memory bomb", "ans = 'x' * (10 ** 10)", {}),
+    ("the tool again (after all that)", "sort_words('List: pear apple fig')", {}),
+]
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("demo", help="run a small tool through the sandbox")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_demo(Console()))
+
+
+async def _demo(console: Console) -> int:
+    settings = Settings()
+    backend = create_backend(settings.backend, settings)
+    console.print(f"[bold]LATM sandbox demo[/] - backend [cyan]{backend.name}[/], isolation "
+                  f"[cyan]{backend.isolation[0]}[/]")
+    console.print("Tool module:", style="bold")
+    console.print(TOOL, style="dim", markup=False)
+    table = Table("what", "call", "status", "value / error", "wall ms")
+    ok = True
+    async with backend:
+        for label, call, args in CALLS:
+            request = ExecRequest(source=TOOL, call=call, args=args, timeout_ms=1000,
+                                  memory_mb=128)
+            result = await backend.execute("demo", request)
+            shown = json.dumps(result.value) if result.error is None else result.error.message
+            table.add_row(label, call.replace("\n", "; "), result.status.value, shown[:70],
+                          f"{result.usage.wall_ms:.1f}")
+        ok = result.status.value == "ok"
+    console.print(table)
+    return 0 if ok else 1

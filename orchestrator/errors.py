@@ -1,0 +1,74 @@
+"""The orchestrator's exceptions: one root, a few meaningful subclasses, one gRPC table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+
+class LatmError(Exception):
+    """Root of every error the orchestrator raises on purpose."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact form for callers and models: the type and the message."""
+        return {"type": type(self).__name__, "message": str(self)}
+
+
+class InvalidRequest(LatmError):
+    """The caller asked for something malformed (bad arguments, oversize input)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ToolNotFound(LatmError):
+    """No such tool (or not visible to this tenant)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class SandboxUnavailable(LatmError):
+    """No sandbox could be started or reached."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class IsolationTooWeak(SandboxUnavailable):
+    """The isolation available here is below the deployment's minimum."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    @classmethod
+    def for_levels(cls, available: str, minimum: str) -> IsolationTooWeak:
+        return cls(
+            f"isolation '{available}' is below the configured minimum '{minimum}'; install "
+            "bubblewrap or use the docker backend, or lower LATM_MIN_ISOLATION"
+        )
+
+
+class MissingDependencyError(LatmError):
+    """An optional dependency of the chosen backend is not installed."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    @classmethod
+    def for_extra(cls, package: str, extra: str) -> MissingDependencyError:
+        return cls(f"{package} is not installed; run: pip install 'latm[{extra}]'")
+
+
+# One table, used by servers and clients alike: status code <-> exception class.
+GRPC_ERRORS: dict[grpc.StatusCode, type[LatmError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+    grpc.StatusCode.NOT_FOUND: ToolNotFound,
+    grpc.StatusCode.UNAVAILABLE: SandboxUnavailable,
+    grpc.StatusCode.FAILED_PRECONDITION: IsolationTooWeak,
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> LatmError:
+    """Turn a failed gRPC call into the matching typed error."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = error.details() if hasattr(error, "details") else str(error)
+    return GRPC_ERRORS.get(code, LatmError)(details or code.name)

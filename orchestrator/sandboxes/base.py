@@ -1,0 +1,182 @@
+"""The sandbox backend interface and the value objects that cross it."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orchestrator.sandboxes.client import SandboxClient
+
+
+class Status(StrEnum):
+    """The ``latm exec`` contract's statuses."""
+
+    OK = "ok"
+    ERROR = "error"
+    POLICY_VIOLATION = "policy_violation"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    CRASHED = "crashed"
+
+    @property
+    def is_fault(self) -> bool:
+        """Faults end a container's life; ok, error and policy refusals do not."""
+        return self in {Status.TIMEOUT, Status.MEMORY_LIMIT, Status.OUTPUT_LIMIT, Status.CRASHED}
+
+
+class IsolationLevel(IntEnum):
+    """How strongly a sandbox is separated from the host, weakest first."""
+
+    RLIMITS = 0  # a child process with rlimits only
+    NAMESPACES = 1  # Linux namespaces (bubblewrap or unshare): no network, own pids
+    CONTAINER = 2  # a hardened container (runc)
+    GVISOR = 3  # a container under gVisor's user-space kernel
+
+    @classmethod
+    def parse(cls, text: str) -> IsolationLevel:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            names = ", ".join(level.name.lower() for level in cls)
+            raise ValueError(f"unknown isolation level {text!r}; one of: {names}") from None
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: str = Field(description="exception class or rule name")
+    message: str = Field(description="what went wrong; policy messages name the line")
+    line: int = Field(default=0, description="1-based line, 0 when unknown")
+    origin: str = Field(default="", description="'tool', 'call' or ''")
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    wall_ms: float = Field(default=0.0, description="wall-clock time of the worker")
+    cpu_ms: float = Field(default=0.0, description="CPU time of the worker")
+    max_rss_kb: int = Field(default=0, description="peak resident memory of the worker")
+
+
+class ExecRequest(BaseModel):
+    """One call: a tool (source or id), call code or an entrypoint, arguments, limits."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str | None = Field(default=None, description="tool module source")
+    tool_id: str | None = Field(default=None, description="id from a previous load")
+    call: str = Field(default="", description="statements setting `ans`, or one expression")
+    args: dict[str, Any] = Field(default_factory=dict, description="names visible to `call`")
+    entrypoint: str = Field(default="", description="function called with args when no call")
+    timeout_ms: int = Field(default=0, ge=0, description="wall-clock limit; 0: default")
+    cpu_ms: int = Field(default=0, ge=0, description="CPU limit; 0: default")
+    memory_mb: int = Field(default=0, ge=0, description="memory limit; 0: default")
+
+    @model_validator(mode="after")
+    def _one_tool(self) -> ExecRequest:
+        if self.source is not None and self.tool_id is not None:
+            raise ValueError("give the tool's source or its id, not both")
+        if not self.call.strip() and not self.entrypoint:
+            raise ValueError("give call code or an entrypoint")
+        return self
+
+
+class ExecResult(BaseModel):
+    """The outcome of one call, in the shape of the ``latm exec`` contract."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Status
+    value: Any = None
+    stdout: str = ""
+    stderr: str = ""
+    error: ErrorInfo | None = None
+    isolation: str = Field(description="what the call really ran under, e.g. process+bwrap")
+    usage: Usage = Field(default_factory=Usage)
+    tool_id: str = ""
+
+    def to_contract(self) -> dict[str, Any]:
+        """The exact JSON object ``latm exec`` prints."""
+        return {
+            "status": self.status.value, "value": self.value, "stdout": self.stdout,
+            "error": self.error.model_dump(include={"type", "message"}) if self.error else None,
+            "isolation": self.isolation, "usage": self.usage.model_dump(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_contract(), ensure_ascii=False)
+
+
+class Sandbox:
+    """A running sandbox server that belongs to exactly one tenant."""
+
+    def __init__(self, tenant: str, client: SandboxClient, isolation: str) -> None:
+        self.tenant = tenant
+        self.client = client
+        self.isolation = isolation
+        self.uses = 0
+
+    async def execute(self, request: ExecRequest) -> ExecResult:
+        self.uses += 1
+        return await self.client.execute(request, self.isolation)
+
+
+class SandboxBackend(abc.ABC):
+    """Where sandboxes come from. Subclasses fill in acquire, release and close.
+
+    Callers use :meth:`execute`; the shared logic (acquire, run, release with the
+    fault flag, isolation checks) lives here so backends stay small.
+    """
+
+    name: str = "abstract"
+
+    def __init__(self, min_isolation: IsolationLevel = IsolationLevel.RLIMITS) -> None:
+        self.min_isolation = min_isolation
+        self._closed = asyncio.Event()
+
+    @property
+    @abc.abstractmethod
+    def isolation(self) -> tuple[str, IsolationLevel]:
+        """The isolation this backend provides: a label and its level."""
+
+    @abc.abstractmethod
+    async def acquire(self, tenant: str) -> Sandbox:
+        """A sandbox for ``tenant``, never shared with another tenant."""
+
+    @abc.abstractmethod
+    async def release(self, sandbox: Sandbox, faulted: bool) -> None:
+        """Give a sandbox back; ``faulted`` says its last call hit a fault."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop every sandbox this backend started."""
+
+    def check_isolation(self) -> None:
+        from orchestrator.errors import IsolationTooWeak
+
+        label, level = self.isolation
+        if level < self.min_isolation:
+            raise IsolationTooWeak.for_levels(label, self.min_isolation.name.lower())
+
+    async def execute(self, tenant: str, request: ExecRequest) -> ExecResult:
+        """Run one call for ``tenant`` in one of its sandboxes."""
+        sandbox = await self.acquire(tenant)
+        faulted = True
+        try:
+            result = await sandbox.execute(request)
+            faulted = result.status.is_fault
+            return result
+        finally:
+            await self.release(sandbox, faulted)
+
+    async def __aenter__(self) -> SandboxBackend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,124 @@
+"""A typed client for one sandbox server (``latm.sandbox.v1.SandboxService``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from orchestrator.errors import InvalidRequest, SandboxUnavailable, from_rpc_error
+
+if TYPE_CHECKING:
+    from orchestrator.sandboxes.base import ExecRequest, ExecResult
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+STATUS_NAMES = {
+    sandbox_pb2.STATUS_OK: "ok",
+    sandbox_pb2.STATUS_ERROR: "error",
+    sandbox_pb2.STATUS_POLICY_VIOLATION: "policy_violation",
+    sandbox_pb2.STATUS_TIMEOUT: "timeout",
+    sandbox_pb2.STATUS_MEMORY_LIMIT: "memory_limit",
+    sandbox_pb2.STATUS_OUTPUT_LIMIT: "output_limit",
+    sandbox_pb2.STATUS_CRASHED: "crashed",
+}
+# How long past the call's own timeout the transport may take before giving up.
+DEADLINE_SLACK_S = 5.0
+
+
+class SandboxClient:
+    """Talks to one sandbox server over a Unix socket or TCP."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._channel = grpc.aio.insecure_channel(target, options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ])
+        self._stub = sandbox_pb2_grpc.SandboxServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def wait_ready(self, timeout_s: float, alive: Any = None) -> None:
+        """Poll the health service until SERVING; ``alive()`` false aborts early."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if alive is not None and not alive():
+                raise SandboxUnavailable("the sandbox server exited during start-up")
+            try:
+                reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            await asyncio.sleep(0.02)
+        raise SandboxUnavailable(f"the sandbox server at {self.target} did not become ready "
+                                 f"within {timeout_s:.0f} s")
+
+    async def healthy(self) -> bool:
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def info(self) -> sandbox_pb2.GetInfoResponse:
+        try:
+            return await self._stub.GetInfo(sandbox_pb2.GetInfoRequest(), timeout=5.0)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def execute(self, request: ExecRequest, isolation: str) -> ExecResult:
+        from orchestrator.sandboxes.base import ErrorInfo, ExecResult, Status, Usage
+
+        message = _to_proto(request)
+        timeout = (request.timeout_ms or 60_000) / 1000 + DEADLINE_SLACK_S
+        try:
+            reply = await self._stub.Execute(message, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                # The server (or its container) went away mid-call.
+                return ExecResult(status=Status.CRASHED, isolation=isolation, error=ErrorInfo(
+                    type="SandboxUnavailable", message=exc.details() or exc.code().name))
+            raise from_rpc_error(exc) from None
+        status = Status(STATUS_NAMES.get(reply.status, "crashed"))
+        error = None
+        if reply.HasField("error"):
+            error = ErrorInfo(type=reply.error.type, message=reply.error.message,
+                              line=reply.error.line, origin=reply.error.origin)
+        value = None
+        if status is Status.OK:
+            try:
+                value = json.loads(reply.value_json)
+            except (ValueError, RecursionError):
+                status, error = Status.ERROR, ErrorInfo(
+                    type="ValueConversionError", message="the sandbox returned invalid JSON")
+        return ExecResult(
+            status=status, value=value, stdout=reply.stdout, stderr=reply.stderr, error=error,
+            isolation=isolation, tool_id=reply.tool_id,
+            usage=Usage(wall_ms=reply.usage.wall_ms, cpu_ms=reply.usage.cpu_ms,
+                        max_rss_kb=reply.usage.max_rss_kb),
+        )
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+def _to_proto(request: ExecRequest) -> sandbox_pb2.ExecuteRequest:
+    try:
+        args_json = json.dumps(request.args, allow_nan=False) if request.args else ""
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"arguments are not JSON: {exc}") from None
+    message = sandbox_pb2.ExecuteRequest(
+        call=request.call, args_json=args_json, entrypoint=request.entrypoint,
+        limits=sandbox_pb2.Limits(timeout_ms=request.timeout_ms, cpu_ms=request.cpu_ms,
+                                  memory_mb=request.memory_mb),
+    )
+    if request.source is not None:
+        message.source = request.source
+    elif request.tool_id is not None:
+        message.tool_id = request.tool_id
+    return message

@@ -1,0 +1,223 @@
+"""The ``process`` backend: a sandbox server as a child process on a Unix socket.
+
+Each tenant gets its own server process, started with an empty environment (no
+secret of the orchestrator's reaches it) and, where the host allows, inside
+Linux namespaces:
+
+* ``bwrap`` (bubblewrap): new user, pid, network, ipc, uts and mount namespaces,
+  no capabilities, a read-only view of only the directories Python needs, a
+  private ``/tmp``, uid 65534 inside. Reported as ``process+bwrap``.
+* ``unshare``: new network, pid, ipc and uts namespaces. ``process+unshare``.
+* neither: rlimits and the in-process policy only, with a warning. ``process``.
+
+The server's own defences (policy, RestrictedPython, fork per call, rlimits)
+apply in every case. Every result names the isolation it really ran under.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+import latm
+import sandbox
+from orchestrator.errors import InvalidRequest, SandboxUnavailable
+from orchestrator.sandboxes.base import IsolationLevel, Sandbox, SandboxBackend
+from orchestrator.sandboxes.client import SandboxClient
+
+log = logging.getLogger(__name__)
+
+NOBODY = 65534
+START_TIMEOUT_S = 30.0
+
+
+class ProcessIsolation(StrEnum):
+    AUTO = "auto"
+    BWRAP = "bwrap"
+    UNSHARE = "unshare"
+    NONE = "none"
+
+
+LABELS = {
+    ProcessIsolation.BWRAP: ("process+bwrap", IsolationLevel.NAMESPACES),
+    ProcessIsolation.UNSHARE: ("process+unshare", IsolationLevel.NAMESPACES),
+    ProcessIsolation.NONE: ("process", IsolationLevel.RLIMITS),
+}
+
+
+def detect_isolation() -> ProcessIsolation:
+    """The strongest isolation that really works on this host."""
+    for mode in (ProcessIsolation.BWRAP, ProcessIsolation.UNSHARE):
+        if _works(_wrapper(mode, Path("/"), []) + ["true"]):
+            return mode
+    return ProcessIsolation.NONE
+
+
+def _works(command: list[str]) -> bool:
+    try:
+        done = subprocess.run(command, env={}, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _python_roots() -> list[Path]:
+    """Directories the sandbox server's interpreter and packages live in."""
+    roots = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)}
+    for package in (sandbox, latm):
+        roots.add(Path(package.__file__ or "").resolve().parent)
+    # The venv's python is a symlink into the base installation.
+    roots.add(Path(os.path.realpath(sys.executable)).parent.parent)
+    return sorted(r for r in roots if str(r) not in ("/", "/usr"))
+
+
+def _wrapper(mode: ProcessIsolation, socket_dir: Path, roots: list[Path]) -> list[str]:
+    if mode is ProcessIsolation.BWRAP:
+        command = [
+            "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", str(NOBODY), "--gid", str(NOBODY),
+            "--ro-bind", "/usr", "/usr",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--chdir", "/",
+        ]
+        for link in ("bin", "lib", "lib64", "sbin"):
+            if Path(f"/{link}").is_symlink():
+                command += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+            elif Path(f"/{link}").is_dir():
+                command += ["--ro-bind", f"/{link}", f"/{link}"]
+        command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        for root in roots:
+            command += ["--ro-bind", str(root), str(root)]
+        if socket_dir != Path("/"):
+            command += ["--bind", str(socket_dir), str(socket_dir)]
+        return [*command, "--"]
+    if mode is ProcessIsolation.UNSHARE:
+        command = ["unshare", "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
+        if os.geteuid() != 0:
+            command += ["--user", "--map-root-user"]
+        return [*command, "--"]
+    return []
+
+
+class _ServerProcess:
+    """One sandbox server process and its private socket folder."""
+
+    def __init__(self, mode: ProcessIsolation, prefork: int, allow_modules: list[str]) -> None:
+        self.mode = mode
+        self.dir = Path(tempfile.mkdtemp(prefix="latm-sandbox-"))
+        self.socket = self.dir / "sandbox.sock"
+        self._log: IO[bytes] = tempfile.TemporaryFile(prefix="latm-sandbox-log-")  # noqa: SIM115
+        inner = [sys.executable, "-I", "-m", "sandbox", "--listen", f"unix:{self.socket}",
+                 f"--prefork={prefork}", *(f"--allow-module={m}" for m in allow_modules)]
+        self.command = _wrapper(mode, self.dir, _python_roots()) + inner
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client: SandboxClient | None = None
+
+    async def start(self) -> SandboxClient:
+        # An empty environment: nothing of the orchestrator's (API keys, database
+        # URLs) is inherited. bwrap also clears what it would pass on.
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            self.command, env={}, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            start_new_session=True,
+        )
+        self.client = SandboxClient(f"unix:{self.socket}")
+        try:
+            await self.client.wait_ready(START_TIMEOUT_S, alive=self.alive)
+        except SandboxUnavailable as exc:
+            tail = self.log_tail()
+            await self.stop()
+            raise SandboxUnavailable(f"{exc}; its log ends: {tail}") from None
+        return self.client
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, size: int = 2000) -> str:
+        self._log.seek(0, os.SEEK_END)
+        end = self._log.tell()
+        self._log.seek(max(0, end - size))
+        return self._log.read().decode("utf-8", "replace").strip()
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                await asyncio.to_thread(self.process.wait, 5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, 9)
+                await asyncio.to_thread(self.process.wait)
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ProcessBackend(SandboxBackend):
+    """One sandbox server process per tenant, reused across that tenant's calls."""
+
+    name = "process"
+
+    def __init__(self, isolation: ProcessIsolation | str = ProcessIsolation.AUTO,
+                 min_isolation: IsolationLevel = IsolationLevel.RLIMITS, prefork: int = 2,
+                 allow_modules: list[str] | None = None) -> None:
+        super().__init__(min_isolation)
+        mode = ProcessIsolation(isolation)
+        if mode is ProcessIsolation.AUTO:
+            mode = detect_isolation()
+        elif mode is not ProcessIsolation.NONE and not _works(
+                _wrapper(mode, Path("/"), []) + ["true"]):
+            raise SandboxUnavailable(f"isolation '{mode}' was asked for but does not work here")
+        if mode is ProcessIsolation.NONE:
+            log.warning("no Linux namespaces available (install bubblewrap): sandboxes run with "
+                        "rlimits and the in-process policy only")
+        self.mode = mode
+        self.prefork = prefork
+        self.allow_modules = allow_modules or []
+        self._servers: dict[str, _ServerProcess] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.check_isolation()
+
+    @property
+    def isolation(self) -> tuple[str, IsolationLevel]:
+        return LABELS[self.mode]
+
+    async def acquire(self, tenant: str) -> Sandbox:
+        if not tenant:
+            raise InvalidRequest("a tenant is required")
+        lock = self._locks.setdefault(tenant, asyncio.Lock())
+        async with lock:
+            server = self._servers.get(tenant)
+            if server is not None and not server.alive():
+                log.warning("sandbox server of tenant %s died; starting a new one", tenant)
+                await server.stop()
+                server = None
+            if server is None:
+                server = _ServerProcess(self.mode, self.prefork, self.allow_modules)
+                await server.start()
+                self._servers[tenant] = server
+        assert server.client is not None
+        return Sandbox(tenant, server.client, self.isolation[0])
+
+    def server_pid(self, tenant: str) -> int | None:
+        """The sandbox server's process id (for tests and diagnostics)."""
+        server = self._servers.get(tenant)
+        return server.process.pid if server and server.process else None
+
+    async def release(self, sandbox: Sandbox, faulted: bool) -> None:
+        # A fault killed only that call's worker; the server stays. A server that
+        # died is replaced on the next acquire.
+        return None
+
+    async def close(self) -> None:
+        servers, self._servers = self._servers, {}
+        await asyncio.gather(*(server.stop() for server in servers.values()))
