@@ -9,18 +9,22 @@ from orchestrator.sandboxes.base import IsolationLevel
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LATM_", env_file=".env", extra="ignore",
-                                      frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="LATM_", env_file=".env", extra="ignore", frozen=True
+    )
 
     backend: str = Field(default="process", description="sandbox backend: process or docker")
     process_isolation: str = Field(
-        default="auto", description="process backend wrapper: auto, bwrap, unshare or none")
+        default="auto", description="process backend wrapper: auto, bwrap, unshare or none"
+    )
     min_isolation: str = Field(
         default="rlimits",
-        description="refuse to run below this: rlimits, namespaces, container or gvisor")
+        description="refuse to run below this: rlimits, namespaces, container or gvisor",
+    )
     prefork: int = Field(default=2, ge=0, le=64, description="spare workers per sandbox")
     allow_modules: list[str] = Field(
-        default_factory=list, description="extra importable modules (operator's choice)")
+        default_factory=list, description="extra importable modules (operator's choice)"
+    )
 
     @field_validator("min_isolation")
     @classmethod

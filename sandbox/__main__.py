@@ -11,14 +11,26 @@ from sandbox.server import serve
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
-    parser.add_argument("--listen", required=True,
-                        help="unix:/path/to.sock, or host:port (TCP)")
-    parser.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
-                        help="allow one more module (an operator's choice; repeatable)")
-    parser.add_argument("--prefork", type=int, default=2,
-                        help="spare worker processes kept forked (0: fork on demand)")
-    parser.add_argument("--max-concurrency", type=int, default=16,
-                        help="calls running at once; more wait for a slot")
+    parser.add_argument("--listen", required=True, help="unix:/path/to.sock, or host:port (TCP)")
+    parser.add_argument(
+        "--allow-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="allow one more module (an operator's choice; repeatable)",
+    )
+    parser.add_argument(
+        "--prefork",
+        type=int,
+        default=2,
+        help="spare worker processes kept forked (0: fork on demand)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=16,
+        help="calls running at once; more wait for a slot",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(serve(args.listen, args.allow_module, args.prefork, args.max_concurrency))

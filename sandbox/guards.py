@@ -25,37 +25,123 @@ from sandbox.policy import Allowlist
 
 # Attributes refused on any object, whatever its type: they reach frames, code
 # objects or the class hierarchy, or format strings that read attributes.
-BLOCKED_ATTRIBUTES = frozenset({
-    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "cr_origin",
-    "ag_frame", "ag_code", "ag_await", "tb_frame", "tb_next", "f_back", "f_builtins",
-    "f_code", "f_globals", "f_locals", "f_trace", "f_generator", "co_code", "mro",
-})
+BLOCKED_ATTRIBUTES = frozenset(
+    {
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "cr_origin",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
+        "tb_frame",
+        "tb_next",
+        "f_back",
+        "f_builtins",
+        "f_code",
+        "f_globals",
+        "f_locals",
+        "f_trace",
+        "f_generator",
+        "co_code",
+        "mro",
+    }
+)
 # str.format and format_map resolve "{0.__class__}" with plain getattr.
 STRING_FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
 # Objects whose attributes are never readable.
 OPAQUE_TYPES = (types.FrameType, types.TracebackType, types.CodeType)
 
 SAFE_BUILTIN_NAMES = (
-    "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr",
-    "classmethod", "complex", "dict", "divmod", "enumerate", "filter", "float", "format",
-    "frozenset", "hash", "hex", "id", "int", "isinstance", "issubclass", "iter", "len",
-    "list", "map", "max", "min", "next", "object", "oct", "ord", "pow", "property",
-    "range", "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str",
-    "sum", "super", "tuple", "zip", "True", "False", "None", "Ellipsis", "NotImplemented",
+    "abs",
+    "all",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "bytearray",
+    "bytes",
+    "callable",
+    "chr",
+    "classmethod",
+    "complex",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "format",
+    "frozenset",
+    "hash",
+    "hex",
+    "id",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "ord",
+    "pow",
+    "property",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "zip",
+    "True",
+    "False",
+    "None",
+    "Ellipsis",
+    "NotImplemented",
 )
 SAFE_EXCEPTIONS = tuple(
-    name for name, value in vars(builtins).items()
-    if isinstance(value, type) and issubclass(value, BaseException)
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type)
+    and issubclass(value, BaseException)
     and not name.startswith("_")
-    and name not in {"SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseExceptionGroup",
-                     "ExceptionGroup"}
+    and name
+    not in {
+        "SystemExit",
+        "KeyboardInterrupt",
+        "GeneratorExit",
+        "BaseExceptionGroup",
+        "ExceptionGroup",
+    }
 )
 
 INPLACE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
-    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow,
-    "<<=": operator.ilshift, ">>=": operator.irshift, "&=": operator.iand,
-    "|=": operator.ior, "^=": operator.ixor, "@=": operator.imatmul,
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+    "&=": operator.iand,
+    "|=": operator.ior,
+    "^=": operator.ixor,
+    "@=": operator.imatmul,
 }
 # Containers tool code may write items into (dict and list subclasses included).
 WRITABLE_CONTAINERS = (dict, list, set, bytearray, deque)
@@ -176,8 +262,14 @@ class PrintCollector:
     def __init__(self, _getattr_: object = None) -> None:
         self.parts: list[str] = []
 
-    def _call_print(self, *objects: object, sep: str | None = " ", end: str | None = "\n",
-                    file: object = None, flush: bool = False) -> None:
+    def _call_print(
+        self,
+        *objects: object,
+        sep: str | None = " ",
+        end: str | None = "\n",
+        file: object = None,
+        flush: bool = False,
+    ) -> None:
         if file is not None:
             raise _refuse("print(file=...)")
         text = (" " if sep is None else sep).join(str(o) for o in objects)
@@ -192,7 +284,9 @@ class PrintCollector:
 class ModuleView:
     """A read-only view of an allowed module: public names, no denied names."""
 
-    __slots__ = ("_name", "_members")
+    __slots__ = ("_members", "_name")
+    _members: dict[str, object]
+    _name: str
 
     def __init__(self, name: str, members: Mapping[str, object]) -> None:
         object.__setattr__(self, "_name", name)
@@ -247,14 +341,24 @@ class Environment:
         table: dict[str, object] = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES}
         table.update({name: getattr(builtins, name) for name in SAFE_EXCEPTIONS})
         table.update(
-            getattr=guarded_getattr, hasattr=guarded_hasattr, setattr=guarded_setattr,
-            delattr=guarded_delattr, type=safe_type, __import__=self.guarded_import,
+            getattr=guarded_getattr,
+            hasattr=guarded_hasattr,
+            setattr=guarded_setattr,
+            delattr=guarded_delattr,
+            type=safe_type,
+            __import__=self.guarded_import,
             __build_class__=builtins.__build_class__,
         )
         return table
 
-    def guarded_import(self, name: str, globals_: object = None, locals_: object = None,
-                       fromlist: Iterable[str] | None = (), level: int = 0) -> ModuleView:
+    def guarded_import(
+        self,
+        name: str,
+        globals_: object = None,
+        locals_: object = None,
+        fromlist: Iterable[str] | None = (),
+        level: int = 0,
+    ) -> ModuleView:
         """``__import__``: only allowed modules, always as their sandbox view."""
         if level != 0 or name not in self.modules:
             allowed = ", ".join(self.allowlist.module_names)
@@ -262,7 +366,7 @@ class Environment:
         if fromlist:
             return self.modules[name]
         # "import a.b" binds "a": hand back the top-level view.
-        return self.modules.get(name.split(".")[0], self.modules[name])
+        return self.modules.get(name.split(".", maxsplit=1)[0], self.modules[name])
 
     def new_globals(self, module_name: str = "tool") -> dict[str, object]:
         return {

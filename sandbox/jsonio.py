@@ -9,6 +9,7 @@ message that names the type and where in the value it sits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import keyword
 import math
@@ -62,8 +63,9 @@ def _check_depth(value: Any, what: str) -> None:
 
 def encode_result(value: Any, max_bytes: int) -> str:
     """Encode a tool's result as JSON text, converting as documented above."""
-    text = json.dumps(to_jsonable(value), ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":"))
+    text = json.dumps(
+        to_jsonable(value), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise ResultTooLarge(size, max_bytes)
@@ -89,10 +91,8 @@ def to_jsonable(value: Any, path: str = "value", depth: int = 1) -> Any:
         return [to_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, set | frozenset):
         items = list(value)
-        try:
+        with contextlib.suppress(TypeError):  # mixed types keep their iteration order
             items.sort()
-        except TypeError:
-            pass  # mixed types: keep iteration order
         return [to_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(items)]
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -110,5 +110,6 @@ def _json_key(key: Any, path: str) -> str:
         return key
     if isinstance(key, bool | int | type(None)) or (isinstance(key, float) and math.isfinite(key)):
         return json.dumps(key)
-    raise ValueConversionError(f"{path} has a key of type {type(key).__name__}; JSON keys are "
-                               "strings")
+    raise ValueConversionError(
+        f"{path} has a key of type {type(key).__name__}; JSON keys are strings"
+    )

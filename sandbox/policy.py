@@ -68,9 +68,7 @@ def default_allowlist() -> Allowlist:
     """The allow-list shipped in ``allowlist.toml``."""
     text = resources.files("sandbox").joinpath("allowlist.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
-    modules = {
-        name: frozenset(spec.get("deny", [])) for name, spec in data["modules"].items()
-    }
+    modules = {name: frozenset(spec.get("deny", [])) for name, spec in data["modules"].items()}
     magic = frozenset(data.get("magic_methods", {}).get("allowed", []))
     return Allowlist(modules=modules, magic_methods=magic)
 
@@ -95,8 +93,11 @@ def check(tree: ast.Module, allowlist: Allowlist, origin: str = "tool") -> None:
     depth = _max_depth(tree)
     if depth > MAX_AST_DEPTH:
         raise PolicyViolation(
-            [Violation(0, f"code is nested {depth} levels deep; the limit is {MAX_AST_DEPTH}",
-                       "depth")],
+            [
+                Violation(
+                    0, f"code is nested {depth} levels deep; the limit is {MAX_AST_DEPTH}", "depth"
+                )
+            ],
             origin,
         )
     bound = _bound_names(tree)
@@ -151,8 +152,12 @@ class _Checker:
         elif isinstance(node, ast.Name):
             yield from self._name(line, node.id)
         elif isinstance(node, ast.Attribute) and _private(node.attr):
-            yield Violation(line, f"attribute '{node.attr}' is not allowed: names starting "
-                                  "with '_' are private to the sandbox", "private-name")
+            yield Violation(
+                line,
+                f"attribute '{node.attr}' is not allowed: names starting "
+                "with '_' are private to the sandbox",
+                "private-name",
+            )
         elif isinstance(node, ast.FunctionDef):
             yield from self._function(node)
         elif isinstance(node, ast.ClassDef) and _private(node.name):
@@ -168,15 +173,17 @@ class _Checker:
         elif isinstance(node, ast.Match):
             yield Violation(line, "'match' statements are not allowed; use if/elif", "match")
         elif isinstance(node, ast.Nonlocal):
-            yield Violation(line, "'nonlocal' is not allowed; return values or use a class",
-                            "nonlocal")
+            yield Violation(
+                line, "'nonlocal' is not allowed; return values or use a class", "nonlocal"
+            )
         elif isinstance(node, ast.ExceptHandler) and node.name and _private(node.name):
             yield _private_violation(line, node.name)
 
     def _import(self, line: int, module: str) -> Iterator[Violation]:
         if module not in self.allowlist.modules:
-            yield Violation(line, f"import of '{module}' is not allowed; allowed: "
-                                  f"{self.allowed_text}", "import")
+            yield Violation(
+                line, f"import of '{module}' is not allowed; allowed: {self.allowed_text}", "import"
+            )
 
     def _import_from(self, line: int, node: ast.ImportFrom) -> Iterator[Violation]:
         if node.level:
@@ -189,16 +196,23 @@ class _Checker:
         denied = self.allowlist.modules[module]
         for alias in node.names:
             if alias.name == "*":
-                yield Violation(line, f"'from {module} import *' is not allowed; import the "
-                                      "names you use", "import")
+                yield Violation(
+                    line,
+                    f"'from {module} import *' is not allowed; import the names you use",
+                    "import",
+                )
             elif _private(alias.name) or alias.name in denied:
-                yield Violation(line, f"'{module}.{alias.name}' is not available in the "
-                                      "sandbox", "import")
+                yield Violation(
+                    line, f"'{module}.{alias.name}' is not available in the sandbox", "import"
+                )
 
     def _name(self, line: int, name: str) -> Iterator[Violation]:
         if name in FORBIDDEN_BUILTINS and name not in self.bound:
-            yield Violation(line, f"'{name}' is not available in the sandbox; "
-                                  f"{FORBIDDEN_BUILTINS[name]}", "builtin")
+            yield Violation(
+                line,
+                f"'{name}' is not available in the sandbox; {FORBIDDEN_BUILTINS[name]}",
+                "builtin",
+            )
         elif _private(name):
             yield _private_violation(line, name)
 
@@ -207,28 +221,47 @@ class _Checker:
             return
         is_method = node.col_offset != 0
         allowed = self.allowlist.magic_methods | {
-            "__init__", "__contains__", "__lt__", "__le__", "__eq__", "__ne__", "__gt__",
+            "__init__",
+            "__contains__",
+            "__lt__",
+            "__le__",
+            "__eq__",
+            "__ne__",
+            "__gt__",
             "__ge__",
         }
         if not (is_method and node.name in allowed):
-            yield Violation(node.lineno, f"function name '{node.name}' is not allowed; special "
-                                         f"methods allowed in classes: {', '.join(sorted(allowed))}",
-                            "private-name")
+            yield Violation(
+                node.lineno,
+                f"function name '{node.name}' is not allowed; special "
+                f"methods allowed in classes: {', '.join(sorted(allowed))}",
+                "private-name",
+            )
 
     def _call(self, line: int, node: ast.Call) -> Iterator[Violation]:
         func = node.func
         if not isinstance(func, ast.Name) or func.id in self.bound:
             return
         if func.id == "type" and len(node.args) + len(node.keywords) > 1:
-            yield Violation(line, "type() with three arguments (class creation) is not "
-                                  "allowed; use a class statement", "type-3")
+            yield Violation(
+                line,
+                "type() with three arguments (class creation) is not "
+                "allowed; use a class statement",
+                "type-3",
+            )
         elif func.id in {"getattr", "hasattr", "setattr", "delattr"} and len(node.args) >= 2:
             name = node.args[1]
-            if isinstance(name, ast.Constant) and isinstance(name.value, str) \
-                    and _private(name.value):
-                yield Violation(line, f"{func.id}() of '{name.value}' is not allowed: names "
-                                      "starting with '_' are private to the sandbox",
-                                "private-name")
+            if (
+                isinstance(name, ast.Constant)
+                and isinstance(name.value, str)
+                and _private(name.value)
+            ):
+                yield Violation(
+                    line,
+                    f"{func.id}() of '{name.value}' is not allowed: names "
+                    "starting with '_' are private to the sandbox",
+                    "private-name",
+                )
 
 
 def _private(name: str) -> bool:
@@ -236,5 +269,8 @@ def _private(name: str) -> bool:
 
 
 def _private_violation(line: int, name: str) -> Violation:
-    return Violation(line, f"name '{name}' is not allowed: names starting with '_' are private "
-                           "to the sandbox", "private-name")
+    return Violation(
+        line,
+        f"name '{name}' is not allowed: names starting with '_' are private to the sandbox",
+        "private-name",
+    )

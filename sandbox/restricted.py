@@ -42,8 +42,10 @@ class ToolTransformer(RestrictingNodeTransformer):
         target = node.target
         if isinstance(target, ast.Attribute):
             if target.attr.startswith("_"):
-                self.error(node, f'"{target.attr}" is an invalid attribute name because it '
-                                 'starts with "_".')
+                self.error(
+                    node,
+                    f'"{target.attr}" is an invalid attribute name because it starts with "_".',
+                )
                 return node
             args = [self.visit(target.value), ast.Constant(target.attr)]
             helper = "_inplace_attr_"
@@ -63,15 +65,18 @@ class ToolTransformer(RestrictingNodeTransformer):
 
     def _slice_expr(self, node: ast.expr) -> ast.expr:
         if isinstance(node, ast.Slice):
-            parts = [self.visit(p) if p is not None else ast.Constant(None)
-                     for p in (node.lower, node.upper, node.step)]
+            parts = [
+                self.visit(p) if p is not None else ast.Constant(None)
+                for p in (node.lower, node.upper, node.step)
+            ]
             return ast.Call(func=ast.Name("slice", ast.Load()), args=parts, keywords=[])
-        return self.visit(node)  # type: ignore[no-any-return]
+        return self.visit(node)
 
 
 def _transformer_for(allowlist: Allowlist) -> type[ToolTransformer]:
-    return type("BoundToolTransformer", (ToolTransformer,),
-                {"extra_magic": allowlist.magic_methods})
+    return type(
+        "BoundToolTransformer", (ToolTransformer,), {"extra_magic": allowlist.magic_methods}
+    )
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+
 from sandbox import __version__, jsonio
 from sandbox.errors import ValueConversionError
 from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, Limits
@@ -72,60 +72,75 @@ class SourceCache:
 
 
 class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
-    def __init__(self, supervisor: TemplateSupervisor, allow_modules: list[str],
-                 max_concurrency: int = 16) -> None:
+    def __init__(
+        self, supervisor: TemplateSupervisor, allow_modules: list[str], max_concurrency: int = 16
+    ) -> None:
         self.supervisor = supervisor
         self.allowlist = default_allowlist().with_modules(allow_modules)
         self.sources = SourceCache()
         self.slots = asyncio.Semaphore(max_concurrency)
 
-    async def LoadTool(self, request: sandbox_pb2.LoadToolRequest,
-                       context: grpc.aio.ServicerContext[Any, Any]) -> sandbox_pb2.LoadToolResponse:
+    async def LoadTool(
+        self, request: sandbox_pb2.LoadToolRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> sandbox_pb2.LoadToolResponse:
         if not request.source.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "source is empty")
         reply = await self._load(request.source, context)
         return sandbox_pb2.LoadToolResponse(
-            tool_id=reply["tool_id"], status=STATUS[reply["status"]],
+            tool_id=reply["tool_id"],
+            status=STATUS[reply["status"]],
             error=_error(reply.get("error")),
         )
 
-    async def _load(self, source: str, context: grpc.aio.ServicerContext[Any, Any]
-                    ) -> dict[str, Any]:
+    async def _load(
+        self, source: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> dict[str, Any]:
         if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"source is larger than {MAX_SOURCE_BYTES} bytes")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"source is larger than {MAX_SOURCE_BYTES} bytes"
+            )
         reply = await self._template(context, {"op": "load", "source": source})
         if reply["status"] == "ok":
             self.sources.put(reply["tool_id"], source)
         return reply
 
-    async def Execute(self, request: sandbox_pb2.ExecuteRequest,
-                      context: grpc.aio.ServicerContext[Any, Any]) -> sandbox_pb2.ExecuteResponse:
+    async def Execute(
+        self, request: sandbox_pb2.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> sandbox_pb2.ExecuteResponse:
         await self._validate(request, context)
         tool_id = request.tool_id
         if request.WhichOneof("tool") == "source":
             loaded = await self._load(request.source, context)
             if loaded["status"] != "ok":
                 return sandbox_pb2.ExecuteResponse(
-                    status=STATUS[loaded["status"]], error=_error(loaded.get("error")),
-                    tool_id=loaded["tool_id"])
+                    status=STATUS[loaded["status"]],
+                    error=_error(loaded.get("error")),
+                    tool_id=loaded["tool_id"],
+                )
             tool_id = loaded["tool_id"]
         limits = self._limits(request.limits, context)
-        message = {"op": "exec", "tool_id": tool_id, "call": request.call,
-                   "args_json": request.args_json, "entrypoint": request.entrypoint,
-                   "limits": limits.to_dict()}
+        message = {
+            "op": "exec",
+            "tool_id": tool_id,
+            "call": request.call,
+            "args_json": request.args_json,
+            "entrypoint": request.entrypoint,
+            "limits": limits.to_dict(),
+        }
         async with self.slots:
             reply = await self._template(context, message)
             if "unknown_tool" in reply:
                 reply = await self._reload_and_retry(tool_id, message, context)
         return _execute_response(reply, tool_id)
 
-    async def _reload_and_retry(self, tool_id: str, message: dict[str, Any],
-                                context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, Any]:
+    async def _reload_and_retry(
+        self, tool_id: str, message: dict[str, Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> dict[str, Any]:
         source = self.sources.get(tool_id)
         if source is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"unknown tool id {tool_id[:16]}...; load the tool first")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"unknown tool id {tool_id[:16]}...; load the tool first"
+            )
         assert source is not None
         await self._template(context, {"op": "load", "source": source})
         reply = await self._template(context, message)
@@ -133,8 +148,9 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the tool could not be reloaded")
         return reply
 
-    async def _validate(self, request: sandbox_pb2.ExecuteRequest,
-                        context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    async def _validate(
+        self, request: sandbox_pb2.ExecuteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         problem = None
         if len(request.call.encode("utf-8", "surrogatepass")) > MAX_CALL_BYTES:
             problem = f"call code is larger than {MAX_CALL_BYTES} bytes"
@@ -152,8 +168,9 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
 
-    def _limits(self, requested: sandbox_pb2.Limits,
-                context: grpc.aio.ServicerContext[Any, Any]) -> Limits:
+    def _limits(
+        self, requested: sandbox_pb2.Limits, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Limits:
         asked = {field.name: value for field, value in requested.ListFields()}
         remaining = context.time_remaining()
         if remaining is not None:
@@ -162,23 +179,31 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             asked["timeout_ms"] = min(asked.get("timeout_ms") or DEFAULT_LIMITS.timeout_ms, cap)
         return DEFAULT_LIMITS.resolve(asked, MAX_LIMITS)
 
-    async def _template(self, context: grpc.aio.ServicerContext[Any, Any],
-                        message: dict[str, Any]) -> dict[str, Any]:
+    async def _template(
+        self, context: grpc.aio.ServicerContext[Any, Any], message: dict[str, Any]
+    ) -> dict[str, Any]:
         try:
             return await self.supervisor.request(message)
         except TemplateDied as exc:
             if message["op"] == "exec":
-                return {"status": "crashed", "stdout": "", "stderr": "",
-                        "error": {"type": "SandboxCrashed", "message": str(exc)}}
+                return {
+                    "status": "crashed",
+                    "stdout": "",
+                    "stderr": "",
+                    "error": {"type": "SandboxCrashed", "message": str(exc)},
+                }
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise  # unreachable: abort raises
 
-    async def GetInfo(self, request: sandbox_pb2.GetInfoRequest,
-                      context: grpc.aio.ServicerContext[Any, Any]) -> sandbox_pb2.GetInfoResponse:
+    async def GetInfo(
+        self, request: sandbox_pb2.GetInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> sandbox_pb2.GetInfoResponse:
         return sandbox_pb2.GetInfoResponse(
-            version=__version__, python_version=platform.python_version(),
+            version=__version__,
+            python_version=platform.python_version(),
             allowed_modules=self.allowlist.module_names,
-            max_limits=limits_to_proto(MAX_LIMITS), default_limits=limits_to_proto(DEFAULT_LIMITS),
+            max_limits=limits_to_proto(MAX_LIMITS),
+            default_limits=limits_to_proto(DEFAULT_LIMITS),
         )
 
 
@@ -189,8 +214,12 @@ def _is_sha256(value: str) -> bool:
 def _error(error: dict[str, Any] | None) -> sandbox_pb2.Error | None:
     if not error:
         return None
-    return sandbox_pb2.Error(type=error.get("type", ""), message=error.get("message", ""),
-                             line=int(error.get("line") or 0), origin=error.get("origin", ""))
+    return sandbox_pb2.Error(
+        type=error.get("type", ""),
+        message=error.get("message", ""),
+        line=int(error.get("line") or 0),
+        origin=error.get("origin", ""),
+    )
 
 
 def _execute_response(reply: dict[str, Any], tool_id: str) -> sandbox_pb2.ExecuteResponse:
@@ -198,10 +227,14 @@ def _execute_response(reply: dict[str, Any], tool_id: str) -> sandbox_pb2.Execut
     return sandbox_pb2.ExecuteResponse(
         status=STATUS.get(reply.get("status", "crashed"), sandbox_pb2.STATUS_CRASHED),
         value_json=reply.get("value_json", ""),
-        stdout=reply.get("stdout", ""), stderr=reply.get("stderr", ""),
+        stdout=reply.get("stdout", ""),
+        stderr=reply.get("stderr", ""),
         error=_error(reply.get("error")),
-        usage=sandbox_pb2.Usage(wall_ms=usage.get("wall_ms", 0.0), cpu_ms=usage.get("cpu_ms", 0.0),
-                                max_rss_kb=usage.get("max_rss_kb", 0)),
+        usage=sandbox_pb2.Usage(
+            wall_ms=usage.get("wall_ms", 0.0),
+            cpu_ms=usage.get("cpu_ms", 0.0),
+            max_rss_kb=usage.get("max_rss_kb", 0),
+        ),
         tool_id=tool_id,
     )
 
@@ -210,23 +243,32 @@ def content_id(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-async def serve(listen: str, allow_modules: list[str] | None = None, prefork: int = 2,
-                max_concurrency: int = 16, grace_s: float = 5.0) -> None:
+async def serve(
+    listen: str,
+    allow_modules: list[str] | None = None,
+    prefork: int = 2,
+    max_concurrency: int = 16,
+    grace_s: float = 5.0,
+) -> None:
     """Run the server until SIGTERM or SIGINT, then drain and stop."""
     allow_modules = allow_modules or []
     supervisor = TemplateSupervisor(allow_modules, prefork=prefork)
     await supervisor.start()
-    server = grpc.aio.server(options=[
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 0),
-    ])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
     sandbox_pb2_grpc.add_SandboxServiceServicer_to_server(
-        SandboxServicer(supervisor, allow_modules, max_concurrency), server)
-    health_servicer = health.aio.HealthServicer()
+        SandboxServicer(supervisor, allow_modules, max_concurrency), server
+    )
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     if server.add_insecure_port(listen) == 0 and not listen.startswith("unix:"):
         raise OSError(f"cannot listen on {listen}")
     await server.start()

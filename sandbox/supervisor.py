@@ -50,8 +50,12 @@ class TemplateSupervisor:
                 return
             ours, theirs = socket.socketpair()
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "sandbox.template", f"--fd={theirs.fileno()}",
-                *self._args, pass_fds=[theirs.fileno()],
+                sys.executable,
+                "-m",
+                "sandbox.template",
+                f"--fd={theirs.fileno()}",
+                *self._args,
+                pass_fds=[theirs.fileno()],
             )
             theirs.close()
             reader, self._writer = await asyncio.open_unix_connection(sock=ours)

@@ -44,8 +44,9 @@ MAX_CALLS = 1024
 READ_CHUNK = 65536
 RESULT_OVERHEAD_BYTES = 64 * 1024
 MIB = 1024 * 1024
-STATUSES = frozenset({"ok", "error", "policy_violation", "timeout", "memory_limit",
-                      "output_limit", "crashed"})
+STATUSES = frozenset(
+    {"ok", "error", "policy_violation", "timeout", "memory_limit", "output_limit", "crashed"}
+)
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
@@ -68,8 +69,8 @@ class FrameBuffer:
                 raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
             if len(self._data) < HEADER.size + size:
                 break
-            body = bytes(self._data[HEADER.size:HEADER.size + size])
-            del self._data[:HEADER.size + size]
+            body = bytes(self._data[HEADER.size : HEADER.size + size])
+            del self._data[: HEADER.size + size]
             frames.append(json.loads(body))
         return frames
 
@@ -112,8 +113,12 @@ class Running:
     limits: Limits
     streams: dict[int, str]
     output: dict[str, bytearray] = field(
-        default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray(),
-                                 "result": bytearray()})
+        default_factory=lambda: {
+            "stdout": bytearray(),
+            "stderr": bytearray(),
+            "result": bytearray(),
+        }
+    )
     killed: tuple[str, str] | None = None
     answered: bool = False
     wait_status: int | None = None
@@ -164,8 +169,9 @@ class Template:
             self._kill(run, ("crashed", "the sandbox server went away"))
 
     def _next_timeout(self) -> float | None:
-        deadlines = [r.deadline for r in self.running.values()
-                     if r.killed is None and not r.answered]
+        deadlines = [
+            r.deadline for r in self.running.values() if r.killed is None and not r.answered
+        ]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -210,7 +216,7 @@ class Template:
         if compiled is None:
             compiled = compile_call(text, self.allowlist)
             self.calls.put(key, compiled)
-        return compiled  # type: ignore[no-any-return]
+        return compiled
 
     def _exec(self, message: dict[str, Any]) -> None:
         request_id = message["id"]
@@ -224,13 +230,23 @@ class Template:
             try:
                 call = self._compiled_call(message["call"])
             except (PolicyViolation, SourceSyntaxError) as exc:
-                self._send({"id": request_id, **_compile_failure(exc), "usage": _no_usage(),
-                            "stdout": "", "stderr": ""})
+                self._send(
+                    {
+                        "id": request_id,
+                        **_compile_failure(exc),
+                        "usage": _no_usage(),
+                        "stdout": "",
+                        "stderr": "",
+                    }
+                )
                 return
         limits = Limits(**message["limits"])
         job = worker.Job(
-            tool_code=tool_code, call=call, entrypoint=message.get("entrypoint") or "",
-            args_json=message.get("args_json") or "", limits=limits,
+            tool_code=tool_code,
+            call=call,
+            entrypoint=message.get("entrypoint") or "",
+            args_json=message.get("args_json") or "",
+            limits=limits,
             address_space_bytes=self._address_space() + limits.memory_mb * MIB,
         )
         self._start(request_id, job)
@@ -246,8 +262,13 @@ class Template:
         pipes = {name: os.pipe() for name in ("job", "stdout", "stderr", "result")}
         pid = os.fork()
         if pid == 0:  # the worker; never returns
-            worker.serve_one(self.env, pipes["job"][0], pipes["result"][1],
-                             pipes["stdout"][1], pipes["stderr"][1])
+            worker.serve_one(
+                self.env,
+                pipes["job"][0],
+                pipes["result"][1],
+                pipes["stdout"][1],
+                pipes["stderr"][1],
+            )
         with contextlib.suppress(OSError):  # the child may already have done it, or exited
             os.setpgid(pid, pid)
         os.close(pipes["job"][0])
@@ -269,12 +290,19 @@ class Template:
     def _start(self, request_id: int, job: worker.Job) -> None:
         spare = self.spares.popleft() if self.spares else self._spawn()
         started = time.monotonic()
-        run = Running(request_id, spare.pid, started, started + job.limits.timeout_ms / 1000,
-                      job.limits, streams=spare.streams)
+        run = Running(
+            request_id,
+            spare.pid,
+            started,
+            started + job.limits.timeout_ms / 1000,
+            job.limits,
+            streams=spare.streams,
+        )
         self.running[spare.pid] = run
         for fd in spare.streams:
-            self.selector.register(fd, selectors.EVENT_READ,
-                                   lambda fd=fd, r=run: self._on_stream(r, fd))
+            self.selector.register(
+                fd, selectors.EVENT_READ, lambda fd=fd, r=run: self._on_stream(r, fd)
+            )
         try:
             os.set_blocking(spare.job_fd, True)
             os.write(spare.job_fd, b"")  # fail fast on a dead spare
@@ -303,13 +331,15 @@ class Template:
         limits = run.limits
         if name == "result":
             if len(buffer) > limits.max_result_bytes + RESULT_OVERHEAD_BYTES:
-                self._kill(run, ("output_limit", f"the result exceeded "
-                                                 f"{limits.max_result_bytes} bytes"))
+                self._kill(
+                    run, ("output_limit", f"the result exceeded {limits.max_result_bytes} bytes")
+                )
             return
         total = len(run.output["stdout"]) + len(run.output["stderr"])
         if total > limits.max_output_bytes:
-            self._kill(run, ("output_limit", f"stdout and stderr exceeded "
-                                             f"{limits.max_output_bytes} bytes"))
+            self._kill(
+                run, ("output_limit", f"stdout and stderr exceeded {limits.max_output_bytes} bytes")
+            )
 
     def _close_stream(self, run: Running, fd: int) -> None:
         self.selector.unregister(fd)
@@ -326,10 +356,15 @@ class Template:
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for run in list(self.running.values()):
-            if run.killed is None and not run.answered and run.wait_status is None \
-                    and now >= run.deadline:
-                self._kill(run, ("timeout", f"wall-clock limit of {run.limits.timeout_ms} ms "
-                                            "exceeded"))
+            if (
+                run.killed is None
+                and not run.answered
+                and run.wait_status is None
+                and now >= run.deadline
+            ):
+                self._kill(
+                    run, ("timeout", f"wall-clock limit of {run.limits.timeout_ms} ms exceeded")
+                )
 
     def _on_sigchld(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -417,20 +452,26 @@ def _outcome(run: Running) -> dict[str, Any]:
     frame = frame and {k: v for k, v in frame.items() if k != "usage"}
     if not frame:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        return {**out, "status": "crashed",
-                "error": _error("WorkerCrashed", f"the worker exited (code {code}) without a "
-                                                 "result")}
+        return {
+            **out,
+            "status": "crashed",
+            "error": _error("WorkerCrashed", f"the worker exited (code {code}) without a result"),
+        }
     return {**out, **frame}
 
 
 def _signalled(signum: int, limits: Limits) -> dict[str, Any]:
     if signum == signal.SIGXCPU:
-        return {"status": "timeout",
-                "error": _error("CpuTimeExceeded", f"CPU limit of {limits.cpu_seconds} s exceeded")}
+        return {
+            "status": "timeout",
+            "error": _error("CpuTimeExceeded", f"CPU limit of {limits.cpu_seconds} s exceeded"),
+        }
     name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
     hint = " (out of memory?)" if signum == signal.SIGKILL else ""
-    return {"status": "crashed", "error": _error("WorkerCrashed", f"the worker was killed by "
-                                                                 f"{name}{hint}")}
+    return {
+        "status": "crashed",
+        "error": _error("WorkerCrashed", f"the worker was killed by {name}{hint}"),
+    }
 
 
 def _result_frame(data: bytearray) -> dict[str, Any] | None:
@@ -469,8 +510,10 @@ def _reported_usage(frame: dict[str, Any]) -> dict[str, Any]:
 
 def _compile_failure(exc: PolicyViolation | SourceSyntaxError) -> dict[str, Any]:
     if isinstance(exc, PolicyViolation):
-        return {"status": "policy_violation",
-                "error": _error("PolicyViolation", str(exc), exc.line, exc.origin)}
+        return {
+            "status": "policy_violation",
+            "error": _error("PolicyViolation", str(exc), exc.line, exc.origin),
+        }
     return {"status": "error", "error": _error("SyntaxError", str(exc), exc.line, exc.origin)}
 
 
@@ -480,7 +523,8 @@ def _error(type_: str, message: str, line: int = 0, origin: str = "") -> dict[st
 
 def _error_type(status: str) -> str:
     return {"timeout": "TimeoutExceeded", "output_limit": "OutputLimitExceeded"}.get(
-        status, "WorkerCrashed")
+        status, "WorkerCrashed"
+    )
 
 
 def _no_usage() -> dict[str, Any]:

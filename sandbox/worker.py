@@ -9,6 +9,7 @@ hook into). Nothing it does survives it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import marshal
@@ -47,11 +48,15 @@ class Job:
     def encode(self) -> bytes:
         """Serialise for the job pipe. Code objects travel with marshal, template to
         worker only: the worker trusts the template, never the other way round."""
-        meta = json.dumps({
-            "entrypoint": self.entrypoint, "args_json": self.args_json,
-            "limits": self.limits.to_dict(), "address_space_bytes": self.address_space_bytes,
-            "call_is_expression": self.call.is_expression if self.call else False,
-        }).encode()
+        meta = json.dumps(
+            {
+                "entrypoint": self.entrypoint,
+                "args_json": self.args_json,
+                "limits": self.limits.to_dict(),
+                "address_space_bytes": self.address_space_bytes,
+                "call_is_expression": self.call.is_expression if self.call else False,
+            }
+        ).encode()
         tool = marshal.dumps(self.tool_code) if self.tool_code is not None else b""
         call = marshal.dumps(self.call.code) if self.call is not None else b""
         return b"".join(_HEADER.pack(len(part)) + part for part in (meta, tool, call))
@@ -63,20 +68,24 @@ class Job:
         for _ in range(3):
             (size,) = _HEADER.unpack_from(data, offset)
             offset += _HEADER.size
-            parts.append(data[offset:offset + size])
+            parts.append(data[offset : offset + size])
             offset += size
         meta = json.loads(parts[0])
         return cls(
-            tool_code=marshal.loads(parts[1]) if parts[1] else None,
-            call=CompiledCall(marshal.loads(parts[2]), meta["call_is_expression"])
-            if parts[2] else None,
-            entrypoint=meta["entrypoint"], args_json=meta["args_json"],
-            limits=Limits(**meta["limits"]), address_space_bytes=meta["address_space_bytes"],
+            tool_code=marshal.loads(parts[1]) if parts[1] else None,  # noqa: S302 - from the template
+            call=CompiledCall(marshal.loads(parts[2]), meta["call_is_expression"])  # noqa: S302
+            if parts[2]
+            else None,
+            entrypoint=meta["entrypoint"],
+            args_json=meta["args_json"],
+            limits=Limits(**meta["limits"]),
+            address_space_bytes=meta["address_space_bytes"],
         )
 
 
-def serve_one(env: Environment, job_fd: int, result_fd: int, stdout_fd: int,
-              stderr_fd: int) -> NoReturn:
+def serve_one(
+    env: Environment, job_fd: int, result_fd: int, stdout_fd: int, stderr_fd: int
+) -> NoReturn:
     """Wait for one job on ``job_fd``, run it in this freshly forked process, exit.
 
     Never returns. The process was forked from the template, possibly before the
@@ -91,8 +100,10 @@ def serve_one(env: Environment, job_fd: int, result_fd: int, stdout_fd: int,
         frame = _execute(job, env)
         _flush_streams()
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        frame["usage"] = {"cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
-                          "max_rss_kb": usage.ru_maxrss}
+        frame["usage"] = {
+            "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
+            "max_rss_kb": usage.ru_maxrss,
+        }
         _write_frame(frame)
         # Closing the pipes lets the template answer now, before the kernel tears
         # this address space down; it then kills and reaps the process group.
@@ -169,13 +180,19 @@ def _execute(job: Job, env: Environment) -> dict[str, Any]:
         origin = "call"
         globals_.update(args)
         value = _call(job, globals_, args)
-        return {"status": "ok",
-                "value_json": jsonio.encode_result(value, job.limits.max_result_bytes)}
+        return {
+            "status": "ok",
+            "value_json": jsonio.encode_result(value, job.limits.max_result_bytes),
+        }
     except jsonio.ResultTooLarge as exc:
         return _failure("output_limit", "ResultTooLarge", str(exc), origin)
     except MemoryError:
-        return _failure("memory_limit", "MemoryError",
-                        f"the call needed more than {job.limits.memory_mb} MiB", origin)
+        return _failure(
+            "memory_limit",
+            "MemoryError",
+            f"the call needed more than {job.limits.memory_mb} MiB",
+            origin,
+        )
     except ValueConversionError as exc:
         return _failure("error", "ValueConversionError", str(exc), origin)
     except GuardError as exc:
@@ -214,16 +231,16 @@ def _line(exc: BaseException) -> int:
 
 
 def _failure(status: str, type_: str, message: str, origin: str, line: int = 0) -> dict[str, Any]:
-    return {"status": status,
-            "error": {"type": type_, "message": message[:4000], "line": line, "origin": origin}}
+    return {
+        "status": status,
+        "error": {"type": type_, "message": message[:4000], "line": line, "origin": origin},
+    }
 
 
 def _flush_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 def _write_frame(frame: dict[str, Any]) -> None:

@@ -35,8 +35,11 @@ def letter_histogram(text: str) -> dict:
 '''
 
 CALLS: list[tuple[str, str, dict[str, Any]]] = [
-    ("a normal call", "ans = sort_words(question)",
-     {"question": "Sort the following words alphabetically: List: syndrome therefrom"}),
+    (
+        "a normal call",
+        "ans = sort_words(question)",
+        {"question": "Sort the following words alphabetically: List: syndrome therefrom"},
+    ),
     ("an expression", "letter_histogram('mississippi')", {}),
     ("a forbidden import", "import os\nans = os.listdir('/')", {}),
     ("a dunder escape attempt", "ans = ().__class__.__bases__[0].__subclasses__()", {}),
@@ -58,20 +61,26 @@ def run(args: argparse.Namespace) -> int:
 async def _demo(console: Console) -> int:
     settings = Settings()
     backend = create_backend(settings.backend, settings)
-    console.print(f"[bold]LATM sandbox demo[/] - backend [cyan]{backend.name}[/], isolation "
-                  f"[cyan]{backend.isolation[0]}[/]")
+    console.print(
+        f"[bold]LATM sandbox demo[/] - backend [cyan]{backend.name}[/], isolation "
+        f"[cyan]{backend.isolation[0]}[/]"
+    )
     console.print("Tool module:", style="bold")
     console.print(TOOL, style="dim", markup=False)
     table = Table("what", "call", "status", "value / error", "wall ms")
     ok = True
     async with backend:
         for label, call, args in CALLS:
-            request = ExecRequest(source=TOOL, call=call, args=args, timeout_ms=1000,
-                                  memory_mb=128)
+            request = ExecRequest(source=TOOL, call=call, args=args, timeout_ms=1000, memory_mb=128)
             result = await backend.execute("demo", request)
             shown = json.dumps(result.value) if result.error is None else result.error.message
-            table.add_row(label, call.replace("\n", "; "), result.status.value, shown[:70],
-                          f"{result.usage.wall_ms:.1f}")
+            table.add_row(
+                label,
+                call.replace("\n", "; "),
+                result.status.value,
+                shown[:70],
+                f"{result.usage.wall_ms:.1f}",
+            )
         ok = result.status.value == "ok"
     console.print(table)
     return 0 if ok else 1

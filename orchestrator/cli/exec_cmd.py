@@ -20,12 +20,21 @@ USAGE_ERROR = 2
 def register(commands: Any) -> None:
     parser = commands.add_parser("exec", help="run a tool module and call code in a sandbox")
     parser.add_argument("--source", required=True, metavar="FILE", help="tool module (Python)")
-    parser.add_argument("--call", required=True, metavar="CODE",
-                        help="statements setting `ans`, or one expression")
-    parser.add_argument("--backend", choices=["process", "docker"], default=None,
-                        help="sandbox backend (default: LATM_BACKEND or process)")
-    parser.add_argument("--runtime", choices=["runc", "runsc"], default=None,
-                        help="container runtime (docker backend)")
+    parser.add_argument(
+        "--call", required=True, metavar="CODE", help="statements setting `ans`, or one expression"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["process", "docker"],
+        default=None,
+        help="sandbox backend (default: LATM_BACKEND or process)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=["runc", "runsc"],
+        default=None,
+        help="container runtime (docker backend)",
+    )
     parser.add_argument("--timeout-ms", type=int, default=0, help="wall-clock limit")
     parser.add_argument("--memory-mb", type=int, default=0, help="memory limit")
     parser.add_argument("--tenant", default="cli", help=argparse.SUPPRESS)
@@ -42,15 +51,17 @@ def run(args: argparse.Namespace) -> int:
         print("latm exec: limits must not be negative", file=sys.stderr)
         return USAGE_ERROR
     try:
-        request = ExecRequest(source=source, call=args.call, timeout_ms=args.timeout_ms,
-                              memory_mb=args.memory_mb)
+        request = ExecRequest(
+            source=source, call=args.call, timeout_ms=args.timeout_ms, memory_mb=args.memory_mb
+        )
     except ValidationError as exc:
         print(f"latm exec: {exc.errors()[0]['msg']}", file=sys.stderr)
         return USAGE_ERROR
     settings = Settings()
     try:
-        result = asyncio.run(_execute(args.backend or settings.backend, args.runtime, settings,
-                                      args.tenant, request))
+        result = asyncio.run(
+            _execute(args.backend or settings.backend, args.runtime, settings, args.tenant, request)
+        )
     except InvalidRequest as exc:
         print(f"latm exec: {exc}", file=sys.stderr)
         return USAGE_ERROR
@@ -58,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.status is Status.OK else 1
 
 
-async def _execute(backend_name: str, runtime: str | None, settings: Settings, tenant: str,
-                   request: ExecRequest) -> ExecResult:
+async def _execute(
+    backend_name: str, runtime: str | None, settings: Settings, tenant: str, request: ExecRequest
+) -> ExecResult:
     try:
         backend = create_backend(backend_name, settings, runtime)
     except InvalidRequest:
@@ -76,5 +88,8 @@ async def _execute(backend_name: str, runtime: str | None, settings: Settings, t
 
 
 def _unavailable(exc: LatmError, isolation: str) -> ExecResult:
-    return ExecResult(status=Status.CRASHED, isolation=isolation,
-                      error=ErrorInfo(type=type(exc).__name__, message=str(exc)))
+    return ExecResult(
+        status=Status.CRASHED,
+        isolation=isolation,
+        error=ErrorInfo(type=type(exc).__name__, message=str(exc)),
+    )

@@ -104,9 +104,12 @@ class ExecResult(BaseModel):
     def to_contract(self) -> dict[str, Any]:
         """The exact JSON object ``latm exec`` prints."""
         return {
-            "status": self.status.value, "value": self.value, "stdout": self.stdout,
+            "status": self.status.value,
+            "value": self.value,
+            "stdout": self.stdout,
             "error": self.error.model_dump(include={"type", "message"}) if self.error else None,
-            "isolation": self.isolation, "usage": self.usage.model_dump(),
+            "isolation": self.isolation,
+            "usage": self.usage.model_dump(),
         }
 
     def to_json(self) -> str:

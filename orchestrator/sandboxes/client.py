@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+
 from orchestrator.errors import InvalidRequest, SandboxUnavailable, from_rpc_error
 
 if TYPE_CHECKING:
@@ -35,10 +35,13 @@ class SandboxClient:
 
     def __init__(self, target: str) -> None:
         self.target = target
-        self._channel = grpc.aio.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ])
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
         self._stub = sandbox_pb2_grpc.SandboxServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -55,8 +58,9 @@ class SandboxClient:
             except grpc.RpcError:
                 pass
             await asyncio.sleep(0.02)
-        raise SandboxUnavailable(f"the sandbox server at {self.target} did not become ready "
-                                 f"within {timeout_s:.0f} s")
+        raise SandboxUnavailable(
+            f"the sandbox server at {self.target} did not become ready within {timeout_s:.0f} s"
+        )
 
     async def healthy(self) -> bool:
         try:
@@ -81,30 +85,51 @@ class SandboxClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 # The server (or its container) went away mid-call.
-                return ExecResult(status=Status.CRASHED, isolation=isolation, error=ErrorInfo(
-                    type="SandboxUnavailable", message=exc.details() or exc.code().name))
+                return ExecResult(
+                    status=Status.CRASHED,
+                    isolation=isolation,
+                    error=ErrorInfo(
+                        type="SandboxUnavailable", message=exc.details() or exc.code().name
+                    ),
+                )
             raise from_rpc_error(exc) from None
         status = Status(STATUS_NAMES.get(reply.status, "crashed"))
         error = None
         if reply.HasField("error"):
-            error = ErrorInfo(type=reply.error.type, message=reply.error.message,
-                              line=reply.error.line, origin=reply.error.origin)
+            error = ErrorInfo(
+                type=reply.error.type,
+                message=reply.error.message,
+                line=reply.error.line,
+                origin=reply.error.origin,
+            )
         value = None
         if status is Status.OK:
             try:
                 value = json.loads(reply.value_json)
             except (ValueError, RecursionError):
-                status, error = Status.ERROR, ErrorInfo(
-                    type="ValueConversionError", message="the sandbox returned invalid JSON")
+                status, error = (
+                    Status.ERROR,
+                    ErrorInfo(
+                        type="ValueConversionError", message="the sandbox returned invalid JSON"
+                    ),
+                )
         return ExecResult(
-            status=status, value=value, stdout=reply.stdout, stderr=reply.stderr, error=error,
-            isolation=isolation, tool_id=reply.tool_id,
-            usage=Usage(wall_ms=reply.usage.wall_ms, cpu_ms=reply.usage.cpu_ms,
-                        max_rss_kb=reply.usage.max_rss_kb),
+            status=status,
+            value=value,
+            stdout=reply.stdout,
+            stderr=reply.stderr,
+            error=error,
+            isolation=isolation,
+            tool_id=reply.tool_id,
+            usage=Usage(
+                wall_ms=reply.usage.wall_ms,
+                cpu_ms=reply.usage.cpu_ms,
+                max_rss_kb=reply.usage.max_rss_kb,
+            ),
         )
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
 
 def _to_proto(request: ExecRequest) -> sandbox_pb2.ExecuteRequest:
@@ -113,9 +138,12 @@ def _to_proto(request: ExecRequest) -> sandbox_pb2.ExecuteRequest:
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"arguments are not JSON: {exc}") from None
     message = sandbox_pb2.ExecuteRequest(
-        call=request.call, args_json=args_json, entrypoint=request.entrypoint,
-        limits=sandbox_pb2.Limits(timeout_ms=request.timeout_ms, cpu_ms=request.cpu_ms,
-                                  memory_mb=request.memory_mb),
+        call=request.call,
+        args_json=args_json,
+        entrypoint=request.entrypoint,
+        limits=sandbox_pb2.Limits(
+            timeout_ms=request.timeout_ms, cpu_ms=request.cpu_ms, memory_mb=request.memory_mb
+        ),
     )
     if request.source is not None:
         message.source = request.source

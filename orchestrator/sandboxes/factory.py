@@ -17,8 +17,9 @@ class BackendName(StrEnum):
     DOCKER = "docker"
 
 
-def create_backend(name: str, settings: Settings | None = None,
-                   runtime: str | None = None) -> SandboxBackend:
+def create_backend(
+    name: str, settings: Settings | None = None, runtime: str | None = None
+) -> SandboxBackend:
     """Build the backend called ``name`` from ``settings`` (environment by default)."""
     if settings is None:
         from orchestrator.config import Settings
@@ -34,6 +35,10 @@ def create_backend(name: str, settings: Settings | None = None,
             raise InvalidRequest("--runtime applies to the docker backend only")
         from orchestrator.sandboxes.process import ProcessBackend
 
-        return ProcessBackend(settings.process_isolation, settings.min_isolation_level,
-                              settings.prefork, settings.allow_modules)
+        return ProcessBackend(
+            settings.process_isolation,
+            settings.min_isolation_level,
+            settings.prefork,
+            settings.allow_modules,
+        )
     raise SandboxUnavailable("the docker backend is not part of this build yet")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO
 
 import latm
+
 import sandbox
 from orchestrator.errors import InvalidRequest, SandboxUnavailable
 from orchestrator.sandboxes.base import IsolationLevel, Sandbox, SandboxBackend
@@ -57,7 +58,7 @@ LABELS = {
 def detect_isolation() -> ProcessIsolation:
     """The strongest isolation that really works on this host."""
     for mode in (ProcessIsolation.BWRAP, ProcessIsolation.UNSHARE):
-        if _works(_wrapper(mode, Path("/"), []) + ["true"]):
+        if _works([*_wrapper(mode, Path("/"), []), "true"]):
             return mode
     return ProcessIsolation.NONE
 
@@ -83,11 +84,31 @@ def _python_roots() -> list[Path]:
 def _wrapper(mode: ProcessIsolation, socket_dir: Path, roots: list[Path]) -> list[str]:
     if mode is ProcessIsolation.BWRAP:
         command = [
-            "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--uid", str(NOBODY), "--gid", str(NOBODY),
-            "--ro-bind", "/usr", "/usr",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--chdir", "/",
+            "bwrap",
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--uid",
+            str(NOBODY),
+            "--gid",
+            str(NOBODY),
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",  # noqa: S108 - the sandbox's own empty tmpfs
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--chdir",
+            "/",
         ]
         for link in ("bin", "lib", "lib64", "sbin"):
             if Path(f"/{link}").is_symlink():
@@ -116,8 +137,16 @@ class _ServerProcess:
         self.dir = Path(tempfile.mkdtemp(prefix="latm-sandbox-"))
         self.socket = self.dir / "sandbox.sock"
         self._log: IO[bytes] = tempfile.TemporaryFile(prefix="latm-sandbox-log-")  # noqa: SIM115
-        inner = [sys.executable, "-I", "-m", "sandbox", "--listen", f"unix:{self.socket}",
-                 f"--prefork={prefork}", *(f"--allow-module={m}" for m in allow_modules)]
+        inner = [
+            sys.executable,
+            "-I",
+            "-m",
+            "sandbox",
+            "--listen",
+            f"unix:{self.socket}",
+            f"--prefork={prefork}",
+            *(f"--allow-module={m}" for m in allow_modules),
+        ]
         self.command = _wrapper(mode, self.dir, _python_roots()) + inner
         self.process: subprocess.Popen[bytes] | None = None
         self.client: SandboxClient | None = None
@@ -125,8 +154,12 @@ class _ServerProcess:
     async def start(self) -> SandboxClient:
         # An empty environment: nothing of the orchestrator's (API keys, database
         # URLs) is inherited. bwrap also clears what it would pass on.
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            self.command, env={}, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+        self.process = subprocess.Popen(
+            self.command,
+            env={},
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
             start_new_session=True,
         )
         self.client = SandboxClient(f"unix:{self.socket}")
@@ -167,19 +200,26 @@ class ProcessBackend(SandboxBackend):
 
     name = "process"
 
-    def __init__(self, isolation: ProcessIsolation | str = ProcessIsolation.AUTO,
-                 min_isolation: IsolationLevel = IsolationLevel.RLIMITS, prefork: int = 2,
-                 allow_modules: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        isolation: ProcessIsolation | str = ProcessIsolation.AUTO,
+        min_isolation: IsolationLevel = IsolationLevel.RLIMITS,
+        prefork: int = 2,
+        allow_modules: list[str] | None = None,
+    ) -> None:
         super().__init__(min_isolation)
         mode = ProcessIsolation(isolation)
         if mode is ProcessIsolation.AUTO:
             mode = detect_isolation()
         elif mode is not ProcessIsolation.NONE and not _works(
-                _wrapper(mode, Path("/"), []) + ["true"]):
+            [*_wrapper(mode, Path("/"), []), "true"]
+        ):
             raise SandboxUnavailable(f"isolation '{mode}' was asked for but does not work here")
         if mode is ProcessIsolation.NONE:
-            log.warning("no Linux namespaces available (install bubblewrap): sandboxes run with "
-                        "rlimits and the in-process policy only")
+            log.warning(
+                "no Linux namespaces available (install bubblewrap): sandboxes run with "
+                "rlimits and the in-process policy only"
+            )
         self.mode = mode
         self.prefork = prefork
         self.allow_modules = allow_modules or []
