@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any, ClassVar
 
-from RestrictedPython import compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.transformer import IOPERATOR_TO_STR, RestrictingNodeTransformer
 
 from sandbox import policy
@@ -28,6 +27,7 @@ class ToolTransformer(RestrictingNodeTransformer):
 
     * Augmented assignment to items and attributes (``counts[w] += 1``,
       ``self.total += x``) is rewritten into guarded helper calls instead of refused.
+    * Annotated assignments (``x: int = 0``) are allowed, as typed tools need.
     * A few more special methods may be defined in classes (see allowlist.toml).
     """
 
@@ -63,6 +63,11 @@ class ToolTransformer(RestrictingNodeTransformer):
         ast.copy_location(new, node)
         return ast.fix_missing_locations(new)
 
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:
+        """Annotated assignments (``total: int = 0``, dataclass fields) are plain
+        assignments with an annotation; every part goes through the usual checks."""
+        return self.node_contents_visit(node)
+
     def _slice_expr(self, node: ast.expr) -> ast.expr:
         if isinstance(node, ast.Slice):
             parts = [
@@ -87,6 +92,23 @@ class CompiledCall:
     is_expression: bool
 
 
+def _compile(
+    tree: ast.Module | ast.Expression, mode: str, filename: str, allowlist: Allowlist, origin: str
+) -> CodeType:
+    """RestrictedPython's transformation, then ``compile`` with ``dont_inherit=True``.
+
+    RestrictedPython's own compile helpers leave ``dont_inherit`` at its default, so
+    tool code would inherit ``from __future__ import annotations`` from their module
+    and get string annotations, which dataclasses cannot resolve.
+    """
+    errors: list[str] = []
+    transformer = _transformer_for(allowlist)(errors, [], {})
+    transformer.visit(tree)
+    if errors:
+        raise _restricted_errors(errors, origin)
+    return compile(tree, filename, mode, dont_inherit=True)
+
+
 def _restricted_errors(errors: Any, origin: str) -> PolicyViolation:
     violations = []
     for error in errors:
@@ -102,24 +124,14 @@ def compile_tool(source: str, allowlist: Allowlist) -> CodeType:
     """Check and compile a tool module."""
     tree = policy.parse(source, "tool")
     policy.check(tree, allowlist, "tool")
-    result = compile_restricted_exec(tree, "<tool>", policy=_transformer_for(allowlist))
-    if result.errors or result.code is None:
-        raise _restricted_errors(result.errors, "tool")
-    return result.code
+    return _compile(tree, "exec", "<tool>", allowlist, "tool")
 
 
 def compile_call(source: str, allowlist: Allowlist) -> CompiledCall:
     """Check and compile call code: one expression, or statements that set ``ans``."""
     tree = policy.parse(source, "call")
     policy.check(tree, allowlist, "call")
-    transformer = _transformer_for(allowlist)
     if len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
         expression = ast.Expression(body=tree.body[0].value)
-        result = compile_restricted_eval(expression, "<call>", policy=transformer)
-        is_expression = True
-    else:
-        result = compile_restricted_exec(tree, "<call>", policy=transformer)
-        is_expression = False
-    if result.errors or result.code is None:
-        raise _restricted_errors(result.errors, "call")
-    return CompiledCall(result.code, is_expression)
+        return CompiledCall(_compile(expression, "eval", "<call>", allowlist, "call"), True)
+    return CompiledCall(_compile(tree, "exec", "<call>", allowlist, "call"), False)

@@ -1,0 +1,81 @@
+"""Run-time guards: what compiled tool code can reach, tested through real tool code."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.errors import GuardError
+from sandbox.guards import Environment, guarded_getattr, guarded_write
+from sandbox.policy import default_allowlist
+from tests.unit.test_policy import run_tool
+
+ENV = Environment(default_allowlist())
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "getattr((), '_' + '_class__')",  # names built at run time
+        "getattr((), ''.join([chr(95), chr(95), 'class', chr(95), chr(95)]))",
+        "'{0.__class__}'.format(1)",
+        "'{x}'.format_map({'x': 1})",
+        "getattr(str, 'format')",
+        "int.mro()",
+        "t = type\nans = t('X', (object,), {})",  # three-argument type() past the AST check
+        "setattr(math, 'floor', None)",
+        "n = chr(95) * 2 + 'doc' + chr(95) * 2\nans = hasattr(1, n) or getattr(1, n)",
+    ],
+)
+def test_guard_refuses(call: str) -> None:
+    with pytest.raises((GuardError, AttributeError)):
+        run_tool("import math\n", call)
+
+
+def test_frames_of_generators_are_unreachable() -> None:
+    with pytest.raises(GuardError):
+        run_tool("def g():\n    yield 1\n", "getattr(g(), 'gi' + '_frame')")
+
+
+def test_exception_obj_is_unreachable() -> None:
+    source = "def f():\n    try:\n        (1).nope\n    except AttributeError as e:\n        return getattr(e, 'obj')\n"
+    with pytest.raises(GuardError):
+        run_tool(source, "f()")
+
+
+def test_modules_are_read_only_views() -> None:
+    with pytest.raises(GuardError, match="changing"):
+        run_tool("import math\n", "ans = 1\nmath.floor = None")
+    with pytest.raises(AttributeError):
+        run_tool("import random\n", "getattr(random, 'SystemRandom') and random.nope")
+
+
+def test_private_members_of_allowed_modules_are_hidden() -> None:
+    view = ENV.modules["random"]
+    with pytest.raises(AttributeError):
+        view.__getattr__("_inst")
+    assert "sys" not in ENV.modules["typing"]._members  # modules inside modules are dropped
+
+
+def test_submodule_views_are_nested() -> None:
+    assert run_tool("import collections.abc\n", "isinstance([], collections.abc.Sequence)")
+
+
+def test_subclassing_type_is_refused() -> None:
+    with pytest.raises(GuardError, match="subclassing type"):
+        # type(int) is the real ``type`` (the builtin ``type`` here is a guard function).
+        run_tool("RealType = type(int)\nclass Meta(RealType):\n    pass\n", "1")
+
+
+def test_write_guard_allows_own_objects_and_containers_only() -> None:
+    assert guarded_write([]) == []
+    with pytest.raises(GuardError):
+        guarded_write(ENV.modules["math"])
+    with pytest.raises(GuardError):
+        guarded_write(object())
+    with pytest.raises(GuardError):
+        guarded_getattr(1, "__class__")
+
+
+def test_import_hook_refuses_unlisted_modules() -> None:
+    with pytest.raises(ImportError, match="not allowed"):
+        ENV.guarded_import("os")
