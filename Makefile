@@ -17,7 +17,7 @@ lint: setup
 	$(VENV)/ruff format --check orchestrator sandbox tests bench scripts
 
 typecheck: setup
-	$(VENV)/mypy orchestrator sandbox scripts bench
+	$(VENV)/mypy orchestrator sandbox scripts bench tests
 
 protos: setup
 	$(VENV)/python scripts/gen_protos.py

@@ -438,6 +438,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "nproc": os.cpu_count(),
         "nproc_usable": len(os.sched_getaffinity(0)),
+        "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
         "cpu_model": cpu_model,
         "python": platform.python_version(),
         "python_executable": sys.executable,
@@ -657,14 +658,16 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(width=132)  # files and pipes: keep the tables on one line each
     started = dt.datetime.now(dt.UTC)
     peers: list[PeerResult] = []
-    with console.status("sandbox (process backend)"):
-        peers.append(asyncio.run(bench_sandbox_async(args)))
-    with console.status("in-process"):
-        peers.append(bench_in_process(args))
-    with console.status("python -c"):
-        peers.append(bench_python_c(args))
-    with console.status("smolagents"):
-        peers.append(bench_smolagents(args))
+    # Plain progress lines, no spinner: a spinner's thread would compete for the GIL.
+    console.print("running: sandbox (process backend)")
+    peers.append(asyncio.run(bench_sandbox_async(args)))
+    for label, bench in (
+        ("in-process", bench_in_process),
+        ("python -c", bench_python_c),
+        ("smolagents", bench_smolagents),
+    ):
+        console.print(f"running: {label}")
+        peers.append(bench(args))
     report = build_report(args, peers, started)
     out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)

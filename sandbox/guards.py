@@ -193,6 +193,8 @@ def guarded_write(obj: object) -> object:
     """``_write_``: the object an assignment or deletion may target, or a refusal."""
     if isinstance(obj, WRITABLE_CONTAINERS) or _is_tool_object(obj):
         return obj
+    if isinstance(obj, ModuleView):
+        raise _refuse(f"changing module '{object.__getattribute__(obj, '_name')}'")
     raise _refuse(f"changing a {type(obj).__name__} object")
 
 

@@ -6,7 +6,7 @@ import abc
 import asyncio
 import json
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -178,7 +178,7 @@ class SandboxBackend(abc.ABC):
         finally:
             await self.release(sandbox, faulted)
 
-    async def __aenter__(self) -> SandboxBackend:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

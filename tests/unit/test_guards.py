@@ -37,7 +37,10 @@ def test_frames_of_generators_are_unreachable() -> None:
 
 
 def test_exception_obj_is_unreachable() -> None:
-    source = "def f():\n    try:\n        (1).nope\n    except AttributeError as e:\n        return getattr(e, 'obj')\n"
+    source = (
+        "def f():\n    try:\n        (1).nope\n"
+        "    except AttributeError as e:\n        return getattr(e, 'obj')\n"
+    )
     with pytest.raises(GuardError):
         run_tool(source, "f()")
 
