@@ -55,7 +55,10 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_demo(Console()))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped output: keep statuses whole
+    return asyncio.run(_demo(console))
 
 
 async def _demo(console: Console) -> int:
@@ -68,6 +71,7 @@ async def _demo(console: Console) -> int:
     console.print("Tool module:", style="bold")
     console.print(TOOL, style="dim", markup=False)
     table = Table("what", "call", "status", "value / error", "wall ms")
+    table.columns[2].no_wrap = True
     ok = True
     async with backend:
         for label, call, args in CALLS:

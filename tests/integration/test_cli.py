@@ -1,0 +1,111 @@
+"""``latm exec`` and ``latm demo`` as a user runs them: real processes, the JSON contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+LATM = [sys.executable, "-m", "orchestrator.cli.main"]
+
+
+def latm(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LATM, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def tool_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tool.py"
+    path.write_text("def pair(x):\n    print('working')\n    return (x, x * 2)\n")
+    return path
+
+
+def test_exec_prints_exactly_one_json_object(tool_file: Path) -> None:
+    done = latm("exec", "--source", str(tool_file), "--call", "pair(21)")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert set(result) == {"status", "value", "stdout", "error", "isolation", "usage"}
+    assert result["status"] == "ok"
+    assert result["value"] == [21, 42]
+    assert result["stdout"] == "working\n"
+    assert result["error"] is None
+    assert result["isolation"].startswith("process")
+    assert set(result["usage"]) == {"wall_ms", "cpu_ms", "max_rss_kb"}
+
+
+def test_exec_statements_return_ans(tool_file: Path) -> None:
+    done = latm("exec", "--source", str(tool_file), "--call", "a, b = pair(2)\nans = a + b")
+    assert json.loads(done.stdout)["value"] == 6
+
+
+@pytest.mark.parametrize(
+    ("call", "extra", "status"),
+    [
+        ("import os", [], "policy_violation"),
+        ("1 / 0", [], "error"),
+        ("while True:\n    pass", ["--timeout-ms", "300"], "timeout"),
+        ("x = bytearray(10 ** 9)", ["--memory-mb", "64"], "memory_limit"),
+    ],
+)
+def test_exec_failure_statuses_exit_1(
+    tool_file: Path, call: str, extra: list[str], status: str
+) -> None:
+    done = latm("exec", "--source", str(tool_file), "--call", call, *extra)
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["status"] == status
+    assert set(result["error"]) == {"type", "message"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["exec", "--source", "/nonexistent/tool.py", "--call", "1"],
+        ["exec", "--call", "1"],
+        ["exec", "--source", "x.py", "--call", "1", "--backend", "kubernetes"],
+        ["exec", "--source", "{tool}", "--call", "1", "--runtime", "runsc"],
+        ["exec", "--source", "{tool}", "--call", "1", "--timeout-ms", "-5"],
+        ["exec", "--source", "{tool}", "--call", "   "],
+    ],
+)
+def test_usage_errors_exit_2(tool_file: Path, args: list[str]) -> None:
+    done = latm(*(a.replace("{tool}", str(tool_file)) for a in args))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip()
+
+
+def test_demo_runs_a_tool_through_the_sandbox() -> None:
+    done = latm("demo", timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "policy_violation" in done.stdout
+    assert "timeout" in done.stdout
+    assert "memory_limit" in done.stdout
+    assert '"apple fig pear"' in done.stdout
+
+
+@pytest.mark.slow
+def test_latency_benchmark_writes_its_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "bench/sandbox_latency.py", "--quick", "--out", str(out)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    text = json.dumps(report)
+    for peer in ("sandbox", "in-process", "python -c"):
+        assert f'"{peer}"' in text
