@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-LATM = [sys.executable, "-m", "orchestrator.cli.main"]
+LATM = [sys.executable, "-m", "orchestrator.cli"]
 
 
 def latm(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
