@@ -67,7 +67,8 @@ class TemplateSupervisor:
         """Send one request and wait for its reply; restarts a dead template first."""
         if self._closing:
             raise TemplateDied("the sandbox server is shutting down")
-        await self.start()
+        if self._writer is None or self._writer.is_closing():
+            await self.start()
         assert self._writer is not None
         request_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()

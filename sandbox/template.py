@@ -17,6 +17,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import marshal
 import os
 import selectors
 import signal
@@ -35,7 +36,7 @@ from sandbox.errors import PolicyViolation, SourceSyntaxError
 from sandbox.guards import Environment
 from sandbox.limits import Limits
 from sandbox.policy import Allowlist, default_allowlist
-from sandbox.restricted import CompiledCall, compile_call, compile_tool
+from sandbox.restricted import compile_call, compile_tool
 
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -139,6 +140,7 @@ class Template:
         self.selector = selectors.DefaultSelector()
         self.open = True
         self._page_size = os.sysconf("SC_PAGE_SIZE")
+        self._vm_bytes = self._address_space()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -205,30 +207,32 @@ class Template:
         reply: dict[str, Any] = {"id": message["id"], "tool_id": tool_id, "status": "ok"}
         if self.tools.find(tool_id) is None:
             try:
-                self.tools.put(tool_id, compile_tool(source, self.allowlist))
+                self.tools.put(tool_id, marshal.dumps(compile_tool(source, self.allowlist)))
+                self._vm_bytes = self._address_space()
             except (PolicyViolation, SourceSyntaxError) as exc:
                 reply.update(_compile_failure(exc))
         self._send(reply)
 
-    def _compiled_call(self, text: str) -> CompiledCall:
-        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        compiled = self.calls.find(key)
+    def _compiled_call(self, text: str) -> tuple[bytes, bool]:
+        """Call code as (marshal data, is_expression), compiled once per distinct text."""
+        compiled = self.calls.find(text)
         if compiled is None:
-            compiled = compile_call(text, self.allowlist)
-            self.calls.put(key, compiled)
+            code = compile_call(text, self.allowlist)
+            compiled = (marshal.dumps(code.code), code.is_expression)
+            self.calls.put(text, compiled)
         return compiled
 
     def _exec(self, message: dict[str, Any]) -> None:
         request_id = message["id"]
         tool_id = message.get("tool_id") or ""
-        tool_code = self.tools.find(tool_id) if tool_id else None
-        if tool_id and tool_code is None:
+        tool_blob = self.tools.find(tool_id) if tool_id else b""
+        if tool_blob is None:
             self._send({"id": request_id, "unknown_tool": tool_id})
             return
-        call = None
+        call_blob, is_expression = b"", False
         if message.get("call"):
             try:
-                call = self._compiled_call(message["call"])
+                call_blob, is_expression = self._compiled_call(message["call"])
             except (PolicyViolation, SourceSyntaxError) as exc:
                 self._send(
                     {
@@ -241,15 +245,16 @@ class Template:
                 )
                 return
         limits = Limits(**message["limits"])
-        job = worker.Job(
-            tool_code=tool_code,
-            call=call,
+        job = worker.encode_job(
+            tool_blob,
+            call_blob,
+            call_is_expression=is_expression,
             entrypoint=message.get("entrypoint") or "",
             args_json=message.get("args_json") or "",
             limits=limits,
-            address_space_bytes=self._address_space() + limits.memory_mb * MIB,
+            address_space_bytes=self._vm_bytes + limits.memory_mb * MIB,
         )
-        self._start(request_id, job)
+        self._start(request_id, job, limits)
 
     def _address_space(self) -> int:
         with open("/proc/self/statm", "rb") as statm:
@@ -287,15 +292,15 @@ class Template:
         while self.open and len(self.spares) < self.prefork and not (busy and self.spares):
             self.spares.append(self._spawn())
 
-    def _start(self, request_id: int, job: worker.Job) -> None:
+    def _start(self, request_id: int, job: bytes, limits: Limits) -> None:
         spare = self.spares.popleft() if self.spares else self._spawn()
         started = time.monotonic()
         run = Running(
             request_id,
             spare.pid,
             started,
-            started + job.limits.timeout_ms / 1000,
-            job.limits,
+            started + limits.timeout_ms / 1000,
+            limits,
             streams=spare.streams,
         )
         self.running[spare.pid] = run
@@ -304,14 +309,14 @@ class Template:
                 fd, selectors.EVENT_READ, lambda fd=fd, r=run: self._on_stream(r, fd)
             )
         try:
-            os.set_blocking(spare.job_fd, True)
-            os.write(spare.job_fd, b"")  # fail fast on a dead spare
-            with os.fdopen(spare.job_fd, "wb", closefd=True) as pipe:
-                pipe.write(job.encode())
+            # Blocking: the spare is waiting in read(), so large jobs flow straight through.
+            view = memoryview(job)
+            while view:
+                view = view[os.write(spare.job_fd, view) :]
         except OSError:
-            # The spare died before its job: reaping reports it as crashed.
-            with contextlib.suppress(OSError):
-                os.close(spare.job_fd)
+            pass  # the spare died before its job: reaping reports it as crashed
+        finally:
+            os.close(spare.job_fd)
 
     def _on_stream(self, run: Running, fd: int) -> None:
         if fd not in run.streams:

@@ -46,20 +46,15 @@ class Job:
     address_space_bytes: int
 
     def encode(self) -> bytes:
-        """Serialise for the job pipe. Code objects travel with marshal, template to
-        worker only: the worker trusts the template, never the other way round."""
-        meta = json.dumps(
-            {
-                "entrypoint": self.entrypoint,
-                "args_json": self.args_json,
-                "limits": self.limits.to_dict(),
-                "address_space_bytes": self.address_space_bytes,
-                "call_is_expression": self.call.is_expression if self.call else False,
-            }
-        ).encode()
-        tool = marshal.dumps(self.tool_code) if self.tool_code is not None else b""
-        call = marshal.dumps(self.call.code) if self.call is not None else b""
-        return b"".join(_HEADER.pack(len(part)) + part for part in (meta, tool, call))
+        return encode_job(
+            marshal.dumps(self.tool_code) if self.tool_code is not None else b"",
+            marshal.dumps(self.call.code) if self.call is not None else b"",
+            call_is_expression=self.call.is_expression if self.call else False,
+            entrypoint=self.entrypoint,
+            args_json=self.args_json,
+            limits=self.limits,
+            address_space_bytes=self.address_space_bytes,
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> Job:
@@ -81,6 +76,31 @@ class Job:
             limits=Limits(**meta["limits"]),
             address_space_bytes=meta["address_space_bytes"],
         )
+
+
+def encode_job(
+    tool_blob: bytes,
+    call_blob: bytes,
+    *,
+    call_is_expression: bool,
+    entrypoint: str,
+    args_json: str,
+    limits: Limits,
+    address_space_bytes: int,
+) -> bytes:
+    """Serialise a job for the job pipe. Code objects travel as marshal data, template
+    to worker only: the worker trusts the template, never the other way round. The
+    template keeps each tool's and call's marshal data, so a call costs no dumps."""
+    meta = json.dumps(
+        {
+            "entrypoint": entrypoint,
+            "args_json": args_json,
+            "limits": limits.to_dict(),
+            "address_space_bytes": address_space_bytes,
+            "call_is_expression": call_is_expression,
+        }
+    ).encode()
+    return b"".join(_HEADER.pack(len(part)) + part for part in (meta, tool_blob, call_blob))
 
 
 def serve_one(
