@@ -10,6 +10,7 @@ item access, writes, imports and printing.
 from __future__ import annotations
 
 import builtins
+import decimal
 import importlib
 import operator
 import sys
@@ -143,8 +144,9 @@ INPLACE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "^=": operator.ixor,
     "@=": operator.imatmul,
 }
-# Containers tool code may write items into (dict and list subclasses included).
-WRITABLE_CONTAINERS = (dict, list, set, bytearray, deque)
+# Objects tool code may write items or attributes into, besides its own (dict and list
+# subclasses included). decimal.Context: ``getcontext().prec = 50`` is how precision is set.
+WRITABLE_CONTAINERS = (dict, list, set, bytearray, deque, decimal.Context)
 TOOL_CLASS_MARK = "_latm_tool_class"
 
 _MISSING = object()

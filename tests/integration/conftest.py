@@ -18,9 +18,24 @@ def require_bwrap() -> None:
         pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def backend() -> AsyncIterator[ProcessBackend]:
-    """One namespaced process backend shared by a module's tests (one server per tenant)."""
-    require_bwrap()
-    async with ProcessBackend(ProcessIsolation.BWRAP) as shared:
+# The contract suite runs against every namespaced flavour of the process backend;
+# the Docker backend's flavours join this list when it lands.
+BACKENDS = [ProcessIsolation.BWRAP, ProcessIsolation.UNSHARE]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=BACKENDS, ids=str)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[ProcessBackend]:
+    """One backend shared by a module's tests (one sandbox server per tenant)."""
+    mode: ProcessIsolation = request.param
+    if mode is ProcessIsolation.BWRAP:
+        require_bwrap()
+    shared = ProcessBackend(mode)
+    try:
         yield shared
+    finally:
+        if request.session.testsfailed:
+            for tenant, server in shared._servers.items():
+                print(
+                    f"sandbox server of tenant {tenant!r} ({mode}), log tail:\n{server.log_tail()}"
+                )
+        await shared.close()

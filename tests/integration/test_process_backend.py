@@ -94,7 +94,7 @@ async def test_fault_then_the_same_server_serves_normally(
     assert result.status is status, result
     assert result.error is not None
     assert result.error.type == error_type
-    assert result.isolation == "process+bwrap"
+    assert result.isolation == backend.isolation[0]
     after = await normal_wall_ms(backend, "faults")
     assert backend.server_pid("faults") == pid
     assert after <= max(5 * baseline, 25.0), (baseline, after)
@@ -135,6 +135,22 @@ async def test_no_state_survives_between_calls(backend: ProcessBackend) -> None:
     for _ in range(3):
         result = await backend.execute("state", ExecRequest(source=TOOL, call="remember(5)"))
         assert result.value == [1, 5]
+
+
+async def test_allowed_state_changes_do_not_reach_the_next_call(backend: ProcessBackend) -> None:
+    tool = "import decimal\nimport random\n"
+    change = "decimal.getcontext().prec = 2\nrandom.seed(7)\nans = str(decimal.Decimal(1) / 3)"
+    first = await backend.execute("state", ExecRequest(source=tool, call=change))
+    assert first.value == "0.33"
+    after = await backend.execute(
+        "state", ExecRequest(source=tool, call="str(decimal.Decimal(1) / 3)")
+    )
+    assert after.value == "0." + "3" * 28
+    draws = [
+        await backend.execute("state", ExecRequest(source=tool, call="random.random()"))
+        for _ in range(2)
+    ]
+    assert draws[0].value != draws[1].value  # each worker reseeds; no seed carries over
 
 
 async def test_rebinding_a_module_attribute_is_refused_and_harmless(
