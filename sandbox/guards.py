@@ -253,11 +253,32 @@ def tool_metaclass(name: str, bases: tuple[type, ...], namespace: dict[str, Any]
     return type(name, bases, namespace)
 
 
-def safe_type(*args: Any) -> type:
-    """``type(x)`` only: the three-argument form creates classes outside the policy."""
-    if len(args) != 1:
-        raise _refuse("type() with three arguments")
-    return type(args[0])
+class SafeType:
+    """The sandbox's ``type``: ``type(x)`` for ordinary objects, never a metaclass.
+
+    ``type(int)`` would hand tool code the real ``type`` (and ``type(abc_class)`` the
+    real ``ABCMeta``), whose three-argument call creates classes outside the policy,
+    so for classes it returns this guard itself. ``isinstance(x, type)`` and
+    ``issubclass(c, type)`` keep working.
+    """
+
+    def __call__(self, *args: Any) -> Any:
+        if len(args) != 1:
+            raise _refuse("type() with three arguments")
+        result = type(args[0])
+        return self if issubclass(result, type) else result
+
+    def __instancecheck__(self, obj: object) -> bool:
+        return isinstance(obj, type)
+
+    def __subclasscheck__(self, cls: type) -> bool:
+        return issubclass(cls, type)
+
+    def __repr__(self) -> str:
+        return "<class 'type'>"
+
+
+safe_type = SafeType()
 
 
 class PrintCollector:

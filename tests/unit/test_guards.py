@@ -63,10 +63,30 @@ def test_submodule_views_are_nested() -> None:
     assert run_tool("import collections.abc\n", "isinstance([], collections.abc.Sequence)")
 
 
-def test_subclassing_type_is_refused() -> None:
+@pytest.mark.parametrize("expression", ["type(int)", "type(collections.abc.Sequence)"])
+def test_type_never_hands_out_a_metaclass(expression: str) -> None:
+    source = "import collections.abc\n"
+    with pytest.raises(GuardError, match="three arguments"):
+        run_tool(source, f"t = {expression}\nans = t('X', (), {{}})")
+    assert run_tool(source, f"{expression} is type")
+
+
+def test_type_still_answers_ordinary_questions() -> None:
+    assert run_tool("", "[type(1) is int, isinstance(int, type), issubclass(bool, int)]") == [
+        True,
+        True,
+        True,
+    ]
+    assert run_tool("", "isinstance(3, type)") is False
+
+
+def test_subclassing_a_metaclass_is_refused() -> None:
+    # Even if the real ``type`` were reached some other way, a class statement
+    # deriving from it is refused.
+    from sandbox.guards import tool_metaclass
+
     with pytest.raises(GuardError, match="subclassing type"):
-        # type(int) is the real ``type`` (the builtin ``type`` here is a guard function).
-        run_tool("RealType = type(int)\nclass Meta(RealType):\n    pass\n", "1")
+        tool_metaclass("Meta", (type,), {})
 
 
 def test_write_guard_allows_own_objects_and_containers_only() -> None:
