@@ -29,6 +29,7 @@ from sandbox.limits import MAX_FILE_SIZE_BYTES, MAX_OPEN_FILES, Limits
 from sandbox.restricted import CompiledCall
 
 RESULT_FD = 3
+WORKER_NICENESS = 5
 JOB_FD = 4
 _HEADER = struct.Struct(">I")
 MAX_ARGS_BYTES = 16 * 1024 * 1024
@@ -114,6 +115,9 @@ def serve_one(
     code = 70
     try:
         _isolate(job_fd, result_fd, stdout_fd, stderr_fd)
+        # Workers (and the spares pre-faulting their memory) yield the CPU to the server
+        # and template that supervise them: tool code never starves its own supervisor.
+        os.nice(WORKER_NICENESS)
         _prefault(env)
         job = Job.decode(_read_all(JOB_FD))
         _apply_rlimits(job)
