@@ -131,11 +131,11 @@ def summarize(
 SyncCall = Callable[[int], Any]
 
 
-def run_serial_sync(fn: SyncCall, calls: int, start: int = 0) -> Stats:
+def _timed_calls(fn: SyncCall, indices: range) -> tuple[list[float], list[str]]:
+    """Call ``fn`` on each index, timing each call and checking its value."""
     latencies: list[float] = []
     failures: list[str] = []
-    began = time.perf_counter()
-    for i in range(start, start + calls):
+    for i in indices:
         t0 = time.perf_counter()
         try:
             value = fn(i)
@@ -144,6 +144,12 @@ def run_serial_sync(fn: SyncCall, calls: int, start: int = 0) -> Stats:
         latencies.append(time.perf_counter() - t0)
         if value != 2 * i:
             failures.append(f"double({i}) gave {value!r}")
+    return latencies, failures
+
+
+def run_serial_sync(fn: SyncCall, calls: int, start: int = 0) -> Stats:
+    began = time.perf_counter()
+    latencies, failures = _timed_calls(fn, range(start, start + calls))
     return summarize(latencies, time.perf_counter() - began, 1, failures)
 
 
@@ -154,17 +160,7 @@ def run_concurrent_sync(fn: SyncCall, total: int, concurrency: int, start: int =
     lock = threading.Lock()
 
     def worker(k: int) -> None:
-        mine: list[float] = []
-        bad: list[str] = []
-        for i in range(start + k, start + total, concurrency):
-            t0 = time.perf_counter()
-            try:
-                value = fn(i)
-            except Exception as exc:
-                value = exc
-            mine.append(time.perf_counter() - t0)
-            if value != 2 * i:
-                bad.append(f"double({i}) gave {value!r}")
+        mine, bad = _timed_calls(fn, range(start + k, start + total, concurrency))
         with lock:
             latencies.extend(mine)
             failures.extend(bad)

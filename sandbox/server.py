@@ -8,7 +8,6 @@ the template process, which forks a worker for it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import platform
 import signal
@@ -237,10 +236,6 @@ def _execute_response(reply: dict[str, Any], tool_id: str) -> sandbox_pb2.Execut
         ),
         tool_id=tool_id,
     )
-
-
-def content_id(source: str) -> str:
-    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 async def serve(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import json
 from enum import IntEnum, StrEnum
 from typing import Any, Self
@@ -141,7 +140,6 @@ class SandboxBackend(abc.ABC):
 
     def __init__(self, min_isolation: IsolationLevel = IsolationLevel.RLIMITS) -> None:
         self.min_isolation = min_isolation
-        self._closed = asyncio.Event()
 
     @property
     @abc.abstractmethod
