@@ -252,18 +252,30 @@ def bench_smolagents(args: argparse.Namespace) -> PeerResult:
 AsyncCall = Callable[[int], Awaitable[tuple[Any, str, float]]]
 
 
-async def run_serial_async(fn: AsyncCall, calls: int, start: int = 0) -> tuple[Stats, list[float]]:
-    latencies: list[float] = []
-    worker_ms: list[float] = []
-    failures: list[str] = []
-    began = time.perf_counter()
-    for i in range(start, start + calls):
+async def _timed_calls_async(
+    fn: AsyncCall,
+    indices: range,
+    latencies: list[float],
+    worker_ms: list[float],
+    failures: list[str],
+) -> None:
+    """Await ``fn`` on each index, recording latency, worker wall time and wrong values.
+    Concurrent callers share the lists: they run on one event loop."""
+    for i in indices:
         t0 = time.perf_counter()
         value, problem, wall_ms = await fn(i)
         latencies.append(time.perf_counter() - t0)
         worker_ms.append(wall_ms)
         if problem or value != 2 * i:
             failures.append(problem or f"double({i}) gave {value!r}")
+
+
+async def run_serial_async(fn: AsyncCall, calls: int, start: int = 0) -> tuple[Stats, list[float]]:
+    latencies: list[float] = []
+    worker_ms: list[float] = []
+    failures: list[str] = []
+    began = time.perf_counter()
+    await _timed_calls_async(fn, range(start, start + calls), latencies, worker_ms, failures)
     return summarize(latencies, time.perf_counter() - began, 1, failures), worker_ms
 
 
@@ -273,18 +285,15 @@ async def run_concurrent_async(
     latencies: list[float] = []
     worker_ms: list[float] = []
     failures: list[str] = []
-
-    async def caller(k: int) -> None:
-        for i in range(start + k, start + total, concurrency):
-            t0 = time.perf_counter()
-            value, problem, wall_ms = await fn(i)
-            latencies.append(time.perf_counter() - t0)
-            worker_ms.append(wall_ms)
-            if problem or value != 2 * i:
-                failures.append(problem or f"double({i}) gave {value!r}")
-
     began = time.perf_counter()
-    await asyncio.gather(*(caller(k) for k in range(concurrency)))
+    await asyncio.gather(
+        *(
+            _timed_calls_async(
+                fn, range(start + k, start + total, concurrency), latencies, worker_ms, failures
+            )
+            for k in range(concurrency)
+        )
+    )
     wall = time.perf_counter() - began
     return summarize(latencies, wall, concurrency, failures), worker_ms
 
