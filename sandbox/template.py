@@ -124,6 +124,8 @@ class Running:
     answered: bool = False
     wait_status: int | None = None
     rusage: Any = None
+    # The worker's result frame, parsed and checked once all its pipes closed.
+    frame: dict[str, Any] | None = None
 
 
 class Template:
@@ -420,10 +422,12 @@ class Template:
     def _maybe_finish(self, run: Running) -> None:
         if run.streams or run.answered:
             return
+        if run.frame is None and run.killed is None:
+            run.frame = _result_frame(run.output["result"])
         if run.wait_status is None:
             # All pipes closed but not yet reaped: answer now if the worker sent a
             # complete result, and make sure the process is gone.
-            if run.killed is not None or _result_frame(run.output["result"]) is None:
+            if run.killed is not None or run.frame is None:
                 return
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(run.pid, signal.SIGKILL)
@@ -451,17 +455,17 @@ def _outcome(run: Running) -> dict[str, Any]:
         return {**out, "status": kind, "error": _error(_error_type(kind), message)}
     if os.WIFSIGNALED(status):
         return {**out, **_signalled(os.WTERMSIG(status), limits)}
-    frame = _result_frame(run.output["result"])
-    if frame is not None and run.rusage is None:
-        usage.update(frame.pop("usage"))
-    frame = frame and {k: v for k, v in frame.items() if k != "usage"}
-    if not frame:
+    frame = run.frame
+    if frame is None:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         return {
             **out,
             "status": "crashed",
             "error": _error("WorkerCrashed", f"the worker exited (code {code}) without a result"),
         }
+    reported = frame.pop("usage")
+    if run.rusage is None:  # answered before reaping: the worker's own figures
+        usage.update(reported)
     return {**out, **frame}
 
 
