@@ -35,6 +35,19 @@ class SandboxUnavailable(LatmError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class PoolExhausted(SandboxUnavailable):
+    """Every sandbox of a pool stayed busy until the caller's deadline."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    @classmethod
+    def for_pool(cls, pool: str, size: int, waited_s: float) -> PoolExhausted:
+        return cls(
+            f"pool exhausted: all {size} sandboxes of pool {pool} stayed busy for "
+            f"{waited_s:.1f} s; retry later or raise the pool's max size"
+        )
+
+
 class IsolationTooWeak(SandboxUnavailable):
     """The isolation available here is below the deployment's minimum."""
 
@@ -64,6 +77,7 @@ GRPC_ERRORS: dict[grpc.StatusCode, type[LatmError]] = {
     grpc.StatusCode.NOT_FOUND: ToolNotFound,
     grpc.StatusCode.UNAVAILABLE: SandboxUnavailable,
     grpc.StatusCode.FAILED_PRECONDITION: IsolationTooWeak,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: PoolExhausted,
 }
 
 

@@ -31,9 +31,18 @@ def main(argv: list[str] | None = None) -> None:
         default=16,
         help="calls running at once; more wait for a slot",
     )
+    parser.add_argument(
+        "--dial",
+        default=None,
+        metavar="unix:PATH",
+        help="also dial this host socket and relay it to --listen (a reverse tunnel, for "
+        "runtimes whose sandboxes cannot be connected to, such as gVisor)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(args.listen, args.allow_module, args.prefork, args.max_concurrency))
+    asyncio.run(
+        serve(args.listen, args.allow_module, args.prefork, args.max_concurrency, dial=args.dial)
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
-from sandbox import __version__, jsonio
+from sandbox import __version__, jsonio, tunnel
 from sandbox.errors import ValueConversionError
 from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, Limits
 from sandbox.policy import MAX_SOURCE_BYTES, default_allowlist
@@ -238,14 +238,19 @@ def _execute_response(reply: dict[str, Any], tool_id: str) -> sandbox_pb2.Execut
     )
 
 
-async def serve(
+async def serve(  # noqa: PLR0917
     listen: str,
     allow_modules: list[str] | None = None,
     prefork: int = 2,
     max_concurrency: int = 16,
     grace_s: float = 5.0,
+    dial: str | None = None,
 ) -> None:
-    """Run the server until SIGTERM or SIGINT, then drain and stop."""
+    """Run the server until SIGTERM or SIGINT, then drain and stop.
+
+    With ``dial`` (``unix:PATH`` of a socket the host listens on), the server is
+    reached through a reverse tunnel instead (see :mod:`sandbox.tunnel`).
+    """
     allow_modules = allow_modules or []
     supervisor = TemplateSupervisor(allow_modules, prefork=prefork)
     await supervisor.start()
@@ -272,6 +277,9 @@ async def serve(
     log.info("sandbox server listening on %s", listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    if dial:
+        tunnel.start_dialer(dial, listen, on_give_up=lambda: loop.call_soon_threadsafe(stop.set))
+        log.info("sandbox server dialling the host at %s", dial)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

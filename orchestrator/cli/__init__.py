@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from orchestrator.cli import demo, exec_cmd
+from orchestrator.cli import demo, exec_cmd, image_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     exec_cmd.register(commands)
     demo.register(commands)
+    image_cmd.register(commands)
     return parser
 
 

@@ -33,15 +33,21 @@ DEADLINE_SLACK_S = 5.0
 class SandboxClient:
     """Talks to one sandbox server over a Unix socket or TCP."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, fast_reconnect: bool = False) -> None:
         self.target = target
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if fast_reconnect:
+            # A server that is just starting: retry the connection within milliseconds
+            # rather than gRPC's default one-second back-off.
+            options += [
+                ("grpc.initial_reconnect_backoff_ms", 10),
+                ("grpc.min_reconnect_backoff_ms", 10),
+                ("grpc.max_reconnect_backoff_ms", 200),
+            ]
+        self._channel = grpc.aio.insecure_channel(target, options=options)
         self._stub = sandbox_pb2_grpc.SandboxServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -57,7 +63,7 @@ class SandboxClient:
                     return
             except grpc.RpcError:
                 pass
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.005)
         raise SandboxUnavailable(
             f"the sandbox server at {self.target} did not become ready within {timeout_s:.0f} s"
         )

@@ -1,0 +1,435 @@
+"""The ``docker`` backend: sandbox servers in hardened containers (runc or gVisor), pooled.
+
+Every container is started with: no network (``--network none``), a read-only
+root, a small size-limited ``/tmp`` tmpfs (noexec), all capabilities dropped,
+``no-new-privileges``, a non-root user, pids / memory (swap equal to memory) /
+CPU limits, Docker's default seccomp profile, no core dumps, an empty
+environment beyond the image's own, and one host mount only: its private socket
+folder. Labels name the platform, tenant, pool and owning process, so a later
+start can tell its own leftovers from another live orchestrator's.
+
+Transport. Under runc the server listens on a Unix socket in its mounted folder
+and the orchestrator connects to it. Under gVisor a socket listened on inside the
+sandbox is unreachable from the host, so the server dials out instead, to a
+socket the orchestrator listens on, through a reverse tunnel
+(:mod:`orchestrator.sandboxes.tunnel`); the orchestrator's side stays plain gRPC.
+
+Pools. One :class:`~orchestrator.sandboxes.pool.WarmPool` per (tenant, image,
+runtime): containers are never shared across tenants, and one whose call hit a
+fault is destroyed, never handed out again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import InvalidRequest, SandboxUnavailable
+from orchestrator.images import docker_client, sandbox_image_tag
+from orchestrator.sandboxes.base import IsolationLevel, Sandbox, SandboxBackend
+from orchestrator.sandboxes.client import SandboxClient
+from orchestrator.sandboxes.pool import PoolConfig, WarmPool
+from orchestrator.sandboxes.tunnel import TunnelHost
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "latm"
+LABEL_PLATFORM = "io.latm.platform"
+LABEL_TENANT = "io.latm.tenant"
+LABEL_POOL = "io.latm.pool"
+LABEL_OWNER = "io.latm.owner"
+LABEL_RUNTIME = "io.latm.runtime"
+SANDBOX_UID = 10001
+MOUNT_POINT = "/run/latm"
+START_TIMEOUT_S = 30.0
+GVISOR_PIDS_OVERHEAD = 256
+
+
+class Runtime(StrEnum):
+    RUNC = "runc"
+    RUNSC = "runsc"
+
+    @property
+    def level(self) -> IsolationLevel:
+        return IsolationLevel.GVISOR if self is Runtime.RUNSC else IsolationLevel.CONTAINER
+
+    @property
+    def label(self) -> str:
+        return f"docker+{self.value}"
+
+
+class Transport(StrEnum):
+    AUTO = "auto"  # direct for runc, tunnel for runsc
+    DIRECT = "direct"  # the orchestrator connects to the server's socket
+    TUNNEL = "tunnel"  # the server dials the orchestrator's socket
+
+
+@dataclass(frozen=True)
+class ContainerLimits:
+    memory_mb: int = 512
+    cpus: float = 1.0
+    pids: int = 128
+    tmpfs_mb: int = 16
+    nofile: int = 256
+
+
+@dataclass
+class DockerOptions:
+    image: str = field(default_factory=sandbox_image_tag)
+    runtime: Runtime = Runtime.RUNC
+    tenant_runtimes: dict[str, Runtime] = field(default_factory=dict)
+    transport: Transport = Transport.AUTO
+    limits: ContainerLimits = field(default_factory=ContainerLimits)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    prefork: int = 2
+    allow_modules: list[str] = field(default_factory=list)
+    socket_root: Path | None = None
+
+
+def owner_id(pid: int | None = None) -> str:
+    """This process, as ``HOST/PID/START`` (the start time tells a reused pid apart)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}/{pid}/{_start_time(pid)}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when ``owner`` was a process of this host that no longer runs."""
+    try:
+        host, pid, start = owner.split("/")
+    except ValueError:
+        return False  # not ours to judge
+    if host != socket.gethostname():
+        return False  # another host sharing this engine: it cleans its own
+    return not pid.isdigit() or _start_time(int(pid)) != start
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:24] or "t"
+
+
+class DockerSandbox(Sandbox):
+    """One pooled container and the way to reach its server."""
+
+    def __init__(  # noqa: PLR0917 - one container's parts, all required
+        self,
+        tenant: str,
+        client: SandboxClient,
+        runtime: Runtime,
+        container: Container,
+        folder: Path,
+        tunnel: TunnelHost | None,
+    ) -> None:
+        super().__init__(tenant, client, runtime.label)
+        self.runtime = runtime
+        self.container = container
+        self.folder = folder
+        self.tunnel = tunnel
+        self.started_at = time.monotonic()
+
+    @property
+    def container_id(self) -> str:
+        return str(self.container.id)
+
+
+class DockerBackend(SandboxBackend):
+    """Hardened sandbox containers from warm pools, one pool per (tenant, image, runtime)."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        options: DockerOptions | None = None,
+        min_isolation: IsolationLevel = IsolationLevel.RLIMITS,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        super().__init__(min_isolation)
+        self.options = options or DockerOptions()
+        self.docker = client or docker_client()
+        self.owner = owner_id()
+        self._pools: dict[tuple[str, str, Runtime], WarmPool[DockerSandbox]] = {}
+        self._closed = False
+        self.check_isolation()
+        self._check_engine()
+        self.root = self._socket_root()
+        self.removed_orphans = self.remove_orphans()
+
+    # --- set-up and clean-up ---------------------------------------------------
+
+    @property
+    def isolation(self) -> tuple[str, IsolationLevel]:
+        return self.options.runtime.label, self.options.runtime.level
+
+    def check_isolation(self) -> None:
+        super().check_isolation()
+        for runtime in self.options.tenant_runtimes.values():
+            if runtime.level < self.min_isolation:
+                from orchestrator.errors import IsolationTooWeak
+
+                raise IsolationTooWeak.for_levels(runtime.label, self.min_isolation.name.lower())
+
+    def _check_engine(self) -> None:
+        import docker.errors
+
+        runtimes = set(self.docker.info().get("Runtimes", {}))
+        for runtime in {self.options.runtime, *self.options.tenant_runtimes.values()}:
+            if runtime.value not in runtimes:
+                raise SandboxUnavailable(
+                    f"the container runtime '{runtime}' is not registered with the Docker "
+                    "engine (see scripts/docker_engine.sh)"
+                )
+        try:
+            self.docker.images.get(self.options.image)
+        except docker.errors.ImageNotFound:
+            raise SandboxUnavailable(
+                f"the sandbox image {self.options.image} is not built; run: "
+                "latm image build --offline-base"
+            ) from None
+
+    def _socket_root(self) -> Path:
+        if self.options.socket_root is not None:
+            base = self.options.socket_root
+        elif os.geteuid() == 0:
+            base = Path("/run/latm")
+        else:
+            base = Path(tempfile.gettempdir()) / f"latm-{os.geteuid()}"
+        base.mkdir(mode=0o711, parents=True, exist_ok=True)
+        _, pid, start = self.owner.split("/")
+        root = base / f"{pid}-{start}"
+        root.mkdir(mode=0o711, exist_ok=True)
+        return root
+
+    def remove_orphans(self) -> int:
+        """Remove containers and socket folders left by orchestrators that died."""
+        removed = 0
+        for container in self.docker.containers.list(
+            all=True, filters={"label": f"{LABEL_PLATFORM}={PLATFORM}"}
+        ):
+            owner = container.labels.get(LABEL_OWNER, "")
+            if owner != self.owner and owner_is_gone(owner):
+                log.info("removing orphaned sandbox container %s", container.name)
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+                    removed += 1
+        for folder in self.root.parent.iterdir():
+            pid, _, start = folder.name.partition("-")
+            if folder != self.root and pid.isdigit() and _start_time(int(pid)) != start:
+                shutil.rmtree(folder, ignore_errors=True)
+        return removed
+
+    def own_containers(self) -> list[Container]:
+        return list(
+            self.docker.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"})
+        )
+
+    async def close(self) -> None:
+        self._closed = True
+        pools, self._pools = self._pools, {}
+        await asyncio.gather(*(pool.close() for pool in pools.values()))
+        # Anything left (a start interrupted half-way) goes too.
+        for container in await asyncio.to_thread(self.own_containers):
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(container.remove, force=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- pools -----------------------------------------------------------------
+
+    def runtime_for(self, tenant: str) -> Runtime:
+        return self.options.tenant_runtimes.get(tenant, self.options.runtime)
+
+    def pool(self, tenant: str) -> WarmPool[DockerSandbox]:
+        if not tenant:
+            raise InvalidRequest("a tenant is required")
+        if self._closed:
+            raise SandboxUnavailable("the docker backend is closed")
+        runtime = self.runtime_for(tenant)
+        key = (tenant, self.options.image, runtime)
+        pool = self._pools.get(key)
+        if pool is None:
+            name = f"{_slug(tenant)}-{runtime.value}"
+
+            async def create() -> DockerSandbox:
+                return await self._start(tenant, runtime, name)
+
+            pool = WarmPool(name, self.options.pool, create, self._stop, self._healthy)
+            self._pools[key] = pool
+        return pool
+
+    async def acquire(self, tenant: str) -> Sandbox:
+        return await self.pool(tenant).acquire()
+
+    async def release(self, sandbox: Sandbox, faulted: bool) -> None:
+        assert isinstance(sandbox, DockerSandbox)
+        runtime = sandbox.runtime
+        pool = self._pools.get((sandbox.tenant, self.options.image, runtime))
+        if pool is None:  # backend closed meanwhile
+            await self._stop(sandbox)
+            return
+        await pool.release(sandbox, faulted)
+
+    # --- one container ---------------------------------------------------------
+
+    def _transport(self, runtime: Runtime) -> Transport:
+        if self.options.transport is Transport.AUTO:
+            return Transport.TUNNEL if runtime is Runtime.RUNSC else Transport.DIRECT
+        return self.options.transport
+
+    def _container_config(  # noqa: PLR0917
+        self, tenant: str, runtime: Runtime, pool: str, name: str, folder: Path, tunnel: bool
+    ) -> dict[str, Any]:
+        from docker.types import Mount, Ulimit
+
+        limits = self.options.limits
+        listen = "unix:/tmp/sandbox.sock" if tunnel else f"unix:{MOUNT_POINT}/sandbox.sock"
+        command = ["python", "-m", "sandbox", "--listen", listen]
+        if tunnel:
+            command += ["--dial", f"unix:{MOUNT_POINT}/tunnel.sock"]
+        command += [f"--prefork={self.options.prefork}"]
+        command += [f"--allow-module={m}" for m in self.options.allow_modules]
+        return {
+            "image": self.options.image,
+            "command": command,
+            "name": name,
+            "hostname": "sandbox",
+            "user": f"{SANDBOX_UID}:{SANDBOX_UID}",
+            "environment": {},  # only the image's own variables: no secret of ours
+            "network_mode": "none",
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmpfs_mb}m,mode=1777"},  # noqa: S108
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],  # default seccomp stays on
+            "pids_limit": self._pids_limit(runtime),
+            "mem_limit": f"{limits.memory_mb}m",
+            "memswap_limit": f"{limits.memory_mb}m",
+            "nano_cpus": int(limits.cpus * 1e9),
+            "ulimits": [
+                Ulimit(name="core", soft=0, hard=0),
+                Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+            ],
+            "ipc_mode": "private",
+            "runtime": runtime.value,
+            "mounts": [Mount(MOUNT_POINT, str(folder), type="bind")],
+            "labels": {
+                LABEL_PLATFORM: PLATFORM,
+                LABEL_TENANT: tenant,
+                LABEL_POOL: pool,
+                LABEL_RUNTIME: runtime.value,
+                LABEL_OWNER: self.owner,
+            },
+            "stop_signal": "SIGTERM",
+            "detach": True,
+        }
+
+    def _pids_limit(self, runtime: Runtime) -> int:
+        """Under gVisor's ptrace platform the pids cgroup also counts the Sentry's own
+        host threads and one stub process per address space: about 60 before the
+        first call. The processes of the sandboxed code still each cost one stub,
+        so the limit still bounds them, with that overhead added."""
+        if runtime is Runtime.RUNSC:
+            return self.options.limits.pids + GVISOR_PIDS_OVERHEAD
+        return self.options.limits.pids
+
+    async def _start(self, tenant: str, runtime: Runtime, pool: str) -> DockerSandbox:
+        """Create and start one container; return once its server answers health checks."""
+        import docker.errors
+
+        name = f"latm-{pool}-{secrets.token_hex(4)}"
+        folder = self.root / name
+        folder.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            os.chown(folder, SANDBOX_UID, SANDBOX_UID)
+        use_tunnel = self._transport(runtime) is Transport.TUNNEL
+        tunnel: TunnelHost | None = None
+        container: Container | None = None
+        client: SandboxClient | None = None
+        try:
+            if use_tunnel:
+                tunnel = TunnelHost(folder / "tunnel.sock", self.root / f"{name}.sock")
+                await tunnel.start()
+                if os.geteuid() == 0:
+                    os.chown(tunnel.tunnel_path, SANDBOX_UID, SANDBOX_UID)
+                target = tunnel.target
+            else:
+                target = f"unix:{folder}/sandbox.sock"
+            config = self._container_config(tenant, runtime, pool, name, folder, use_tunnel)
+            try:
+                container = await asyncio.to_thread(self.docker.containers.run, **config)
+            except docker.errors.DockerException as exc:
+                raise SandboxUnavailable(f"could not start a sandbox container: {exc}") from None
+            assert container is not None
+            await self._wait_for_socket(container, folder, tunnel)
+            client = SandboxClient(target, fast_reconnect=True)
+            await client.wait_ready(START_TIMEOUT_S)
+        except BaseException:
+            if client is not None:
+                await client.close()
+            await self._discard(container, folder, tunnel)
+            raise
+        return DockerSandbox(tenant, client, runtime, container, folder, tunnel)
+
+    async def _wait_for_socket(
+        self, container: Container, folder: Path, tunnel: TunnelHost | None
+    ) -> None:
+        """Wait until the server is reachable, or its container has exited."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        next_check = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            if tunnel is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tunnel.dialled.wait(), 0.25)
+                    return
+            elif (folder / "sandbox.sock").exists():
+                return
+            else:
+                await asyncio.sleep(0.003)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 0.5
+                await asyncio.to_thread(container.reload)
+                if container.status not in ("created", "running"):
+                    logs = await asyncio.to_thread(container.logs, tail=20)
+                    text = bytes(logs).decode("utf-8", "replace").strip()
+                    raise SandboxUnavailable(
+                        f"sandbox container {container.name} exited during start-up: {text}"
+                    )
+        raise SandboxUnavailable(
+            f"sandbox container {container.name} did not become ready in {START_TIMEOUT_S:.0f} s"
+        )
+
+    async def _healthy(self, sandbox: DockerSandbox) -> bool:
+        return await sandbox.client.healthy()
+
+    async def _stop(self, sandbox: DockerSandbox) -> None:
+        await sandbox.client.close()
+        await self._discard(sandbox.container, sandbox.folder, sandbox.tunnel)
+
+    async def _discard(
+        self, container: Container | None, folder: Path, tunnel: TunnelHost | None
+    ) -> None:
+        if container is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(container.remove, force=True)
+        if tunnel is not None:
+            await tunnel.close()
+        shutil.rmtree(folder, ignore_errors=True)

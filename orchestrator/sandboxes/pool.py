@@ -1,0 +1,246 @@
+"""A warm pool of sandboxes for one (tenant, image, runtime); a faulted one is never reused.
+
+The pool keeps ``min_idle`` members started ahead of demand and at most
+``max_size`` in all. A member is destroyed, and replaced when the pool is below
+its minimum, when its last call hit a fault, after ``max_uses`` calls, after
+``max_idle_s`` unused, or when its health check fails. Acquisition waits for a
+free member until a deadline, then fails with :class:`PoolExhausted`: it never
+hangs.
+
+The pool knows nothing of Docker: it is given coroutines that create, destroy and
+health-check a member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from orchestrator.errors import PoolExhausted, SandboxUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Member(Protocol):
+    uses: int
+
+
+M = TypeVar("M", bound=Member)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    min_idle: int = 1
+    max_size: int = 4
+    max_uses: int = 200
+    max_idle_s: float = 300.0
+    acquire_timeout_s: float = 30.0
+    health_interval_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_idle <= self.max_size or self.max_size < 1:
+            raise ValueError("need 0 <= min_idle <= max_size and max_size >= 1")
+        if self.max_uses < 1:
+            raise ValueError("max_uses must be at least 1")
+
+
+@dataclass
+class PoolStats:
+    created: int = 0
+    destroyed: int = 0
+    faults: int = 0
+    create_failures: int = 0
+    health_failures: int = 0
+    exhausted: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class WarmPool(Generic[M]):
+    def __init__(
+        self,
+        key: str,
+        config: PoolConfig,
+        create: Callable[[], Awaitable[M]],
+        destroy: Callable[[M], Awaitable[None]],
+        healthy: Callable[[M], Awaitable[bool]],
+    ) -> None:
+        self.key = key
+        self.config = config
+        self._create = create
+        self._destroy = destroy
+        self._healthy = healthy
+        self._idle: list[tuple[M, float]] = []  # (member, last released), most recent last
+        self._busy: list[M] = []
+        self._creating = 0
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self.stats = PoolStats()
+        self._maintainer = self._spawn(self._maintain())
+
+    @property
+    def size(self) -> int:
+        return len(self._idle) + len(self._busy) + self._creating
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    @property
+    def busy(self) -> int:
+        return len(self._busy)
+
+    def members(self) -> list[M]:
+        return [m for m, _ in self._idle] + list(self._busy)
+
+    async def acquire(self, timeout_s: float | None = None) -> M:
+        """A member for one call; waits for a free one until the deadline."""
+        timeout_s = self.config.acquire_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        async with self._changed:
+            while True:
+                if self._closed:
+                    raise SandboxUnavailable(f"pool {self.key} is closed")
+                if self._idle:
+                    member, _ = self._idle.pop()
+                    self._busy.append(member)
+                    self._refill()
+                    return member
+                if self.size < self.config.max_size:
+                    self._creating += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.stats.exhausted += 1
+                    raise PoolExhausted.for_pool(self.key, self.config.max_size, timeout_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        member = await self._create_counted()
+        async with self._changed:
+            if self._closed:
+                self._spawn(self._destroy_member(member, "pool closed"))
+                raise SandboxUnavailable(f"pool {self.key} is closed")
+            self._busy.append(member)
+        return member
+
+    async def release(self, member: M, faulted: bool) -> None:
+        """Give a member back; a faulted or worn-out one is destroyed, never reused."""
+        async with self._changed:
+            if member not in self._busy:
+                return
+            self._busy.remove(member)
+            reason = ""
+            if faulted:
+                reason = "fault"
+                self.stats.faults += 1
+            elif member.uses >= self.config.max_uses:
+                reason = "max uses"
+            elif self._closed:
+                reason = "pool closed"
+            if reason:
+                self._spawn(self._destroy_member(member, reason))
+                self._refill()
+            else:
+                self._idle.append((member, time.monotonic()))
+            self._changed.notify_all()
+
+    async def _create_counted(self) -> M:
+        try:
+            member = await self._create()
+        except BaseException:
+            async with self._changed:
+                self._creating -= 1
+                self.stats.create_failures += 1
+                self._changed.notify_all()
+            raise
+        async with self._changed:
+            self._creating -= 1
+            self.stats.created += 1
+        return member
+
+    def _refill(self) -> None:
+        """Start members until ``min_idle`` are idle or starting (caller holds the lock)."""
+        if self._closed:
+            return
+        missing = self.config.min_idle - len(self._idle) - self._creating
+        for _ in range(min(missing, self.config.max_size - self.size)):
+            self._creating += 1
+            self._spawn(self._add_idle())
+
+    async def _add_idle(self) -> None:
+        try:
+            member = await self._create_counted()
+        except Exception as exc:  # noqa: BLE001 - logged; the next pass retries
+            log.warning("pool %s: could not start a member: %s", self.key, exc)
+            return
+        async with self._changed:
+            if self._closed:
+                self._spawn(self._destroy_member(member, "pool closed"))
+                return
+            self._idle.append((member, time.monotonic()))
+            self._changed.notify_all()
+
+    async def _destroy_member(self, member: M, reason: str) -> None:
+        self.stats.destroyed += 1
+        self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+        log.info("pool %s: destroying a member (%s)", self.key, reason)
+        try:
+            await self._destroy(member)
+        except Exception as exc:  # noqa: BLE001 - a failed removal must not stop the pool
+            log.warning("pool %s: could not destroy a member: %s", self.key, exc)
+
+    async def _maintain(self) -> None:
+        """Evict idle members that are too old or unhealthy; keep the minimum warm."""
+        interval = max(0.05, min(self.config.health_interval_s, self.config.max_idle_s / 2))
+        async with self._changed:
+            self._refill()
+        while not self._closed:
+            await asyncio.sleep(interval)
+            await self.check_idle()
+
+    async def check_idle(self) -> None:
+        """One maintenance pass (also callable directly, e.g. by tests)."""
+        now = time.monotonic()
+        async with self._changed:
+            candidates = list(self._idle)
+            self._idle.clear()
+        keep: list[tuple[M, float]] = []
+        for member, released in candidates:
+            if now - released > self.config.max_idle_s:
+                self._spawn(self._destroy_member(member, "idle too long"))
+            elif not await self._healthy(member):
+                self.stats.health_failures += 1
+                self._spawn(self._destroy_member(member, "health check failed"))
+            else:
+                keep.append((member, released))
+        async with self._changed:
+            self._idle[:0] = keep
+            self._refill()
+            self._changed.notify_all()
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Destroy every member, busy ones included; wait for starts in flight."""
+        async with self._changed:
+            self._closed = True
+            members = [m for m, _ in self._idle] + self._busy
+            self._idle.clear()
+            self._busy.clear()
+            self._changed.notify_all()
+        self._maintainer.cancel()
+        for member in members:
+            self._spawn(self._destroy_member(member, "pool closed"))
+        while self._tasks - {self._maintainer}:
+            await asyncio.gather(*(self._tasks - {self._maintainer}), return_exceptions=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._maintainer
