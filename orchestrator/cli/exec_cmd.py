@@ -15,6 +15,7 @@ from orchestrator.errors import InvalidRequest, LatmError
 from orchestrator.sandboxes import ErrorInfo, ExecRequest, ExecResult, Status, create_backend
 
 USAGE_ERROR = 2
+CONTAINER_OVERHEAD_MB = 256
 
 
 def register(commands: Any) -> None:
@@ -58,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"latm exec: {exc.errors()[0]['msg']}", file=sys.stderr)
         return USAGE_ERROR
     settings = Settings()
+    # The container must hold the server as well as a worker at the call's memory limit.
+    if args.memory_mb and settings.docker_memory_mb < args.memory_mb + CONTAINER_OVERHEAD_MB:
+        settings = settings.model_copy(
+            update={"docker_memory_mb": args.memory_mb + CONTAINER_OVERHEAD_MB}
+        )
+    # One call: no spare container is worth starting.
+    settings = settings.model_copy(update={"pool_min_idle": 0})
     try:
         result = asyncio.run(
             _execute(args.backend or settings.backend, args.runtime, settings, args.tenant, request)

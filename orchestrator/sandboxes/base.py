@@ -167,12 +167,17 @@ class SandboxBackend(abc.ABC):
 
     async def execute(self, tenant: str, request: ExecRequest) -> ExecResult:
         """Run one call for ``tenant`` in one of its sandboxes."""
+        from orchestrator.errors import InvalidRequest, ToolNotFound
+
         sandbox = await self.acquire(tenant)
         faulted = True
         try:
             result = await sandbox.execute(request)
             faulted = result.status.is_fault
             return result
+        except (InvalidRequest, ToolNotFound):
+            faulted = False  # the request was refused; the sandbox is unharmed
+            raise
         finally:
             await self.release(sandbox, faulted)
 

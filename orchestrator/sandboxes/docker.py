@@ -225,7 +225,7 @@ class DockerBackend(SandboxBackend):
         """Remove containers and socket folders left by orchestrators that died."""
         removed = 0
         for container in self.docker.containers.list(
-            all=True, filters={"label": f"{LABEL_PLATFORM}={PLATFORM}"}
+            all=True, filters={"label": f"{LABEL_PLATFORM}={PLATFORM}"}, ignore_removed=True
         ):
             owner = container.labels.get(LABEL_OWNER, "")
             if owner != self.owner and owner_is_gone(owner):
@@ -241,7 +241,9 @@ class DockerBackend(SandboxBackend):
 
     def own_containers(self) -> list[Container]:
         return list(
-            self.docker.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"})
+            self.docker.containers.list(
+                all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"}, ignore_removed=True
+            )
         )
 
     async def close(self) -> None:

@@ -1,16 +1,21 @@
-"""Fixtures that start real sandbox servers (child processes, under bubblewrap)."""
+"""Fixtures that start real sandbox servers: child processes under bubblewrap or
+unshare, and hardened Docker containers under runc and gVisor (runsc)."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from functools import cache
 
 import pytest
 import pytest_asyncio
 
+from orchestrator.sandboxes.base import SandboxBackend
 from orchestrator.sandboxes.process import ProcessBackend, ProcessIsolation
 
 pytestmark = pytest.mark.integration
+
+LABEL = "io.latm.platform=latm"
 
 
 def require_bwrap() -> None:
@@ -18,24 +23,82 @@ def require_bwrap() -> None:
         pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
 
 
-# The contract suite runs against every namespaced flavour of the process backend;
-# the Docker backend's flavours join this list when it lands.
-BACKENDS = [ProcessIsolation.BWRAP, ProcessIsolation.UNSHARE]
+@cache
+def _docker_problem(runtime: str) -> str:
+    """Why Docker tests cannot run here ('' when they can)."""
+    try:
+        import docker
+    except ImportError:
+        return "the docker SDK is not installed (pip install 'latm[docker]')"
+    try:
+        client = docker.from_env(timeout=10)
+        info = client.info()
+    except Exception as exc:
+        return f"no Docker engine is reachable ({exc}); run scripts/docker_engine.sh"
+    if runtime not in info.get("Runtimes", {}):
+        return f"the {runtime} runtime is not registered with Docker (scripts/docker_engine.sh)"
+    from orchestrator.images import sandbox_image_tag
+
+    try:
+        client.images.get(sandbox_image_tag())
+    except docker.errors.ImageNotFound:
+        return f"image {sandbox_image_tag()} is not built (latm image build --offline-base)"
+    return ""
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module", params=BACKENDS, ids=str)
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[ProcessBackend]:
-    """One backend shared by a module's tests (one sandbox server per tenant)."""
-    mode: ProcessIsolation = request.param
-    if mode is ProcessIsolation.BWRAP:
-        require_bwrap()
-    shared = ProcessBackend(mode)
+def require_docker(runtime: str = "runc") -> None:
+    problem = _docker_problem(runtime)
+    if problem:
+        pytest.skip(problem)
+
+
+# The contract suite runs against every flavour of every backend.
+BACKENDS = ["process-bwrap", "process-unshare", "docker-runc", "docker-runsc"]
+
+
+def make_backend(flavour: str, **options: object) -> SandboxBackend:
+    """A backend of ``flavour``; ``options`` go to the docker backend's options."""
+    kind, _, variant = flavour.partition("-")
+    if kind == "process":
+        mode = ProcessIsolation(variant)
+        if mode is ProcessIsolation.BWRAP:
+            require_bwrap()
+        return ProcessBackend(mode, **options)  # type: ignore[arg-type]
+    require_docker(variant)
+    from orchestrator.sandboxes.docker import DockerBackend, DockerOptions, Runtime
+
+    return DockerBackend(DockerOptions(runtime=Runtime(variant), **options))  # type: ignore[arg-type]
+
+
+def docker_marks(flavour: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.docker] if flavour.startswith("docker") else []
+
+
+BACKEND_PARAMS = [pytest.param(f, marks=docker_marks(f), id=f) for f in BACKENDS]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module", params=BACKEND_PARAMS)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBackend]:
+    """One backend shared by a module's tests (one server or pool per tenant)."""
+    shared = make_backend(request.param)
     try:
         yield shared
     finally:
-        if request.session.testsfailed:
+        if request.session.testsfailed and isinstance(shared, ProcessBackend):
             for tenant, server in shared._servers.items():
-                print(
-                    f"sandbox server of tenant {tenant!r} ({mode}), log tail:\n{server.log_tail()}"
-                )
+                print(f"sandbox server of tenant {tenant!r}, log tail:\n{server.log_tail()}")
         await shared.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_container_left_behind() -> Iterator[None]:
+    """After the whole run, no container of this platform may remain."""
+    yield
+    if _docker_problem("runc"):
+        return
+    import docker
+
+    left = docker.from_env().containers.list(
+        all=True, filters={"label": LABEL}, ignore_removed=True
+    )
+    assert not left, f"containers left behind: {[c.name for c in left]}"
