@@ -1,15 +1,19 @@
 # The two commands a newcomer runs: `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint typecheck protos protos-check bench clean
+.PHONY: setup setup-docker demo test lint typecheck protos protos-check bench clean
 
 setup:
 	@bash scripts/setup.sh
 
+# Docker's engine, gVisor, the offline base and the sandbox image (root; idempotent).
+setup-docker: setup
+	@bash scripts/setup_docker.sh
+
 demo: setup
 	$(VENV)/latm demo
 
-test: setup lint typecheck
+test: setup setup-docker lint typecheck
 	$(VENV)/pytest
 
 lint: setup
@@ -27,7 +31,9 @@ protos-check: setup
 
 bench:
 	LATM_EXTRAS=dev,bench bash scripts/setup.sh
+	bash scripts/setup_docker.sh
 	$(VENV)/python bench/sandbox_latency.py
+	$(VENV)/python bench/docker_sandbox.py
 
 clean:
 	rm -rf .venv build *.egg-info .mypy_cache .ruff_cache .pytest_cache

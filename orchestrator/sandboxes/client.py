@@ -68,6 +68,14 @@ class SandboxClient:
             f"the sandbox server at {self.target} did not become ready within {timeout_s:.0f} s"
         )
 
+    def connection_lost(self) -> bool:
+        """True when the channel has seen its server go away (no call is made)."""
+        state = self._channel.get_state(try_to_connect=False)
+        return state in (
+            grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+            grpc.ChannelConnectivity.SHUTDOWN,
+        )
+
     async def healthy(self) -> bool:
         try:
             reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=2.0)

@@ -53,7 +53,8 @@ PLATFORM = "latm"
 LABEL_PLATFORM = "io.latm.platform"
 LABEL_TENANT = "io.latm.tenant"
 LABEL_POOL = "io.latm.pool"
-LABEL_OWNER = "io.latm.owner"
+LABEL_OWNER = "io.latm.owner"  # the orchestrator process: HOST/PID/START
+LABEL_INSTANCE = "io.latm.instance"  # one backend object within that process
 LABEL_RUNTIME = "io.latm.runtime"
 SANDBOX_UID = 10001
 MOUNT_POINT = "/run/latm"
@@ -169,6 +170,7 @@ class DockerBackend(SandboxBackend):
         self.options = options or DockerOptions()
         self.docker = client or docker_client()
         self.owner = owner_id()
+        self.instance = secrets.token_hex(4)
         self._pools: dict[tuple[str, str, Runtime], WarmPool[DockerSandbox]] = {}
         self._closed = False
         self.check_isolation()
@@ -217,8 +219,8 @@ class DockerBackend(SandboxBackend):
             base = Path(tempfile.gettempdir()) / f"latm-{os.geteuid()}"
         base.mkdir(mode=0o711, parents=True, exist_ok=True)
         _, pid, start = self.owner.split("/")
-        root = base / f"{pid}-{start}"
-        root.mkdir(mode=0o711, exist_ok=True)
+        root = base / f"{pid}-{start}" / self.instance
+        root.mkdir(mode=0o711, parents=True)
         return root
 
     def remove_orphans(self) -> int:
@@ -233,16 +235,18 @@ class DockerBackend(SandboxBackend):
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
                     removed += 1
-        for folder in self.root.parent.iterdir():
+        for folder in self.root.parent.parent.iterdir():
             pid, _, start = folder.name.partition("-")
-            if folder != self.root and pid.isdigit() and _start_time(int(pid)) != start:
+            if pid.isdigit() and _start_time(int(pid)) != start:
                 shutil.rmtree(folder, ignore_errors=True)
         return removed
 
     def own_containers(self) -> list[Container]:
         return list(
             self.docker.containers.list(
-                all=True, filters={"label": f"{LABEL_OWNER}={self.owner}"}, ignore_removed=True
+                all=True,
+                filters={"label": f"{LABEL_INSTANCE}={self.instance}"},
+                ignore_removed=True,
             )
         )
 
@@ -255,6 +259,8 @@ class DockerBackend(SandboxBackend):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(container.remove, force=True)
         shutil.rmtree(self.root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.root.parent.rmdir()  # the process's folder, once no backend uses it
 
     # --- pools -----------------------------------------------------------------
 
@@ -280,7 +286,15 @@ class DockerBackend(SandboxBackend):
         return pool
 
     async def acquire(self, tenant: str) -> Sandbox:
-        return await self.pool(tenant).acquire()
+        pool = self.pool(tenant)
+        for _ in range(3):
+            sandbox = await pool.acquire()
+            if sandbox.client.connection_lost():
+                # Its container died while idle (its connection says so): replace it.
+                await pool.release(sandbox, faulted=True)
+                continue
+            return sandbox
+        return await pool.acquire()
 
     async def release(self, sandbox: Sandbox, faulted: bool) -> None:
         assert isinstance(sandbox, DockerSandbox)
@@ -339,6 +353,7 @@ class DockerBackend(SandboxBackend):
                 LABEL_POOL: pool,
                 LABEL_RUNTIME: runtime.value,
                 LABEL_OWNER: self.owner,
+                LABEL_INSTANCE: self.instance,
             },
             "stop_signal": "SIGTERM",
             "detach": True,
