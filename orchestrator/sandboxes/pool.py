@@ -74,7 +74,7 @@ class WarmPool(Generic[M]):
         self._create = create
         self._destroy = destroy
         self._healthy = healthy
-        self._idle: list[tuple[M, float]] = []  # (member, last released), most recent last
+        self._idle: list[tuple[M, float]] = []  # (member, last released), oldest first
         self._busy: list[M] = []
         self._creating = 0
         self._changed = asyncio.Condition()
@@ -107,7 +107,9 @@ class WarmPool(Generic[M]):
                 if self._closed:
                     raise SandboxUnavailable(f"pool {self.key} is closed")
                 if self._idle:
-                    member, _ = self._idle.pop()
+                    # Least recently released first: calls rotate over the idle members,
+                    # so each one refills its spare workers while the others serve.
+                    member, _ = self._idle.pop(0)
                     self._busy.append(member)
                     self._refill()
                     return member

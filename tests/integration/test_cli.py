@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import require_docker
+
 pytestmark = pytest.mark.integration
 
 LATM = [sys.executable, "-m", "orchestrator.cli"]
@@ -82,6 +84,48 @@ def test_usage_errors_exit_2(tool_file: Path, args: list[str]) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stdout == ""
     assert done.stderr.strip()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("runtime", ["runc", "runsc"])
+def test_exec_on_the_docker_backend(tool_file: Path, runtime: str) -> None:
+    require_docker(runtime)
+    done = latm(
+        "exec", "--source", str(tool_file), "--call", "pair(3)",
+        "--backend", "docker", "--runtime", runtime,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "ok"
+    assert result["value"] == [3, 6]
+    assert result["stdout"] == "working\n"
+    assert result["isolation"] == f"docker+{runtime}"
+    timeout = latm(
+        "exec", "--source", str(tool_file), "--call", "while True:\n    pass",
+        "--backend", "docker", "--runtime", runtime, "--timeout-ms", "300",
+    )  # fmt: skip
+    assert timeout.returncode == 1
+    assert json.loads(timeout.stdout)["status"] == "timeout"
+
+
+@pytest.mark.docker
+def test_image_build_is_idempotent_and_list_shows_it() -> None:
+    require_docker()
+    from orchestrator.images import sandbox_image_tag
+
+    done = latm("image", "build", timeout=300)
+    assert done.returncode == 0, done.stderr
+    tag = done.stdout.strip()
+    assert tag.startswith(sandbox_image_tag() + "-")
+    assert "up to date" in done.stderr
+    listing = latm("image", "list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    images = json.loads(listing.stdout)
+    (sandbox,) = [i for i in images if tag in i["tags"]]
+    assert sandbox["kind"] == "sandbox"
+    assert sandbox_image_tag() in sandbox["tags"]
+    assert tag.endswith(sandbox["content_hash"])
+    assert any(i["kind"] == "base" for i in images)
 
 
 def test_demo_runs_a_tool_through_the_sandbox() -> None:
