@@ -48,6 +48,7 @@ from orchestrator.sandboxes import ExecRequest  # noqa: E402
 from orchestrator.sandboxes.docker import (  # noqa: E402
     DockerBackend,
     DockerOptions,
+    DockerSandbox,
     Runtime,
 )
 from orchestrator.sandboxes.pool import PoolConfig  # noqa: E402
@@ -144,6 +145,38 @@ async def warm_calls(runtime: Runtime, calls: int, total_concurrent: int) -> dic
     }
 
 
+async def fault_run(runtime: Runtime) -> dict[str, Any]:
+    """Kill a container in the middle of a call: how fast the caller hears, and the next call."""
+    async with DockerBackend(
+        DockerOptions(runtime=runtime, pool=PoolConfig(min_idle=1, max_size=2))
+    ) as backend:
+        await backend.execute(TENANT, ExecRequest(source=TOOL_SOURCE, call="double(1)"))
+        sandbox = await backend.acquire(TENANT)
+        assert isinstance(sandbox, DockerSandbox)
+        call = asyncio.ensure_future(
+            sandbox.execute(ExecRequest(source="", call="while True:\n    pass", timeout_ms=20_000))
+        )
+        await asyncio.sleep(0.5)
+        killed = time.perf_counter()
+        await asyncio.to_thread(sandbox.container.kill, "SIGKILL")
+        result = await call
+        heard_ms = (time.perf_counter() - killed) * 1000
+        await backend.release(sandbox, result.status.is_fault)
+        following = await backend.execute(TENANT, ExecRequest(source=TOOL_SOURCE, call="double(2)"))
+        next_ms = (time.perf_counter() - killed) * 1000
+        pool = backend.pool(TENANT)
+        return {
+            "status": result.status.value,
+            "error": result.error.message if result.error else "",
+            "result_after_kill_ms": round(heard_ms, 1),
+            "call_deadline_ms": 20_000,
+            "next_call_status": following.status.value,
+            "next_call_value": following.value,
+            "next_call_done_after_kill_ms": round(next_ms, 1),
+            "killed_container_destroyed": pool.stats.reasons.get("fault", 0) == 1,
+        }
+
+
 def llm_sandbox_runs(image: str, rounds: int, pooled_rounds: int) -> dict[str, Any]:
     """llm-sandbox on the same image: a new session per run, and pooled sessions."""
     try:
@@ -233,6 +266,17 @@ def print_report(console: Console, report: dict[str, Any], out: Path) -> None:
         f"calls/s, {CONCURRENCY} callers",
         lambda r: f"{r['warm']['concurrent']['calls_per_s']:.0f}",
     )
+    row(
+        "container killed mid-call: result after",
+        lambda r: f"{r['fault_run']['status']} {r['fault_run']['result_after_kill_ms']:.0f} ms",
+    )
+    row(
+        "  next call answered after the kill",
+        lambda r: (
+            f"{r['fault_run']['next_call_status']} "
+            f"{r['fault_run']['next_call_done_after_kill_ms']:.0f} ms"
+        ),
+    )
     console.print(table)
     llm = results.get("llm_sandbox", {})
     if "pooled" in llm:
@@ -270,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             "bare_docker_run": bare_docker_run(image, runtime.value, bare_rounds),
             "cold_start": asyncio.run(cold_start(runtime, cold_rounds)),
             "warm": asyncio.run(warm_calls(runtime, calls, concurrent_calls)),
+            "fault_run": asyncio.run(fault_run(runtime)),
         }
     if not args.no_llm_sandbox:
         console.print("running: llm-sandbox (new session per run, then pooled)")

@@ -153,3 +153,35 @@ def test_latency_benchmark_writes_its_json(tmp_path: Path) -> None:
     text = json.dumps(report)
     for peer in ("sandbox", "in-process", "python -c"):
         assert f'"{peer}"' in text
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_docker_benchmark_writes_its_json(tmp_path: Path) -> None:
+    require_docker("runsc")
+    out = tmp_path / "docker.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/docker_sandbox.py",
+            "--quick",
+            "--no-llm-sandbox",
+            "--out",
+            str(out),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    for runtime in ("runc", "runsc"):
+        measured = report["results"][runtime]
+        assert measured["warm"]["serial"]["failures"] == 0
+        assert measured["cold_start"]["p50_ms"] > 0
+        assert measured["fault_run"]["status"] == "crashed"
+        assert measured["fault_run"]["next_call_value"] == 4
+        assert measured["fault_run"]["killed_container_destroyed"] is True
+        assert "warm_p50_met" in report["targets"][runtime]
