@@ -6,6 +6,7 @@ and a container killed in the middle of a call."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -486,3 +487,54 @@ async def _until(condition: Any, what: str = "the condition", within_s: float = 
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- configuration and clear errors --------------------------------------------------
+
+
+async def test_runtime_per_tenant() -> None:
+    require_docker("runsc")
+    options = DockerOptions(tenant_runtimes={"acme": Runtime.RUNSC}, pool=PoolConfig(min_idle=0))
+    async with DockerBackend(options) as backend:
+        acme = await backend.execute("acme", ExecRequest(source=TOOL, call="double(2)"))
+        other = await backend.execute("other", ExecRequest(source=TOOL, call="double(3)"))
+        assert (acme.value, acme.isolation) == (4, "docker+runsc")
+        assert (other.value, other.isolation) == (6, "docker+runc")
+        runtimes = {c.labels["io.latm.tenant"]: c.attrs["HostConfig"]["Runtime"]
+                    for c in backend.own_containers()}  # fmt: skip
+        assert runtimes == {"acme": "runsc", "other": "runc"}
+
+
+async def test_minimum_isolation_refuses_runc_when_gvisor_is_required() -> None:
+    require_docker()
+    from orchestrator.errors import IsolationTooWeak
+    from orchestrator.sandboxes import IsolationLevel
+
+    with pytest.raises(IsolationTooWeak, match="docker\\+runc"):
+        DockerBackend(DockerOptions(runtime=Runtime.RUNC), min_isolation=IsolationLevel.GVISOR)
+    backend = DockerBackend(DockerOptions(runtime=Runtime.RUNSC), IsolationLevel.GVISOR)
+    await backend.close()
+
+
+async def test_missing_image_is_a_clear_error() -> None:
+    require_docker()
+    from orchestrator.errors import SandboxUnavailable
+
+    with pytest.raises(SandboxUnavailable, match="latm image build"):
+        DockerBackend(DockerOptions(image="latm-sandbox:no-such-version"))
+
+
+async def test_cli_without_an_engine_answers_crashed_with_the_reason(tmp_path: Any) -> None:
+    tool = tmp_path / "tool.py"
+    tool.write_text(TOOL)
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "exec", "--source", str(tool),
+         "--call", "double(1)", "--backend", "docker"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "crashed"
+    assert result["error"]["type"] == "SandboxUnavailable"
+    assert "no Docker engine is reachable" in result["error"]["message"]
