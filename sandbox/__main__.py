@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-
-from sandbox.server import serve
+import socket
+import subprocess
+import sys
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,9 +38,31 @@ def main(argv: list[str] | None = None) -> None:
         "runtimes whose sandboxes cannot be connected to, such as gVisor)",
     )
     args = parser.parse_args(argv)
+    # The template starts first, before this process imports gRPC (most of a server's
+    # start-up: about 0.45 s under gVisor), so that the two start-ups overlap.
+    ours, theirs = socket.socketpair()
+    template = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.template", f"--fd={theirs.fileno()}",
+         *(f"--allow-module={m}" for m in args.allow_module), f"--prefork={args.prefork}"],
+        pass_fds=[theirs.fileno()],
+    )  # fmt: skip
+    theirs.close()
+
+    import asyncio
+    import logging
+
+    from sandbox.server import serve
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(
-        serve(args.listen, args.allow_module, args.prefork, args.max_concurrency, dial=args.dial)
+        serve(
+            args.listen,
+            args.allow_module,
+            args.prefork,
+            args.max_concurrency,
+            dial=args.dial,
+            early=(template, ours),
+        )
     )
 
 

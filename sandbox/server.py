@@ -23,7 +23,7 @@ from sandbox import __version__, jsonio, tunnel
 from sandbox.errors import ValueConversionError
 from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, Limits
 from sandbox.policy import MAX_SOURCE_BYTES, default_allowlist
-from sandbox.supervisor import TemplateDied, TemplateSupervisor
+from sandbox.supervisor import EarlyTemplate, TemplateDied, TemplateSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,7 @@ async def serve(  # noqa: PLR0917
     max_concurrency: int = 16,
     grace_s: float = 5.0,
     dial: str | None = None,
+    early: EarlyTemplate | None = None,
 ) -> None:
     """Run the server until SIGTERM or SIGINT, then drain and stop.
 
@@ -252,8 +253,10 @@ async def serve(  # noqa: PLR0917
     reached through a reverse tunnel instead (see :mod:`sandbox.tunnel`).
     """
     allow_modules = allow_modules or []
-    supervisor = TemplateSupervisor(allow_modules, prefork=prefork)
-    await supervisor.start()
+    supervisor = TemplateSupervisor(allow_modules, prefork=prefork, early=early)
+    # The server listens (NOT_SERVING) while the template warms up, so a client's
+    # connection set-up overlaps the template's; health says SERVING once it is ready.
+    template_ready = asyncio.ensure_future(supervisor.start())
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -271,15 +274,18 @@ async def serve(  # noqa: PLR0917
     )
     if server.add_insecure_port(listen) == 0 and not listen.startswith("unix:"):
         raise OSError(f"cannot listen on {listen}")
-    await server.start()
     for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
     log.info("sandbox server listening on %s", listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if dial:
         tunnel.start_dialer(dial, listen, on_give_up=lambda: loop.call_soon_threadsafe(stop.set))
         log.info("sandbox server dialling the host at %s", dial)
+    await template_ready
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import socket
+import subprocess
 import sys
 from typing import Any
 
@@ -26,13 +27,40 @@ class TemplateDied(Exception):
     """The template process exited while a request was in flight."""
 
 
+class _Adopted:
+    """A template started before the event loop (``python -m sandbox`` does so, to
+    overlap its start-up with the server's import of gRPC)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+    async def wait(self) -> int:
+        return await asyncio.to_thread(self._popen.wait)
+
+
+EarlyTemplate = tuple[subprocess.Popen[bytes], socket.socket]
+
+
+def template_args(allow_modules: list[str] | None, prefork: int) -> list[str]:
+    return [*(f"--allow-module={m}" for m in allow_modules or []), f"--prefork={prefork}"]
+
+
 class TemplateSupervisor:
-    def __init__(self, allow_modules: list[str] | None = None, prefork: int = 2) -> None:
-        self._args = [f"--allow-module={m}" for m in allow_modules or []]
-        self._args.append(f"--prefork={prefork}")
+    def __init__(
+        self,
+        allow_modules: list[str] | None = None,
+        prefork: int = 2,
+        early: EarlyTemplate | None = None,
+    ) -> None:
+        self._args = template_args(allow_modules, prefork)
+        self._early = early
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._process: asyncio.subprocess.Process | None = None
+        self._process: asyncio.subprocess.Process | _Adopted | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -48,16 +76,21 @@ class TemplateSupervisor:
         async with self._start_lock:
             if self._writer is not None and not self._writer.is_closing():
                 return
-            ours, theirs = socket.socketpair()
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "sandbox.template",
-                f"--fd={theirs.fileno()}",
-                *self._args,
-                pass_fds=[theirs.fileno()],
-            )
-            theirs.close()
+            if self._early is not None:  # adopt the one started before the loop
+                popen, ours = self._early
+                self._early = None
+                self._process = _Adopted(popen)
+            else:
+                ours, theirs = socket.socketpair()
+                self._process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "sandbox.template",
+                    f"--fd={theirs.fileno()}",
+                    *self._args,
+                    pass_fds=[theirs.fileno()],
+                )
+                theirs.close()
             reader, self._writer = await asyncio.open_unix_connection(sock=ours)
             self._ready = asyncio.get_running_loop().create_future()
             self._reader_task = asyncio.create_task(self._read_loop(reader))
