@@ -45,18 +45,19 @@ async def hardened(request: pytest.FixtureRequest) -> AsyncIterator[DockerBacken
     """A backend whose process environment holds secrets, with small limits."""
     runtime: Runtime = request.param
     require_docker(runtime.value)
+    # The secrets stay in the orchestrator's environment while its containers start.
     os.environ["OPENAI_API_KEY"] = SECRET
     os.environ["LATM_DATABASE_URL"] = "postgresql://user:pw@db/latm"
     try:
         backend = DockerBackend(
             DockerOptions(runtime=runtime, pool=PoolConfig(min_idle=0), allow_modules=["socket"])
         )
+        try:
+            yield backend
+        finally:
+            await backend.close()
     finally:
         del os.environ["OPENAI_API_KEY"], os.environ["LATM_DATABASE_URL"]
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 async def container_of(backend: DockerBackend, tenant: str = "hardening") -> DockerSandbox:
