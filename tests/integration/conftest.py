@@ -17,6 +17,28 @@ pytestmark = pytest.mark.integration
 
 LABEL = "io.latm.platform=latm"
 
+# The tool module the contract and process suites call: plain functions, module state
+# (which must not survive from one call to the next) and a class attribute.
+TOOL = """
+import math
+
+SEEN = []
+
+
+class Tally:
+    total = 0
+
+
+def double(x):
+    return x * 2
+
+
+def remember(x):
+    SEEN.append(x)
+    Tally.total += x
+    return [len(SEEN), Tally.total]
+"""
+
 
 def require_bwrap() -> None:
     if shutil.which("bwrap") is None:

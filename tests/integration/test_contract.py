@@ -17,28 +17,9 @@ from orchestrator.sandboxes import ExecRequest, Status
 from orchestrator.sandboxes.base import SandboxBackend
 from orchestrator.sandboxes.docker import DockerBackend, DockerSandbox
 from orchestrator.sandboxes.process import ProcessBackend
+from tests.integration.conftest import TOOL
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
-
-TOOL = """
-import math
-
-SEEN = []
-
-
-class Tally:
-    total = 0
-
-
-def double(x):
-    return x * 2
-
-
-def remember(x):
-    SEEN.append(x)
-    Tally.total += x
-    return [len(SEEN), Tally.total]
-"""
 
 SEGFAULT = "it = iter([])\nfor _ in range(1000000):\n    it = map(abs, it)\nans = next(it, None)"
 

@@ -429,16 +429,21 @@ asyncio.run(main())
 """
 
 
-async def test_a_crashed_orchestrator_leaves_nothing_the_next_start_does_not_clean() -> None:
-    require_docker()
-    done = await asyncio.to_thread(
+async def another_orchestrator(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as a separate orchestrator process."""
+    return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-c", ORPHAN_MAKER],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+async def test_a_crashed_orchestrator_leaves_nothing_the_next_start_does_not_clean() -> None:
+    require_docker()
+    done = await another_orchestrator(ORPHAN_MAKER)
     assert done.returncode == -signal.SIGKILL, done.stderr
     done_pid, *orphans = done.stdout.split()
     assert len(orphans) == 2
@@ -466,14 +471,7 @@ async def test_containers_of_a_live_orchestrator_are_left_alone() -> None:
             "print(backend.removed_orphans)\n"
             "asyncio.run(backend.close())\n"
         )
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-c", starter],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = await another_orchestrator(starter)
         assert done.returncode == 0, done.stderr
         assert theirs.id in {c.id for c in first.own_containers()}
         assert theirs.labels[LABEL_OWNER] == owner_id()

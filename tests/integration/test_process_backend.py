@@ -12,28 +12,9 @@ import pytest
 from orchestrator.errors import IsolationTooWeak
 from orchestrator.sandboxes import ExecRequest, IsolationLevel, Status
 from orchestrator.sandboxes.process import ProcessBackend, ProcessIsolation
+from tests.integration.conftest import TOOL
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
-
-TOOL = """
-import math
-
-SEEN = []
-
-
-class Tally:
-    total = 0
-
-
-def double(x):
-    return x * 2
-
-
-def remember(x):
-    SEEN.append(x)
-    Tally.total += x
-    return [len(SEEN), Tally.total]
-"""
 
 
 def _parent(pid: int) -> int:
