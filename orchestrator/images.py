@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import io
 import json
 import os
 import platform
@@ -176,7 +175,7 @@ def _run(command: list[str], what: str) -> None:
 # --- the sandbox image -------------------------------------------------------------
 
 
-def requirements(python_version: str) -> list[str]:
+def requirements() -> list[str]:
     """Pinned requirements for the image, taken from this environment's versions."""
     pins = []
     for name in SANDBOX_REQUIREMENTS:
@@ -190,7 +189,7 @@ def requirements(python_version: str) -> list[str]:
 
 def fetch_wheels(dest: Path, python_version: str, progress: Progress) -> list[str]:
     """Download the image's wheels (and pip's own) for the image's Python and CPU."""
-    pins = requirements(python_version)
+    pins = requirements()
     pip_pin = f"pip=={importlib.metadata.version('pip')}"
     cache = _cache_dir() / "wheels" / f"cp{python_version.replace('.', '')}-{platform.machine()}"
     stamp = cache / "requirements.txt"
@@ -298,7 +297,7 @@ def build_sandbox_image(
         digest = content_hash(context, base_image.id or "")
         version = package_version()
         tag = f"{SANDBOX_REPOSITORY}:{version}-{digest[:12]}"
-        if not force and _has_image(client, tag):
+        if not force and has_image(client, tag):
             progress(f"{tag} is up to date")
             client.images.get(tag).tag(SANDBOX_REPOSITORY, version)
             return tag
@@ -332,7 +331,7 @@ def _build_stream(
             yield text
 
 
-def _has_image(client: docker.DockerClient, name: str) -> bool:
+def has_image(client: docker.DockerClient, name: str) -> bool:
     import docker.errors
 
     try:
@@ -362,6 +361,4 @@ def list_images(client: docker.DockerClient) -> list[ImageInfo]:
 
 
 def images_as_json(images: list[ImageInfo]) -> str:
-    buffer = io.StringIO()
-    json.dump([i.__dict__ for i in images], buffer, indent=2)
-    return buffer.getvalue()
+    return json.dumps([i.__dict__ for i in images], indent=2)

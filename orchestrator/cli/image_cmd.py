@@ -59,7 +59,7 @@ def run_build(args: argparse.Namespace) -> int:
 
             base = args.base
             if args.offline_base:
-                if args.rebuild_base or not images._has_image(client, images.OFFLINE_BASE):
+                if args.rebuild_base or not images.has_image(client, images.OFFLINE_BASE):
                     images.build_offline_base(client, progress, mirror=args.mirror)
                 else:
                     progress(f"{images.OFFLINE_BASE} exists; reusing it")
@@ -67,7 +67,7 @@ def run_build(args: argparse.Namespace) -> int:
             elif base is None:
                 base = (
                     images.OFFLINE_BASE
-                    if images._has_image(client, images.OFFLINE_BASE)
+                    if images.has_image(client, images.OFFLINE_BASE)
                     else images.PUBLIC_BASE
                 )
             tag = images.build_sandbox_image(client, progress, base=base, force=args.force)

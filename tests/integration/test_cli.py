@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,19 +138,24 @@ def test_demo_runs_a_tool_through_the_sandbox() -> None:
     assert '"apple fig pear"' in done.stdout
 
 
-@pytest.mark.slow
-def test_latency_benchmark_writes_its_json(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def run_benchmark(script: str, out: Path, *args: str, timeout: float) -> dict[str, Any]:
+    """Run ``bench/SCRIPT --quick`` and return the JSON it wrote to ``out``."""
     done = subprocess.run(
-        [sys.executable, "bench/sandbox_latency.py", "--quick", "--out", str(out)],
+        [sys.executable, f"bench/{script}", "--quick", "--out", str(out), *args],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    report = json.loads(out.read_text())
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+@pytest.mark.slow
+def test_latency_benchmark_writes_its_json(tmp_path: Path) -> None:
+    report = run_benchmark("sandbox_latency.py", tmp_path / "bench.json", timeout=180)
     text = json.dumps(report)
     for peer in ("sandbox", "in-process", "python -c"):
         assert f'"{peer}"' in text
@@ -159,24 +165,9 @@ def test_latency_benchmark_writes_its_json(tmp_path: Path) -> None:
 @pytest.mark.docker
 def test_docker_benchmark_writes_its_json(tmp_path: Path) -> None:
     require_docker("runsc")
-    out = tmp_path / "docker.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "bench/docker_sandbox.py",
-            "--quick",
-            "--no-llm-sandbox",
-            "--out",
-            str(out),
-        ],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    report = run_benchmark(
+        "docker_sandbox.py", tmp_path / "docker.json", "--no-llm-sandbox", timeout=300
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    report = json.loads(out.read_text())
     for runtime in ("runc", "runsc"):
         measured = report["results"][runtime]
         assert measured["warm"]["serial"]["failures"] == 0
