@@ -30,7 +30,7 @@ protos-check: setup
 	$(VENV)/python scripts/gen_protos.py --check
 
 bench:
-	LATM_EXTRAS=dev,bench bash scripts/setup.sh
+	LATM_EXTRAS=dev,local,bench bash scripts/setup.sh
 	bash scripts/setup_docker.sh
 	$(VENV)/python bench/sandbox_latency.py
 	$(VENV)/python bench/docker_sandbox.py

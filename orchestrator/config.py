@@ -1,17 +1,89 @@
-"""Settings, from environment variables (``LATM_*``) and an optional ``.env`` file."""
+"""Settings, from environment variables (``LATM_*``), an optional ``.env`` file, an optional
+TOML config file (``LATM_CONFIG_FILE``) and, for API keys, a secrets folder.
+
+Priority, highest first: constructor arguments, environment, ``.env``, the config file, the
+secrets folder. API keys are read only from the environment (``.env`` included) or the secrets
+folder (one file per key, named like its variable, e.g. ``OPENAI_API_KEY``; default
+``/run/secrets``); a config file that holds one is refused, since config files get committed.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+from pathlib import Path
+from typing import Any
 
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from orchestrator.errors import InvalidRequest
+from orchestrator.models.catalog import default_models_dir
+from orchestrator.models.specs import ModelSpec
 from orchestrator.sandboxes.base import IsolationLevel
+
+SECRET_FIELDS = ("openai_api_key", "anthropic_api_key", "openai_compatible_api_key")
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+DEFAULT_MODEL = "local:qwen2.5-coder-0.5b"
+
+
+def _key(name: str) -> Any:
+    """An API key field: ``LATM_NAME`` or the provider's usual ``NAME``."""
+    upper = name.upper()
+    return Field(
+        default=None,
+        validation_alias=AliasChoices(f"LATM_{upper}", upper),
+        description=f"API key (environment or secrets folder only): LATM_{upper} or {upper}",
+        repr=False,
+    )
+
+
+class _ConfigFile(TomlConfigSettingsSource):
+    """The TOML config file, refusing API keys in it."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        names = {n for f in SECRET_FIELDS for n in (f, f"latm_{f}")}
+        found = sorted(key for key in self.toml_data if key.lower() in names)
+        if found:
+            raise InvalidRequest(
+                f"the config file holds {', '.join(found)}; API keys are read only from the "
+                "environment or the secrets folder"
+            )
+        return data
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LATM_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="LATM_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        config_file = os.environ.get("LATM_CONFIG_FILE")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise InvalidRequest(f"LATM_CONFIG_FILE={config_file} is not a file")
+            sources.append(_ConfigFile(settings_cls, toml_file=config_file))
+        secrets_dir = Path(os.environ.get("LATM_SECRETS_DIR") or DEFAULT_SECRETS_DIR)
+        if secrets_dir.is_dir():
+            sources.append(
+                SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir, case_sensitive=False)
+            )
+        return tuple(sources)
 
     backend: str = Field(default="process", description="sandbox backend: process or docker")
     process_isolation: str = Field(
@@ -50,6 +122,46 @@ class Settings(BaseSettings):
     pool_acquire_timeout_s: float = Field(
         default=30.0, gt=0, description="wait for a free container before 'pool exhausted'"
     )
+
+    # --- models ---
+    maker_model: str = Field(default=DEFAULT_MODEL, description="model spec of the tool maker")
+    user_model: str = Field(default=DEFAULT_MODEL, description="model spec of the tool user")
+    model_timeout_s: float = Field(
+        default=120.0, gt=0, le=3600, description="per-attempt timeout of a completion"
+    )
+    model_max_retries: int = Field(
+        default=2, ge=0, le=10, description="retries (with backoff) on rate limits and 5xx"
+    )
+    model_prices_file: Path | None = Field(
+        default=None, description="JSON or TOML file of prices per million tokens"
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="base URL for openai: specs (default: OpenAI's)"
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, description="base URL for anthropic: specs (default: Anthropic's)"
+    )
+    openai_api_key: SecretStr | None = _key("openai_api_key")
+    anthropic_api_key: SecretStr | None = _key("anthropic_api_key")
+    openai_compatible_api_key: SecretStr | None = _key("openai_compatible_api_key")
+    models_dir: Path = Field(
+        default_factory=default_models_dir, description="cache folder of local GGUF models"
+    )
+    local_threads: int = Field(
+        default=0, ge=0, le=256, description="threads of the local model server (0: all cores)"
+    )
+    local_ctx: int = Field(
+        default=4096, ge=256, le=131072, description="context length of the local model"
+    )
+    local_start_timeout_s: float = Field(
+        default=120.0, gt=0, description="wait for the local model server to be ready"
+    )
+
+    @field_validator("maker_model", "user_model")
+    @classmethod
+    def _valid_spec(cls, value: str) -> str:
+        ModelSpec.parse(value)
+        return value
 
     @field_validator("docker_runtime")
     @classmethod

@@ -71,6 +71,59 @@ class MissingDependencyError(LatmError):
         return cls(f"{package} is not installed; run: pip install 'latm[{extra}]'")
 
 
+class ModelError(LatmError):
+    """A model endpoint failed: unreachable, erroring, or its server died mid-request."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class ModelAuthError(ModelError):
+    """The API key for a model provider is missing or was rejected (never quoted).
+
+    A deployment fault, not the caller's: FAILED_PRECONDITION, so that it is never confused
+    with a caller's own credentials being refused.
+    """
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    @classmethod
+    def missing(cls, provider: str, variables: str) -> ModelAuthError:
+        return cls(
+            f"no API key for {provider}: set {variables} in the environment or put it in "
+            "the secrets folder (LATM_SECRETS_DIR)"
+        )
+
+
+class ModelRateLimited(ModelError):
+    """The provider kept refusing with rate limits after every retry."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class ModelTimeout(ModelError):
+    """The model did not answer within the configured timeout."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class ModelRejected(ModelError):
+    """The provider refused the request itself (bad model name, context too long)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ScriptExhausted(ModelError):
+    """A scripted model was asked for more responses than its script holds."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class ModelNotAvailable(ModelError):
+    """A local model is not cached, or its files failed verification."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 # One table, used by servers and clients alike: status code <-> exception class.
 GRPC_ERRORS: dict[grpc.StatusCode, type[LatmError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,

@@ -5,17 +5,33 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="${LATM_EXTRAS:-dev}"
+extras="${LATM_EXTRAS:-dev,local}"
 python="${PYTHON:-python3}"
+# llama-cpp-python (the `local` extra) builds from source. llama.cpp's default native build
+# picks instructions (AMX) that crash on some CPUs, so build for a portable AVX2 baseline.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON}"
+
+apt_install() {
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
 
 if ! command -v bwrap >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "setup: installing bubblewrap"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+        apt_install bubblewrap
     else
         echo "setup: bubblewrap is missing; sandboxes will use weaker isolation" \
              "(install it: apt-get install bubblewrap)" >&2
+    fi
+fi
+
+if [[ ",$extras," == *,local,* ]] && ! { command -v gcc && command -v g++; } >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing a C/C++ compiler (to build llama-cpp-python)"
+        apt_install build-essential
+    else
+        echo "setup: the local model server needs gcc and g++ to build" >&2
     fi
 fi
 
@@ -25,7 +41,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.latm-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/_}"
 if [ ! -e "$stamp" ]; then
-    echo "setup: installing latm[$extras] into .venv"
+    echo "setup: installing latm[$extras] into .venv (llama-cpp-python builds in ~4 min once)"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[$extras]"
     rm -f .venv/.latm-installed-*

@@ -1,0 +1,102 @@
+"""``anthropic:MODEL`` through the official ``anthropic`` SDK (the Messages API).
+
+System messages become the request's ``system`` field; consecutive messages of one role are
+joined, since the API wants user and assistant turns to alternate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.errors import ModelAuthError, ModelError
+from orchestrator.models._sdk_errors import map_sdk_error
+from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
+from orchestrator.models.openai_adapter import _where
+from orchestrator.secrets import register_secret
+
+# Messages API stop reasons, in chat-completions words.
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+
+
+class AnthropicModel(ModelAdapter):
+    """Claude models through the Messages API."""
+
+    def __init__(
+        self,
+        spec: str,
+        model: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 2,
+        prices: PriceLookup | None = None,
+    ) -> None:
+        super().__init__(spec, prices=prices)
+        if not api_key:
+            raise ModelAuthError.missing("anthropic", "ANTHROPIC_API_KEY or LATM_ANTHROPIC_API_KEY")
+        import anthropic  # imported on first use
+
+        register_secret(api_key)
+        self.model = model
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.where = _where(base_url) if base_url else "api.anthropic.com"
+        self._sdk = anthropic
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+        )
+
+    async def _complete(self, messages: list[Message], params: ChatParams) -> RawCompletion:
+        system, turns = to_messages_api(messages)
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": turns,
+            "max_tokens": params.max_tokens,
+            "temperature": min(params.temperature, 1.0),  # the API's range is 0..1
+        }
+        if system:
+            request["system"] = system
+        if params.top_p is not None:
+            request["top_p"] = params.top_p
+        if params.stop:
+            request["stop_sequences"] = list(params.stop)
+        try:
+            response = await self._client.messages.create(**request)
+        except self._sdk.AnthropicError as exc:
+            raise map_sdk_error(
+                exc,
+                self._sdk,
+                where=self.where,
+                timeout_s=self.timeout_s,
+                attempts=self.max_retries + 1,
+            ) from None
+        text = "".join(block.text for block in response.content if block.type == "text")
+        if response.usage is None:
+            raise ModelError(f"{self.where} answered without token usage")
+        return RawCompletion(
+            text=text,
+            model=response.model or self.model,
+            prompt_tokens=response.usage.input_tokens,
+            completion_tokens=response.usage.output_tokens,
+            finish_reason=_FINISH.get(response.stop_reason or "", response.stop_reason or "stop"),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def to_messages_api(messages: list[Message]) -> tuple[str, list[dict[str, str]]]:
+    """Split out the system prompt and merge same-role neighbours into alternating turns."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    turns: list[dict[str, str]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if turns and turns[-1]["role"] == message.role:
+            turns[-1]["content"] += "\n\n" + message.content
+        else:
+            turns.append({"role": message.role, "content": message.content})
+    if not turns or turns[0]["role"] != "user":
+        turns.insert(0, {"role": "user", "content": "(continue)"})
+    return system, turns

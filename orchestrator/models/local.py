@@ -1,0 +1,193 @@
+"""``local:NAME_OR_GGUF_PATH``: llama.cpp's OpenAI-compatible server as a child process.
+
+The weights load in the child, never in the orchestrator. The child listens on loopback only,
+on a free port, and answers only requests that carry a random per-process key, so another
+local user cannot borrow it. It inherits no secrets: its environment is built from scratch.
+It is stopped with its whole process group on :meth:`LocalModelServer.stop`, and the kernel
+kills it should the orchestrator die first (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import importlib.util
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from orchestrator.errors import MissingDependencyError, ModelError
+from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
+from orchestrator.models.openai_adapter import OpenAIModel
+
+LOOPBACK = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
+# What the child may inherit: enough to run Python and find its libraries, nothing else.
+_PASS_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME")
+
+
+class LocalModelServer:
+    """One llama.cpp server process serving one GGUF file."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        alias: str,
+        threads: int = 0,
+        n_ctx: int = 4096,
+        start_timeout_s: float = 120.0,
+    ) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise MissingDependencyError.for_extra("llama-cpp-python", "local")
+        self.model_path = model_path
+        self.alias = alias
+        self.threads = threads or os.cpu_count() or 1
+        self.n_ctx = n_ctx
+        self.start_timeout_s = start_timeout_s
+        self.api_key = secrets.token_urlsafe(24)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+        self.load_s: float | None = None
+        self._log = tempfile.TemporaryFile(prefix="latm-llama-")  # noqa: SIM115 - closed in stop
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}/v1"
+
+    async def start(self) -> str:
+        """Start the server and wait until it answers; returns its base URL."""
+        self.port = _free_port()
+        env = {name: os.environ[name] for name in _PASS_ENV if name in os.environ}
+        env["API_KEY"] = self.api_key  # read by the server's settings; kept off its argv
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "llama_cpp.server",
+                "--model", str(self.model_path), "--model_alias", self.alias,
+                "--host", LOOPBACK, "--port", str(self.port),
+                "--n_threads", str(self.threads), "--n_ctx", str(self.n_ctx),
+                "--verbose", "false",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
+        )  # fmt: skip
+        try:
+            await self._wait_ready(started + self.start_timeout_s)
+        except ModelError:
+            tail = self.log_tail()
+            await self.stop()
+            raise ModelError(
+                f"the local model server did not start; its log ends: {tail}"
+            ) from None
+        self.load_s = time.monotonic() - started
+        return self.base_url
+
+    async def _wait_ready(self, deadline: float) -> None:
+        import openai
+
+        async with openai.AsyncOpenAI(
+            api_key=self.api_key, base_url=self.base_url, timeout=2.0, max_retries=0
+        ) as client:
+            while time.monotonic() < deadline:
+                if not self.alive():
+                    raise ModelError("the local model server exited")
+                with contextlib.suppress(openai.OpenAIError):
+                    await client.models.list()
+                    return
+                await asyncio.sleep(0.1)
+        raise ModelError(f"no answer within {self.start_timeout_s:g} s")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, size: int = 1500) -> str:
+        if self._log.closed:
+            return ""
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, self._log.tell() - size))
+        return " ".join(self._log.read().decode("utf-8", "replace").split())
+
+    async def stop(self) -> None:
+        """Stop the server and everything it started; idempotent."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, 10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await asyncio.to_thread(process.wait)
+        self._log.close()
+
+
+class LocalModel(ModelAdapter):
+    """A GGUF model served by a child :class:`LocalModelServer`, spoken to over OpenAI's API."""
+
+    def __init__(
+        self,
+        spec: str,
+        server: LocalModelServer,
+        *,
+        timeout_s: float = 120.0,
+        max_retries: int = 1,
+        prices: PriceLookup | None = None,
+    ) -> None:
+        super().__init__(spec, prices=prices)
+        self.server = server
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self._client: OpenAIModel | None = None
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Start the server now rather than on the first completion."""
+        async with self._starting:
+            if self._client is None:
+                base_url = await self.server.start()
+                self._client = OpenAIModel(
+                    self.spec,
+                    self.server.alias,
+                    api_key=self.server.api_key,
+                    base_url=base_url,
+                    timeout_s=self.timeout_s,
+                    max_retries=self.max_retries,
+                )
+
+    async def _complete(self, messages: list[Message], params: ChatParams) -> RawCompletion:
+        await self.start()
+        assert self._client is not None
+        if not self.server.alive():
+            raise ModelError(f"the local model server for {self.spec} has exited")
+        return await self._client._complete(messages, params)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        await self.server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask for SIGKILL when the parent dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

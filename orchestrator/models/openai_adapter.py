@@ -1,0 +1,96 @@
+"""``openai:MODEL`` and ``openai-compatible:BASE_URL#MODEL`` through the official ``openai`` SDK.
+
+The SDK does the retrying: it backs off exponentially (honouring ``Retry-After``) on rate
+limits, server errors, timeouts and dropped connections, up to ``max_retries`` times.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from orchestrator.errors import ModelError
+from orchestrator.models._sdk_errors import map_sdk_error
+from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
+from orchestrator.models.scripted import estimate_tokens
+from orchestrator.secrets import register_secret
+
+# OpenAI-compatible servers that need no key still make the SDK send one.
+NO_KEY = "no-key"
+
+
+class OpenAIModel(ModelAdapter):
+    """A chat-completions endpoint: OpenAI itself, vLLM, Ollama, LM Studio, llama.cpp."""
+
+    def __init__(
+        self,
+        spec: str,
+        model: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 2,
+        prices: PriceLookup | None = None,
+    ) -> None:
+        super().__init__(spec, prices=prices)
+        import openai  # imported on first use: it takes a while and not every run needs it
+
+        register_secret(api_key)
+        self.model = model
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.where = _where(base_url) if base_url else "api.openai.com"
+        self._sdk = openai
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or NO_KEY,
+            base_url=base_url,
+            timeout=timeout_s,
+            max_retries=max_retries,
+        )
+
+    async def _complete(self, messages: list[Message], params: ChatParams) -> RawCompletion:
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+        }
+        if params.top_p is not None:
+            request["top_p"] = params.top_p
+        if params.stop:
+            request["stop"] = list(params.stop)
+        if params.seed is not None:
+            request["seed"] = params.seed
+        try:
+            response = await self._client.chat.completions.create(**request)
+        except self._sdk.OpenAIError as exc:
+            raise map_sdk_error(
+                exc,
+                self._sdk,
+                where=self.where,
+                timeout_s=self.timeout_s,
+                attempts=self.max_retries + 1,
+            ) from None
+        if not response.choices:
+            raise ModelError(f"{self.where} answered with no choices")
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        usage = response.usage
+        prompt = "\n".join(m.content for m in messages)
+        return RawCompletion(
+            text=text,
+            model=response.model or self.model,
+            prompt_tokens=usage.prompt_tokens if usage else estimate_tokens(prompt),
+            completion_tokens=usage.completion_tokens if usage else estimate_tokens(text),
+            finish_reason=choice.finish_reason or "stop",
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _where(base_url: str) -> str:
+    """The endpoint as it may appear in messages: scheme, host and port only."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
