@@ -160,7 +160,10 @@ class Settings(BaseSettings):
     @field_validator("maker_model", "user_model")
     @classmethod
     def _valid_spec(cls, value: str) -> str:
-        ModelSpec.parse(value)
+        try:
+            ModelSpec.parse(value)
+        except InvalidRequest as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("docker_runtime")

@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from orchestrator.cli import demo, exec_cmd, image_cmd
+from orchestrator.cli import demo, exec_cmd, image_cmd, models_cmd
+from orchestrator.secrets import install_log_redaction
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     exec_cmd.register(commands)
     demo.register(commands)
     image_cmd.register(commands)
+    models_cmd.register(commands)
     return parser
 
 
@@ -27,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_log_redaction()
     sys.exit(args.run(args))
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import importlib.util
+import logging
 import os
 import secrets
 import signal
@@ -22,11 +23,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 from orchestrator.errors import MissingDependencyError, ModelError
 from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
 from orchestrator.models.openai_adapter import OpenAIModel
 
+log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 # What the child may inherit: enough to run Python and find its libraries, nothing else.
@@ -56,7 +59,8 @@ class LocalModelServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
         self.load_s: float | None = None
-        self._log = tempfile.TemporaryFile(prefix="latm-llama-")  # noqa: SIM115 - closed in stop
+        self.starts = 0
+        self._log: IO[bytes] | None = None
 
     @property
     def base_url(self) -> str:
@@ -64,6 +68,8 @@ class LocalModelServer:
 
     async def start(self) -> str:
         """Start the server and wait until it answers; returns its base URL."""
+        self._log = tempfile.TemporaryFile(prefix="latm-llama-")  # noqa: SIM115 - closed in stop
+        self.starts += 1
         self.port = _free_port()
         env = {name: os.environ[name] for name in _PASS_ENV if name in os.environ}
         env["API_KEY"] = self.api_key  # read by the server's settings; kept off its argv
@@ -112,8 +118,17 @@ class LocalModelServer:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    async def exited_within(self, seconds: float) -> int | None:
+        """The exit status if the server exits within ``seconds`` (negative: a signal)."""
+        if self.process is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.process.wait, seconds)
+        except subprocess.TimeoutExpired:
+            return None
+
     def log_tail(self, size: int = 1500) -> str:
-        if self._log.closed:
+        if self._log is None or self._log.closed:
             return ""
         self._log.seek(0, os.SEEK_END)
         self._log.seek(max(0, self._log.tell() - size))
@@ -131,7 +146,8 @@ class LocalModelServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 await asyncio.to_thread(process.wait)
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
 
 class LocalModel(ModelAdapter):
@@ -153,9 +169,17 @@ class LocalModel(ModelAdapter):
         self._client: OpenAIModel | None = None
         self._starting = asyncio.Lock()
 
-    async def start(self) -> None:
-        """Start the server now rather than on the first completion."""
+    async def start(self) -> OpenAIModel:
+        """Start the server now rather than on the first completion.
+
+        A server that has died since (crashed, killed) is replaced: one call's fault does
+        not become every later call's.
+        """
         async with self._starting:
+            if self._client is not None and not self.server.alive():
+                log.warning("the local model server for %s has exited; restarting it", self.spec)
+                await self._close_client()
+                await self.server.stop()
             if self._client is None:
                 base_url = await self.server.start()
                 self._client = OpenAIModel(
@@ -166,19 +190,39 @@ class LocalModel(ModelAdapter):
                     timeout_s=self.timeout_s,
                     max_retries=self.max_retries,
                 )
+            return self._client
 
     async def _complete(self, messages: list[Message], params: ChatParams) -> RawCompletion:
-        await self.start()
-        assert self._client is not None
-        if not self.server.alive():
-            raise ModelError(f"the local model server for {self.spec} has exited")
-        return await self._client._complete(messages, params)
+        client = await self.start()
+        try:
+            return await client._complete(messages, params)
+        except ModelError as exc:
+            # A dropped connection: was it the server dying? (It may still be exiting.)
+            lost = type(exc) is ModelError
+            status = await self.server.exited_within(1.0) if lost else None
+            if status is None:
+                raise
+            raise ModelError(
+                f"the local model server for {self.spec} died mid-request "
+                f"({_describe(status)}); the next call starts a new one"
+            ) from None
 
-    async def aclose(self) -> None:
+    async def _close_client(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    async def aclose(self) -> None:
+        await self._close_client()
         await self.server.stop()
+
+
+def _describe(status: int | None) -> str:
+    if status is None:
+        return "exit status unknown"
+    if status < 0:
+        return f"killed by {signal.Signals(-status).name}"
+    return f"exit status {status}"
 
 
 def _free_port() -> int:
