@@ -67,7 +67,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     settings = Settings()
     cached = {entry.name: entry for entry in catalog.list_cached(settings.models_dir)}
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "name": model.name,
             "about": model.about,
