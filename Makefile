@@ -11,6 +11,7 @@ setup-docker: setup
 	@bash scripts/setup_docker.sh
 
 demo: setup
+	$(VENV)/latm models fetch qwen2.5-coder-0.5b
 	$(VENV)/latm demo
 
 test: setup setup-docker lint typecheck

@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.config import Settings
-from orchestrator.sandboxes import ExecRequest, create_backend
+from orchestrator.errors import LatmError
+from orchestrator.models import ChatParams, Message, open_model
+from orchestrator.sandboxes import ExecRequest, SandboxBackend, create_backend
 
 # A tool as a maker model would write it for BIG-Bench Hard's word_sorting task.
 TOOL = '''\
@@ -49,8 +51,23 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+# Questions for the user model, which answers each with a call of the tool.
+QUESTIONS = [
+    "Sort the following words alphabetically: List: syndrome therefrom anchor",
+    "Sort the following words alphabetically: List: oven costume counterpart",
+]
+EXAMPLE = "Sort the following words alphabetically: List: banana apple"
+USER_SYSTEM = (
+    "You answer a question by calling a Python tool. Reply with Python code only: one line "
+    "that calls the tool and assigns the final answer to `ans`.\n\nThe tool:\n"
+)
+
+
 def register(commands: Any) -> None:
     parser = commands.add_parser("demo", help="run a small tool through the sandbox")
+    parser.add_argument(
+        "--no-model", action="store_true", help="skip the part that needs the user model"
+    )
     parser.set_defaults(run=run)
 
 
@@ -58,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)  # piped output: keep statuses whole
-    return asyncio.run(_demo(console))
+    return asyncio.run(_demo(console, with_model=not args.no_model))
 
 
-async def _demo(console: Console) -> int:
+async def _demo(console: Console, *, with_model: bool) -> int:
     settings = Settings()
     backend = create_backend(settings.backend, settings)
     console.print(
@@ -86,5 +103,37 @@ async def _demo(console: Console) -> int:
                 f"{result.usage.wall_ms:.1f}",
             )
         ok = result.status.value == "ok"
-    console.print(table)
+        console.print(table)
+        if with_model:
+            ok = await _user_model(console, settings, backend) and ok
     return 0 if ok else 1
+
+
+async def _user_model(console: Console, settings: Settings, backend: SandboxBackend) -> bool:
+    """The user model turns each question into a call; the call runs in the sandbox."""
+    console.print(f"[bold]The user model[/] ([cyan]{settings.user_model}[/]) calls the tool:")
+    table = Table("question", "call written by the model", "answer", "tokens", "cost $")
+    try:
+        async with open_model(settings.user_model, settings) as model:
+            for question in QUESTIONS:
+                reply = await model.complete(_call_prompt(question), ChatParams(max_tokens=80))
+                call = reply.text.strip().removeprefix("```python").removesuffix("```").strip()
+                result = await backend.execute("demo", ExecRequest(source=TOOL, call=call))
+                shown = json.dumps(result.value) if result.error is None else result.error.message
+                tokens = f"{reply.usage.prompt_tokens}+{reply.usage.completion_tokens}"
+                table.add_row(question, call, shown, tokens, f"{reply.cost_usd:.6f}")
+    except LatmError as exc:
+        console.print(f"[red]the user model is not available:[/] {exc}", highlight=False)
+        return False
+    console.print(table)
+    return True
+
+
+def _call_prompt(question: str) -> list[Message]:
+    # The usage demo as a worked exchange: small models follow it far more reliably.
+    return [
+        Message(role="system", content=f"{USER_SYSTEM}```python\n{TOOL}```"),
+        Message(role="user", content=f"Question: {EXAMPLE}"),
+        Message(role="assistant", content=f'ans = sort_words("{EXAMPLE}")'),
+        Message(role="user", content=f"Question: {question}"),
+    ]

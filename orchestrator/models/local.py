@@ -4,14 +4,13 @@ The weights load in the child, never in the orchestrator. The child listens on l
 on a free port, and answers only requests that carry a random per-process key, so another
 local user cannot borrow it. It inherits no secrets: its environment is built from scratch.
 It is stopped with its whole process group on :meth:`LocalModelServer.stop`, and the kernel
-kills it should the orchestrator die first (``PR_SET_PDEATHSIG``).
+kills it should the orchestrator die first (``PR_SET_PDEATHSIG``, set by the child itself).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
@@ -31,7 +30,17 @@ from orchestrator.models.openai_adapter import OpenAIModel
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
+# The child's first act: ask the kernel for SIGKILL when its parent dies, check the parent
+# did not die before that, then become llama.cpp's server. (Done in the child rather than in a
+# preexec_fn, which would force a plain fork() in a process where gRPC threads run.)
+_CHILD = """
+import ctypes, os, runpy, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+sys.argv = ["llama_cpp.server", *sys.argv[2:]]
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
 # What the child may inherit: enough to run Python and find its libraries, nothing else.
 _PASS_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "HOME")
 
@@ -76,7 +85,7 @@ class LocalModelServer:
         started = time.monotonic()
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "llama_cpp.server",
+                sys.executable, "-c", _CHILD, str(os.getpid()),
                 "--model", str(self.model_path), "--model_alias", self.alias,
                 "--host", LOOPBACK, "--port", str(self.port),
                 "--n_threads", str(self.threads), "--n_ctx", str(self.n_ctx),
@@ -87,7 +96,6 @@ class LocalModelServer:
             stdout=self._log,
             stderr=self._log,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )  # fmt: skip
         try:
             await self._wait_ready(started + self.start_timeout_s)
@@ -229,9 +237,3 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK, 0))
         return int(probe.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask for SIGKILL when the parent dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
