@@ -8,7 +8,9 @@ dropped, and every other message passes through :func:`orchestrator.secrets.reda
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from types import ModuleType
+from typing import TypeVar
 
 from orchestrator.errors import (
     ModelAuthError,
@@ -20,6 +22,28 @@ from orchestrator.errors import (
 from orchestrator.secrets import redact
 
 _MAX_DETAIL = 300
+T = TypeVar("T")
+
+
+async def sdk_call(
+    call: Awaitable[T],
+    sdk: ModuleType,
+    base: type[Exception],
+    *,
+    where: str,
+    timeout_s: float,
+    attempts: int,
+) -> T:
+    """Await an SDK call; its failures become platform errors with no SDK exception attached.
+
+    The platform error is raised outside the ``except`` block, so neither ``__cause__`` nor
+    ``__context__`` holds the SDK's exception, whose text may quote a key.
+    """
+    try:
+        return await call
+    except base as exc:
+        error = map_sdk_error(exc, sdk, where=where, timeout_s=timeout_s, attempts=attempts)
+    raise error
 
 
 def map_sdk_error(  # noqa: PLR0911 - one return per kind of failure

@@ -1,15 +1,17 @@
 """``anthropic:MODEL`` through the official ``anthropic`` SDK (the Messages API).
 
 System messages become the request's ``system`` field; consecutive messages of one role are
-joined, since the API wants user and assistant turns to alternate.
+joined, since the API wants user and assistant turns to alternate. ``temperature`` and
+``top_p`` are sent only where the installed SDK still takes them (anthropic 2.x does not).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from orchestrator.errors import ModelAuthError, ModelError
-from orchestrator.models._sdk_errors import map_sdk_error
+from orchestrator.models._sdk_errors import sdk_call
 from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
 from orchestrator.models.openai_adapter import _where
 from orchestrator.secrets import register_secret
@@ -46,6 +48,10 @@ class AnthropicModel(ModelAdapter):
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
+        # Newer SDKs (2.x) dropped the sampling arguments along with the models that took
+        # them; send them only to an SDK that still has them.
+        accepted = inspect.signature(self._client.messages.create).parameters
+        self._sampling = {name for name in ("temperature", "top_p") if name in accepted}
 
     async def _complete(self, messages: list[Message], params: ChatParams) -> RawCompletion:
         system, turns = to_messages_api(messages)
@@ -53,24 +59,23 @@ class AnthropicModel(ModelAdapter):
             "model": self.model,
             "messages": turns,
             "max_tokens": params.max_tokens,
-            "temperature": min(params.temperature, 1.0),  # the API's range is 0..1
         }
+        if "temperature" in self._sampling:
+            request["temperature"] = min(params.temperature, 1.0)  # the API's range is 0..1
         if system:
             request["system"] = system
-        if params.top_p is not None:
+        if params.top_p is not None and "top_p" in self._sampling:
             request["top_p"] = params.top_p
         if params.stop:
             request["stop_sequences"] = list(params.stop)
-        try:
-            response = await self._client.messages.create(**request)
-        except self._sdk.AnthropicError as exc:
-            raise map_sdk_error(
-                exc,
-                self._sdk,
-                where=self.where,
-                timeout_s=self.timeout_s,
-                attempts=self.max_retries + 1,
-            ) from None
+        response = await sdk_call(
+            self._client.messages.create(**request),
+            self._sdk,
+            self._sdk.AnthropicError,
+            where=self.where,
+            timeout_s=self.timeout_s,
+            attempts=self.max_retries + 1,
+        )
         text = "".join(block.text for block in response.content if block.type == "text")
         if response.usage is None:
             raise ModelError(f"{self.where} answered without token usage")

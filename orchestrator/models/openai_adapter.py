@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.errors import ModelError
-from orchestrator.models._sdk_errors import map_sdk_error
+from orchestrator.models._sdk_errors import sdk_call
 from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
 from orchestrator.models.scripted import estimate_tokens
 from orchestrator.secrets import register_secret
@@ -62,16 +62,14 @@ class OpenAIModel(ModelAdapter):
             request["stop"] = list(params.stop)
         if params.seed is not None:
             request["seed"] = params.seed
-        try:
-            response = await self._client.chat.completions.create(**request)
-        except self._sdk.OpenAIError as exc:
-            raise map_sdk_error(
-                exc,
-                self._sdk,
-                where=self.where,
-                timeout_s=self.timeout_s,
-                attempts=self.max_retries + 1,
-            ) from None
+        response = await sdk_call(
+            self._client.chat.completions.create(**request),
+            self._sdk,
+            self._sdk.OpenAIError,
+            where=self.where,
+            timeout_s=self.timeout_s,
+            attempts=self.max_retries + 1,
+        )
         if not response.choices:
             raise ModelError(f"{self.where} answered with no choices")
         choice = response.choices[0]
