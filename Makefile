@@ -35,6 +35,7 @@ bench:
 	bash scripts/setup_docker.sh
 	$(VENV)/python bench/sandbox_latency.py
 	$(VENV)/python bench/docker_sandbox.py
+	$(VENV)/python bench/models.py
 
 clean:
 	rm -rf .venv build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import platform
 import subprocess
@@ -40,6 +39,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench import write_report  # noqa: E402 - after the path set-up
 
 TOOL_SOURCE = "def double(x):\n    return x * 2\n"
 CALL = "double(x)"
@@ -674,10 +675,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"running: {label}")
         peers.append(bench(args))
     report = build_report(args, peers, started)
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print_report(console, report, out)
+    write_report(report, args.out)
+    print_report(console, report, args.out)
     return 1 if report["failures"] else 0
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from orchestrator.config import Settings
+from orchestrator.models import catalog
 from tests.integration.conftest import require_docker
 
 pytestmark = pytest.mark.integration
@@ -176,3 +178,16 @@ def test_docker_benchmark_writes_its_json(tmp_path: Path) -> None:
         assert measured["fault_run"]["next_call_value"] == 4
         assert measured["fault_run"]["killed_container_destroyed"] is True
         assert "warm_p50_met" in report["targets"][runtime]
+
+
+@pytest.mark.slow
+def test_models_benchmark_writes_its_json(tmp_path: Path) -> None:
+    catalog.fetch(catalog.CATALOG["smollm2-135m"], Settings().models_dir)
+    report = run_benchmark(
+        "models.py", tmp_path / "models.json", "--model", "smollm2-135m", timeout=300
+    )
+    assert list(report["models"]) == ["smollm2-135m"]
+    result = report["models"]["smollm2-135m"]
+    assert result["load_s"]["median"] > 0
+    assert result["generation"]["tokens_per_s"]["median"] > 0
+    assert result["memory_after_load"]["rss_mb"] > 50
