@@ -14,6 +14,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.errors import InvalidRequest
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -105,8 +107,6 @@ class ModelAdapter(abc.ABC):
     ) -> Completion:
         """Send ``messages`` and return the model's reply with tokens, cost and latency."""
         if not messages:
-            from orchestrator.errors import InvalidRequest
-
             raise InvalidRequest("a completion needs at least one message")
         started = time.perf_counter()
         raw = await self._complete(list(messages), params or ChatParams())

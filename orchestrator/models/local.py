@@ -93,8 +93,8 @@ class LocalModelServer:
             ],
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
+            stdout=subprocess.DEVNULL,  # uvicorn's access log: a line per request, unbounded
+            stderr=self._log,  # start-up and errors
             start_new_session=True,
         )  # fmt: skip
         try:
@@ -140,7 +140,8 @@ class LocalModelServer:
             return ""
         self._log.seek(0, os.SEEK_END)
         self._log.seek(max(0, self._log.tell() - size))
-        return " ".join(self._log.read().decode("utf-8", "replace").split())
+        lines = self._log.read().decode("utf-8", "replace").strip().splitlines()
+        return " | ".join(line.strip() for line in lines[-3:])  # a traceback ends in its error
 
     async def stop(self) -> None:
         """Stop the server and everything it started; idempotent."""

@@ -273,3 +273,19 @@ async def test_qwen_end_to_end_turns_a_question_into_a_call(tmp_path: Path) -> N
         await backend.close()
     assert result.status is Status.OK, result
     assert result.value == "anchor syndrome therefrom"
+
+
+async def test_a_broken_gguf_fails_to_start_with_the_server_log(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00" * 4096)
+    model = open_model(f"local:{broken}", _settings(models_dir))
+    assert isinstance(model, LocalModel)
+    started = time.monotonic()
+    with pytest.raises(ModelError, match="did not start; its log ends: .+") as caught:
+        await model.complete(LONG)
+    assert time.monotonic() - started < 30
+    assert str(caught.value).endswith(f"Failed to load model from file: {broken}")
+    assert model.server.process is None  # stopped, nothing left behind
+    await model.aclose()
