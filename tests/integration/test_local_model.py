@@ -283,7 +283,7 @@ async def test_a_broken_gguf_fails_to_start_with_the_server_log(
     model = open_model(f"local:{broken}", _settings(models_dir))
     assert isinstance(model, LocalModel)
     started = time.monotonic()
-    with pytest.raises(ModelError, match="did not start; its log ends: .+") as caught:
+    with pytest.raises(ModelError, match=r"did not start; its log ends: .+") as caught:
         await model.complete(LONG)
     assert time.monotonic() - started < 30
     assert str(caught.value).endswith(f"Failed to load model from file: {broken}")
