@@ -1,0 +1,1 @@
+"""The LATM engine: tool maker, tool user, dispatcher."""
