@@ -27,7 +27,12 @@ from orchestrator.models.catalog import default_models_dir
 from orchestrator.models.specs import ModelSpec
 from orchestrator.sandboxes.base import IsolationLevel
 
-SECRET_FIELDS = ("openai_api_key", "anthropic_api_key", "openai_compatible_api_key")
+SECRET_FIELDS = (
+    "openai_api_key",
+    "anthropic_api_key",
+    "openai_compatible_api_key",
+    "database_url",  # may carry a password
+)
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_MODEL = "local:qwen2.5-coder-0.5b"
 
@@ -144,6 +149,14 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = _key("openai_api_key")
     anthropic_api_key: SecretStr | None = _key("anthropic_api_key")
     openai_compatible_api_key: SecretStr | None = _key("openai_compatible_api_key")
+    # --- the registry ---
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LATM_DATABASE_URL"),
+        description="SQLAlchemy URL of the registry (default: SQLite in the user data folder); "
+        "environment or secrets folder only, as it may carry a password",
+        repr=False,
+    )
     models_dir: Path = Field(
         default_factory=default_models_dir, description="cache folder of local GGUF models"
     )
