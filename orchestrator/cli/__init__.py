@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from orchestrator.cli import demo, exec_cmd, image_cmd, models_cmd
+from orchestrator.cli import bench_cmd, demo, exec_cmd, image_cmd, make_cmd, models_cmd, tools_cmd
 from orchestrator.secrets import install_log_redaction
 
 
@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     image_cmd.register(commands)
     models_cmd.register(commands)
+    make_cmd.register(commands)
+    tools_cmd.register(commands)
+    bench_cmd.register(commands)
     return parser
 
 

@@ -1,0 +1,118 @@
+"""``latm tools list | show | export | import | rm``: the tenant's tools in the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.cli._runtime import DEFAULT_TENANT, open_registry
+from orchestrator.cli.make_cmd import show_card
+from orchestrator.config import Settings
+from orchestrator.errors import LatmError
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("tools", help="list, show, export, import or remove tools")
+    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant namespace")
+    sub = parser.add_subparsers(dest="tools_command", required=True)
+
+    listing = sub.add_parser("list", help="the latest version of each tool")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(run=run_list)
+
+    for name, help_text, run in (
+        ("show", "a tool card, for people", run_show),
+        ("export", "a tool card as JSON (latm.tool/v1) on stdout", run_export),
+        ("rm", "remove a tool (every version unless --version)", run_rm),
+    ):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("name", help="tool name")
+        command.add_argument("--version", type=int, default=None, help="one version")
+        command.set_defaults(run=run)
+
+    importing = sub.add_parser("import", help="import a tool card (JSON file, or - for stdin)")
+    importing.add_argument("file", help="path to the card, or -")
+    importing.set_defaults(run=run_import)
+
+
+def _guarded(run: Any) -> Any:
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            with open_registry(Settings()) as registry:
+                return int(run(args, registry))
+        except LatmError as exc:
+            print(f"latm tools {args.tools_command}: {exc}", file=sys.stderr)
+            return 1
+
+    return wrapper
+
+
+@_guarded
+def run_list(args: argparse.Namespace, registry: Any) -> int:
+    tools = registry.list(args.tenant)
+    if args.json:
+        rows = [
+            {
+                "name": t.name,
+                "version": t.version,
+                "signature": t.signature,
+                "description": t.description,
+                "sha256": t.sha256,
+                "uses": t.uses,
+                "cost_usd": t.cost_usd,
+            }
+            for t in tools
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"tools of tenant {args.tenant}")
+    for column in ("name", "version", "signature", "uses", "cost $", "description"):
+        table.add_column(column)
+    for t in tools:
+        table.add_row(
+            t.name,
+            str(t.version),
+            t.signature or "",
+            str(t.uses),
+            f"{t.cost_usd:.6f}",
+            t.description[:60],
+        )
+    Console().print(table)
+    return 0
+
+
+@_guarded
+def run_show(args: argparse.Namespace, registry: Any) -> int:
+    show_card(Console(), registry.get(args.tenant, args.name, args.version))
+    return 0
+
+
+@_guarded
+def run_export(args: argparse.Namespace, registry: Any) -> int:
+    print(registry.export(args.tenant, args.name, args.version))
+    return 0
+
+
+@_guarded
+def run_import(args: argparse.Namespace, registry: Any) -> int:
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+    except OSError as exc:
+        print(f"latm tools import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    card = registry.import_card(args.tenant, text)
+    print(f"{card.name} v{card.version}")
+    return 0
+
+
+@_guarded
+def run_rm(args: argparse.Namespace, registry: Any) -> int:
+    removed = registry.remove(args.tenant, args.name, args.version)
+    print(f"removed {removed} version(s) of {args.name}")
+    return 0

@@ -1,0 +1,173 @@
+"""Reading model-written code as TEXT: code blocks, the tool's name and docstring, and the
+memorisation guard.
+
+Nothing here compiles, evaluates or imports what a model wrote; the orchestrator must never
+do that (a test enforces it). Only the lexer (:mod:`tokenize`) looks at it, to find names and
+literals; the code itself runs only inside a sandbox.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from orchestrator.latm.tasks import Example
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_DEF = re.compile(r"^def[ \t]+([A-Za-z][A-Za-z0-9_]*)[ \t]*\((.*?)\)[ \t]*(->[^:]*)?:", re.M | re.S)
+_CALL_LINE = re.compile(r"^(ans\s*=|print\s*\()", re.M)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'&-]{3,}|\d{3,}")
+
+
+def code_blocks(reply: str) -> list[str]:
+    """The fenced code blocks of a reply, in order; the whole reply if it has none."""
+    blocks = [body.strip("\n") for _, body in _FENCE.findall(reply)]
+    blocks = [block for block in blocks if block.strip()]
+    return blocks or ([reply.strip()] if reply.strip() else [])
+
+
+def first_call(reply: str) -> str:
+    """The call snippet in a tool user's reply (its first code block, or the reply)."""
+    blocks = code_blocks(reply)
+    return blocks[0].strip() if blocks else ""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A maker's reply split into the tool module and the calls that follow it."""
+
+    source: str | None
+    calls: list[str]
+
+
+def split_proposal(reply: str) -> Proposal:
+    """The first block that defines a function is the tool; later blocks are calls.
+
+    A tool block that ends in top-level ``ans = ...`` lines (a model that put everything in
+    one block) is split there.
+    """
+    blocks = code_blocks(reply)
+    for index, block in enumerate(blocks):
+        if _DEF.search(block):
+            tool, trailing = _split_trailing_calls(block)
+            return Proposal(tool, trailing + [b.strip() for b in blocks[index + 1 :]])
+    return Proposal(None, [block.strip() for block in blocks])
+
+
+def _split_trailing_calls(block: str) -> tuple[str, list[str]]:
+    match = next((m for m in _CALL_LINE.finditer(block) if m.start() > 0), None)
+    if match is None:
+        return block.strip("\n") + "\n", []
+    tool, rest = block[: match.start()], block[match.start() :]
+    calls = [line.strip() for line in rest.splitlines() if _CALL_LINE.match(line.strip())]
+    return tool.strip("\n") + "\n", calls
+
+
+@dataclass(frozen=True)
+class ToolShape:
+    name: str
+    signature: str
+    docstring: str
+
+
+def tool_shape(source: str) -> ToolShape | None:
+    """The last top-level function (the tool; helpers come first), its signature and
+    docstring, read from the text."""
+    matches = list(_DEF.finditer(source))
+    if not matches:
+        return None
+    last = matches[-1]
+    arguments = " ".join(last.group(2).split())
+    returns = f" {last.group(3).strip()}" if last.group(3) else ""
+    return ToolShape(
+        name=last.group(1),
+        signature=f"{last.group(1)}({arguments}){returns}",
+        docstring=_docstring_after(source, last.end()),
+    )
+
+
+def _docstring_after(source: str, offset: int) -> str:
+    for token in _tokens(source[offset:]):
+        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.COMMENT):
+            continue
+        if token.type == tokenize.STRING:
+            return " ".join(_string_value(token.string).split())
+        return ""
+    return ""
+
+
+def _tokens(source: str) -> Iterable[tokenize.TokenInfo]:
+    try:
+        yield from tokenize.generate_tokens(io.StringIO(source).readline)
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return
+
+
+def _string_value(literal: str) -> str:
+    """The text of a string literal, without prefix and quotes (escapes left as written)."""
+    body = literal.lstrip("rRbBuUfF")
+    for quote in ('"""', "'''", '"', "'"):
+        if body.startswith(quote) and body.endswith(quote) and len(body) >= 2 * len(quote):
+            return body[len(quote) : -len(quote)]
+    return body
+
+
+def literals(source: str) -> list[str]:
+    """String and number literals of ``source`` (docstrings and comments excluded)."""
+    found: list[str] = []
+    previous = tokenize.NEWLINE
+    for token in _tokens(source):
+        if token.type == tokenize.STRING and previous not in (
+            tokenize.NEWLINE,
+            tokenize.INDENT,
+            tokenize.NL,
+        ):
+            found.append(_string_value(token.string))
+        elif token.type == tokenize.NUMBER:
+            found.append(token.string)
+        if token.type not in (tokenize.COMMENT, tokenize.NL):
+            previous = token.type
+    return found
+
+
+def memorisation(source: str, examples: Sequence[Example]) -> str | None:
+    """Why ``source`` looks like it memorised the examples, or None.
+
+    Three signs, each a reason to reject: a literal equal to an example's answer (answers
+    of three characters or fewer, such as option letters, are common words of a task); a
+    long literal copied from one example's question; or two or more literals (words of four
+    letters or more, numbers of three digits or more) that occur in one example's question
+    and in no other example's, i.e. a branch on that particular input.
+    """
+    found = literals(source)
+    answers = {" ".join(e.target.split()).lower(): e for e in examples if len(e.target) > 3}
+    for literal in found:
+        example = answers.get(" ".join(literal.split()).lower())
+        if example is not None:
+            return f"the literal {_short(literal)} is the expected answer of an example"
+    for literal in found:
+        if len(literal) >= 16 and sum(literal in e.input for e in examples) == 1:
+            return f"the literal {_short(literal)} is copied from an example's question"
+    return _branches_on_inputs(found, examples)
+
+
+def _branches_on_inputs(found: list[str], examples: Sequence[Example]) -> str | None:
+    words_per_example = [set(_WORD.findall(e.input.lower())) for e in examples]
+    spread = Counter(word for words in words_per_example for word in words)
+    specific = [{w for w in words if spread[w] == 1} for words in words_per_example]
+    for words in specific:
+        hits = sorted({lit for lit in found if lit.lower() in words})
+        if len(hits) >= 2:
+            return (
+                "the tool branches on the exact inputs of an example (literals "
+                f"{', '.join(_short(h) for h in hits[:3])} occur only in that question)"
+            )
+    return None
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")

@@ -1,0 +1,189 @@
+"""The LATM engine: make tools, dispatch requests to them, answer with them.
+
+It ties the roles (maker, user, dispatcher models), the sandbox backend and the registry
+together, bills every completion to the right tenant, tool and request, and records tool use.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.latm.cards import ToolCard
+from orchestrator.latm.dispatcher import Dispatcher
+from orchestrator.latm.maker import MakeResult, Progress, ToolMaker
+from orchestrator.latm.runner import ToolRunner
+from orchestrator.latm.tasks import Split, Task
+from orchestrator.latm.user import Answer, ToolUser, chain_of_thought
+from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
+from orchestrator.registry import ToolRegistry, ToolSummary
+from orchestrator.sandboxes import SandboxBackend
+
+
+@dataclass
+class Solved:
+    """The answer to one request, the route taken, and its cost by role."""
+
+    question: str
+    answer: str | None
+    route: str  # "tool" or "direct" (chain of thought: no tool fitted)
+    tool: str | None = None
+    version: int | None = None
+    call: str | None = None
+    error: str | None = None
+    request_id: str = ""
+    usage: dict[str, TokenUsage] = field(default_factory=dict)  # by role
+    wall_s: float = 0.0
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(usage.cost_usd for usage in self.usage.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "tool": self.tool,
+            "version": self.version,
+            "route": self.route,
+            "call": self.call,
+            "error": self.error,
+            "request_id": self.request_id,
+            "usage": {role: usage.to_dict() for role, usage in self.usage.items()},
+            "cost_usd": round(self.cost_usd, 8),
+            "wall_s": round(self.wall_s, 4),
+        }
+
+
+class Engine:
+    """One deployment's engine: shared by tenants, which never see each other's tools."""
+
+    def __init__(
+        self,
+        *,
+        backend: SandboxBackend,
+        registry: ToolRegistry,
+        user: ModelAdapter,
+        maker: ModelAdapter | None = None,
+        dispatcher: ModelAdapter | None = None,
+        ledger: UsageLedger | None = None,
+        max_attempts: int = 3,
+    ) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.ledger = ledger or UsageLedger()
+        # Every completion is billed to the tenant, tool and request in scope when it is made.
+        self.user_model = _metered(user, self.ledger)
+        self.maker_model = _metered(maker, self.ledger) if maker else None
+        self.dispatcher = Dispatcher(
+            _metered(dispatcher, self.ledger) if dispatcher else self.user_model
+        )
+        self.max_attempts = max_attempts
+        self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
+
+    def runner(self, tenant: str) -> ToolRunner:
+        return ToolRunner(self.backend, tenant)
+
+    async def make(
+        self,
+        tenant: str,
+        task: Task,
+        split: Split | None = None,
+        progress: Progress | None = None,
+    ) -> MakeResult:
+        """Make, verify and (only when verified) publish a tool for ``task``."""
+        if self.maker_model is None:
+            from orchestrator.errors import InvalidRequest
+
+            raise InvalidRequest("this engine has no maker model")
+        maker = ToolMaker(self.maker_model, self.runner(tenant), max_attempts=self.max_attempts)
+        with usage_scope(tenant=tenant, request_id=f"make-{uuid.uuid4().hex[:12]}"):
+            result = await maker.make(task, split, progress)
+        if result.card is not None:
+            result.card = self.registry.publish(tenant, result.card)
+            self.registry.record_use(
+                tenant,
+                result.card.name,
+                result.card.version or 1,
+                role="maker",
+                ok=True,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+                cost_usd=result.usage.cost_usd,
+                wall_s=result.wall_s,
+            )
+        return result
+
+    async def solve(self, tenant: str, question: str, tool: str | None = None) -> Solved:
+        """Answer ``question``: with the named tool, the dispatcher's pick, or directly."""
+        started = time.monotonic()
+        request_id = uuid.uuid4().hex
+        solved = Solved(question=question, answer=None, route="direct", request_id=request_id)
+        with usage_scope(tenant=tenant, request_id=request_id):
+            card = (
+                self.registry.get(tenant, tool)
+                if tool
+                else await self._dispatch(tenant, question, solved)
+            )
+            if card is None:
+                answer = await chain_of_thought(self.user_model, question)
+                self.registry.add_candidate(tenant, question)
+            else:
+                with usage_scope(tool=card.name):
+                    answer = await ToolUser(self.user_model, self.runner(tenant)).answer(
+                        card, question
+                    )
+                solved.route = "tool"
+                self._record(tenant, card, answer, time.monotonic() - started)
+        solved.usage["user"] = answer.usage
+        solved.answer, solved.error = answer.answer, answer.error
+        solved.tool, solved.version, solved.call = answer.tool, answer.version, answer.call
+        solved.wall_s = time.monotonic() - started
+        return solved
+
+    async def _dispatch(self, tenant: str, question: str, solved: Solved) -> ToolCard | None:
+        tools = self.tools(tenant)
+        if not tools:
+            return None
+        choice = await self.dispatcher.choose(question, tools)
+        solved.usage["dispatcher"] = choice.usage
+        if choice.tool is None:
+            return None
+        return self.registry.get(tenant, choice.tool)
+
+    def tools(self, tenant: str) -> list[ToolSummary]:
+        """The tenant's tools, cached until the registry says they changed."""
+        revision = self.registry.revision(tenant)
+        cached = self._tools.get(tenant)
+        if cached is None or cached[0] != revision:
+            cached = (revision, self.registry.list(tenant))
+            self._tools[tenant] = cached
+        return cached[1]
+
+    def _record(self, tenant: str, card: ToolCard, answer: Answer, wall_s: float) -> None:
+        self.registry.record_use(
+            tenant,
+            card.name,
+            card.version or 1,
+            role="user",
+            ok=answer.ok,
+            prompt_tokens=answer.usage.prompt_tokens,
+            completion_tokens=answer.usage.completion_tokens,
+            cost_usd=answer.usage.cost_usd,
+            wall_s=wall_s,
+        )
+
+    async def aclose(self) -> None:
+        """Close the models (a local model's server stops); the backend is the caller's."""
+        models = (self.user_model, self.maker_model, self.dispatcher.model)
+        closed: set[int] = set()
+        for model in models:
+            inner = model.inner if isinstance(model, MeteredModel) else model
+            if inner is not None and id(inner) not in closed:
+                closed.add(id(inner))
+                await inner.aclose()
+
+
+def _metered(model: ModelAdapter, ledger: UsageLedger) -> ModelAdapter:
+    return model if isinstance(model, MeteredModel) else MeteredModel(model, ledger)

@@ -1,0 +1,274 @@
+"""The tool maker: propose a tool from the demos, verify it on held-out cases, wrap it.
+
+The maker model writes code; only the sandbox runs it, and only the orchestrator grades it,
+with the task's scorer against the expected targets: the model never grades itself. The
+validation cases are never shown while the tool is proposed, and a tool whose source holds the
+examples' answers, or branches on their literal inputs, is rejected with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from orchestrator.latm import prompts
+from orchestrator.latm.cards import (
+    NAME_PATTERN,
+    Provenance,
+    ToolCard,
+    UsageDemo,
+    Verification,
+    VerificationCase,
+    source_sha256,
+)
+from orchestrator.latm.code import ToolShape, code_blocks, memorisation, split_proposal, tool_shape
+from orchestrator.latm.runner import Outcome, ToolRunner
+from orchestrator.latm.scoring import Scorer, choose_scorer
+from orchestrator.latm.tasks import Example, Split, Task
+from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
+
+Progress = Callable[[str, str], None]  # (stage, message)
+MAKER_PARAMS = ChatParams(max_tokens=1536, temperature=0.0)
+
+
+class Rejected(Exception):
+    """One attempt failed; the problems go back to the maker verbatim."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass
+class Draft:
+    """The tool as it stands: its source, shape, and the demo calls that solved the demos."""
+
+    source: str
+    shape: ToolShape
+    demos: list[UsageDemo]
+
+
+@dataclass
+class MakeResult:
+    """What making gave: a verified card, or the reason there is none."""
+
+    task: str
+    card: ToolCard | None
+    reason: str | None
+    attempts: dict[str, int] = field(default_factory=dict)
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    wall_s: float = 0.0
+
+    @property
+    def verified(self) -> bool:
+        return self.card is not None
+
+
+class ToolMaker:
+    """Turns a task's demos into a verified tool card (or a clear reason why not)."""
+
+    def __init__(
+        self,
+        model: ModelAdapter,
+        runner: ToolRunner,
+        *,
+        max_attempts: int = 3,
+        params: ChatParams = MAKER_PARAMS,
+    ) -> None:
+        self.model = model
+        self.runner = runner
+        self.max_attempts = max_attempts
+        self.params = params
+
+    async def make(
+        self, task: Task, split: Split | None = None, progress: Progress | None = None
+    ) -> MakeResult:
+        started = time.monotonic()
+        parts = task.split(split)
+        job = _Job(self, task, parts.demos, parts.validation, progress or (lambda _s, _m: None))
+        result = MakeResult(task=task.name, card=None, reason=None)
+        try:
+            draft, history = await job.propose()
+            draft, verification = await job.verify(draft, history)
+            result.card = job.wrap(draft, verification, time.monotonic() - started)
+            job.say("wrap", f"tool {result.card.name} verified {verification.passed}/"
+                    f"{verification.total}")  # fmt: skip
+        except Rejected as exc:
+            result.reason = str(exc)
+            job.say("failed", result.reason)
+        result.attempts = dict(job.attempts)
+        result.usage = job.usage
+        result.wall_s = time.monotonic() - started
+        return result
+
+
+class _Job:
+    """One making of one tool: the conversation with the maker and its bookkeeping."""
+
+    def __init__(
+        self,
+        maker: ToolMaker,
+        task: Task,
+        demos: Sequence[Example],
+        validation: Sequence[Example],
+        say: Progress,
+    ) -> None:
+        self.maker = maker
+        self.task = task
+        self.demos = list(demos)
+        self.validation = list(validation)
+        self.say = say
+        self.scorer: Scorer = choose_scorer(task)
+        self.attempts: dict[str, int] = {"propose": 0, "verify": 0}
+        self.usage = TokenUsage()
+
+    async def ask(self, messages: list[Message]) -> str:
+        completion = await self.maker.model.complete(messages, self.maker.params)
+        self.usage = self.usage + completion.usage
+        return completion.text
+
+    async def propose(self) -> tuple[Draft, list[Message]]:
+        messages = prompts.maker_propose(self.task.name, self.demos)
+        problems: list[str] = []
+        for attempt in range(1, self.maker.max_attempts + 1):
+            self.attempts["propose"] = attempt
+            self.say("propose", f"attempt {attempt}: asking the maker for a tool")
+            reply = await self.ask(messages)
+            try:
+                draft = await self.draft_from(reply)
+            except Rejected as exc:
+                problems = exc.problems
+                self.say("propose", f"attempt {attempt} failed: {problems[0]}")
+                messages = prompts.feedback(messages, reply, problems)
+                continue
+            self.say("propose", f"tool {draft.shape.signature} solves the {len(self.demos)} demos")
+            return draft, [*messages, Message(role="assistant", content=reply)]
+        raise Rejected([f"no tool after {self.maker.max_attempts} attempts", *problems[:3]])
+
+    async def draft_from(self, reply: str) -> Draft:
+        proposal = split_proposal(reply)
+        if proposal.source is None:
+            raise Rejected(["the reply has no ```python block that defines the function"])
+        shape = self.checked_shape(proposal.source)
+        if len(proposal.calls) != len(self.demos):
+            raise Rejected(
+                [
+                    f"expected {len(self.demos)} call blocks, one per example; got "
+                    f"{len(proposal.calls)}"
+                ]
+            )
+        outcomes = [await self.maker.runner.run(proposal.source, c) for c in proposal.calls]
+        problems = self.grade("Example", self.demos, outcomes)
+        if problems:
+            raise Rejected(problems)
+        demos = [
+            UsageDemo(question=demo.input, solution=call, answer=demo.target)
+            for demo, call in zip(self.demos, proposal.calls, strict=True)
+        ]
+        return Draft(proposal.source, shape, demos)
+
+    def checked_shape(self, source: str) -> ToolShape:
+        shape = tool_shape(source)
+        if shape is None:
+            raise Rejected(["the tool block defines no function"])
+        if not NAME_PATTERN.match(shape.name):
+            raise Rejected([f"name the function in lower_snake_case (not {shape.name!r})"])
+        reason = memorisation(source, self.demos + self.validation)
+        if reason:
+            raise Rejected(
+                [f"the tool must compute its answers, not recall the examples: {reason}"]
+            )
+        return shape
+
+    def grade(self, label: str, examples: Sequence[Example], outcomes: list[Outcome]) -> list[str]:
+        problems = []
+        for number, (example, outcome) in enumerate(zip(examples, outcomes, strict=True), 1):
+            if not outcome.ok:
+                problems.append(f"{label} {number}: {outcome.error}")
+            elif not self.scorer.matches(outcome.value, example):
+                problems.append(
+                    f"{label} {number}: expected {example.target!r}, got {outcome.shown()}"
+                )
+        return problems
+
+    async def verify(self, draft: Draft, history: list[Message]) -> tuple[Draft, Verification]:
+        messages = prompts.maker_verify(history, self.validation)
+        problems: list[str] = []
+        for attempt in range(1, self.maker.max_attempts + 1):
+            self.attempts["verify"] = attempt
+            self.say("verify", f"attempt {attempt}: the maker writes calls for "
+                     f"{len(self.validation)} held-out questions")  # fmt: skip
+            reply = await self.ask(messages)
+            try:
+                draft, cases = await self.check(draft, reply)
+            except Rejected as exc:
+                problems = exc.problems
+                self.say("verify", f"attempt {attempt} failed: {problems[0]}")
+                messages = prompts.feedback(messages, reply, problems)
+                continue
+            return draft, Verification(passed=len(cases), total=len(cases), cases=cases)
+        raise Rejected(
+            [
+                f"verification failed on all {self.maker.max_attempts} attempts; not published",
+                *problems[:3],
+            ]
+        )
+
+    async def check(self, draft: Draft, reply: str) -> tuple[Draft, list[VerificationCase]]:
+        blocks = code_blocks(reply)
+        if blocks and tool_shape(blocks[0]) is not None:  # a revised tool comes first
+            draft = await self.revised(draft, blocks.pop(0))
+        if len(blocks) != len(self.validation):
+            raise Rejected(
+                [
+                    f"expected {len(self.validation)} call blocks, one per question; got "
+                    f"{len(blocks)}"
+                ]
+            )
+        outcomes = [await self.maker.runner.run(draft.source, call) for call in blocks]
+        problems = self.grade("Question", self.validation, outcomes)
+        if problems:
+            raise Rejected(problems)
+        cases = [
+            VerificationCase(question=e.input, expected=e.target, got=o.shown(), passed=True)
+            for e, o in zip(self.validation, outcomes, strict=True)
+        ]
+        return draft, cases
+
+    async def revised(self, draft: Draft, source: str) -> Draft:
+        """A corrected tool must still solve the demos with the calls it solved them with."""
+        source = source.strip("\n") + "\n"
+        shape = self.checked_shape(source)
+        outcomes = [await self.maker.runner.run(source, demo.solution) for demo in draft.demos]
+        problems = self.grade("Example", self.demos, outcomes)
+        if problems:
+            raise Rejected(["the corrected function no longer solves the examples", *problems])
+        return Draft(source, shape, draft.demos)
+
+    def wrap(self, draft: Draft, verification: Verification, wall_s: float) -> ToolCard:
+        source = draft.source
+        return ToolCard(
+            name=draft.shape.name,
+            description=draft.shape.docstring or f"A tool for the task {self.task.name}.",
+            source=source,
+            entrypoint=draft.shape.name,
+            signature=draft.shape.signature,
+            usage_demos=draft.demos,
+            verification=verification,
+            provenance=Provenance(
+                maker=self.maker.model.spec,
+                attempts=sum(self.attempts.values()),
+                tokens={
+                    "prompt": self.usage.prompt_tokens,
+                    "completion": self.usage.completion_tokens,
+                },
+                cost_usd=round(self.usage.cost_usd, 8),
+                created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                sha256=source_sha256(source),
+                wall_s=round(wall_s, 3),
+            ),
+            task=self.task.name,
+            scorer=self.scorer.name,
+        )

@@ -1,0 +1,135 @@
+"""Every prompt the engine sends, in one place.
+
+Worked examples go in as chat turns (a user question, then the assistant's answer) rather than
+quoted inside one prompt: small models follow a turn they have "made" far more reliably.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrator.latm.cards import ToolCard
+from orchestrator.latm.tasks import Example
+from orchestrator.models import Message
+
+ALLOWED_MODULES = (
+    "math, re, itertools, functools, collections, datetime, fractions, decimal, statistics, "
+    "heapq, bisect, json, copy, string, operator, dataclasses, typing"
+)
+
+MAKER_SYSTEM = f"""\
+You are a tool maker. From a few solved examples of a task you write ONE reusable, generic \
+Python function that solves every question of that kind, then you use it on each example.
+
+Rules for the function:
+- It must compute the answer from its arguments. Never hard-code the examples' answers or \
+branch on their exact inputs: it will be tested on questions you have not seen.
+- Plain Python 3 only. Imports allowed: {ALLOWED_MODULES}. No file, network or OS access. \
+No names that start with an underscore.
+- Give it a short docstring saying what it does and what it returns.
+
+Reply in exactly this form, with nothing else:
+```python
+# the tool: imports, helpers and the function
+```
+then, for each example in order, one block with the call that solves it:
+```python
+ans = <function>(<arguments parsed from the question>)
+```"""
+
+VERIFY_INSTRUCTIONS = """\
+Now use your function on these new questions. For each question, in order, reply with one \
+```python block that parses the question into arguments, calls the function and assigns the \
+final answer to `ans`. If the function itself needs a fix, first give the whole corrected \
+function in its own ```python block."""
+
+USER_SYSTEM = """\
+You answer a question by calling a Python tool. Reply with Python code only: usually one line \
+that calls the tool with arguments taken from the question and assigns the final answer to \
+`ans`.
+
+The tool:
+```python
+{source}
+```"""
+
+DISPATCH_SYSTEM = """\
+You route questions to tools. Given a question and a list of tools, reply with the name of \
+the ONE tool that answers this kind of question, or with `none` if no tool fits. Reply with \
+the name only."""
+
+COT_SYSTEM = """\
+Answer the question. Think step by step, then end with a line of the form \
+"So the answer is <answer>." """
+
+
+def maker_propose(task_name: str, demos: Sequence[Example]) -> list[Message]:
+    shown = "\n\n".join(
+        f"Example {number}:\nQuestion: {demo.input}\nAnswer: {demo.target}"
+        for number, demo in enumerate(demos, 1)
+    )
+    return [
+        Message(role="system", content=MAKER_SYSTEM),
+        Message(
+            role="user",
+            content=f"Task: {task_name}\n\n{shown}\n\nWrite the function and the "
+            f"{len(demos)} calls.",
+        ),
+    ]
+
+
+def maker_verify(history: list[Message], questions: Sequence[Example]) -> list[Message]:
+    shown = "\n\n".join(
+        f"Question {number}: {example.input}" for number, example in enumerate(questions, 1)
+    )
+    return [*history, Message(role="user", content=f"{VERIFY_INSTRUCTIONS}\n\n{shown}")]
+
+
+def feedback(history: list[Message], reply: str, problems: Sequence[str]) -> list[Message]:
+    """The maker's last reply and what went wrong with it, exactly, for another attempt."""
+    listed = "\n".join(f"- {problem}" for problem in problems)
+    return [
+        *history,
+        Message(role="assistant", content=reply),
+        Message(
+            role="user",
+            content=f"That did not work:\n{listed}\n\nFix it and reply again in the same "
+            "form, with every block.",
+        ),
+    ]
+
+
+def user_messages(card: ToolCard, question: str) -> list[Message]:
+    messages = [Message(role="system", content=USER_SYSTEM.format(source=card.source.strip()))]
+    for demo in card.usage_demos:
+        messages += [
+            Message(role="user", content=f"Question: {demo.question}"),
+            Message(role="assistant", content=demo.solution),
+        ]
+    return [*messages, Message(role="user", content=f"Question: {question}")]
+
+
+def user_retry(messages: list[Message], reply: str, error: str) -> list[Message]:
+    return [
+        *messages,
+        Message(role="assistant", content=reply),
+        Message(
+            role="user",
+            content=f"Running that failed: {error}\nReply with a corrected call only.",
+        ),
+    ]
+
+
+def dispatch_messages(question: str, tools: Sequence[tuple[str, str]]) -> list[Message]:
+    listed = "\n".join(f"- {name}: {description}" for name, description in tools)
+    return [
+        Message(role="system", content=DISPATCH_SYSTEM),
+        Message(role="user", content=f"Tools:\n{listed}\n\nQuestion: {question}\n\nTool:"),
+    ]
+
+
+def cot_messages(question: str) -> list[Message]:
+    return [
+        Message(role="system", content=COT_SYSTEM),
+        Message(role="user", content=question),
+    ]

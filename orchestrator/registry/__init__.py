@@ -1,0 +1,14 @@
+"""The tool registry: tool cards stored per tenant, immutable and versioned, with their
+usage and the requests no tool fitted (SQLite by default, PostgreSQL by URL)."""
+
+from orchestrator.registry._engine import RegistryUnavailable, default_database_url
+from orchestrator.registry.store import ToolRegistry, ToolSummary, Usage, UsageTotals
+
+__all__ = [
+    "RegistryUnavailable",
+    "ToolRegistry",
+    "ToolSummary",
+    "Usage",
+    "UsageTotals",
+    "default_database_url",
+]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the tool registry; run by ``ToolRegistry.open`` (upgrade head)."""

@@ -1,0 +1,1 @@
+"""Revisions of the registry's schema, oldest first (Alembic skips this file)."""

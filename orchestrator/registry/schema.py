@@ -1,0 +1,93 @@
+"""The registry's tables as a typed SQLAlchemy ORM.
+
+This is the model the code reads and writes; the database schema itself is created only by
+the Alembic migrations in ``migrations/versions``, and a test checks that the two agree.
+A tool row is immutable once written: a changed tool is a new row with the next version.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+TENANT_MAX = 128
+NAME_MAX = 64
+ROLES = ("maker", "user")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """The registry's declarative base; every constraint and index is named explicitly."""
+
+
+class ToolRow(Base):
+    """One version of one tool of one tenant; ``card_json`` is the whole card, as JSON."""
+
+    __tablename__ = "tools"
+    __table_args__ = (
+        UniqueConstraint("tenant", "name", "version", name="uq_tools_tenant_name_version"),
+        Index("ix_tools_tenant_name", "tenant", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(TENANT_MAX))
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    entrypoint: Mapped[str] = mapped_column(String(NAME_MAX))
+    signature: Mapped[str | None] = mapped_column(Text)
+    task: Mapped[str | None] = mapped_column(Text)
+    card_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class UsageRow(Base):
+    """One call of a tool (by the tool user) or one use while making it (by the maker)."""
+
+    __tablename__ = "tool_usage"
+    __table_args__ = (
+        CheckConstraint("role IN ('maker', 'user')", name="ck_tool_usage_role"),
+        Index("ix_tool_usage_tool_id", "tool_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tool_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("tools.id", name="fk_tool_usage_tool_id", ondelete="CASCADE")
+    )
+    tenant: Mapped[str] = mapped_column(String(TENANT_MAX))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    role: Mapped[str] = mapped_column(String(8))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    wall_s: Mapped[float] = mapped_column(Float)
+
+
+class CandidateRow(Base):
+    """A request that no tool fitted: material for making a tool later."""
+
+    __tablename__ = "candidates"
+    __table_args__ = (Index("ix_candidates_tenant_id", "tenant", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(TENANT_MAX))
+    question: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -1,0 +1,287 @@
+"""The LATM engine, deterministically: scripted models, a real sandbox, a real registry.
+
+Each maker script is built from BIG-Bench Hard's word_sorting examples (read from
+``../shared/bbh`` by path), so the sandbox really runs the tools and the orchestrator really
+grades them with the task's scorer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.latm.cards import ToolCard
+from orchestrator.latm.engine import Engine
+from orchestrator.latm.tasks import Example, Task, load_task
+from orchestrator.models import open_model
+from orchestrator.registry import ToolRegistry
+from orchestrator.sandboxes import SandboxBackend, create_backend
+
+pytestmark = pytest.mark.integration
+
+BBH = Path(__file__).resolve().parents[3] / "shared" / "bbh"
+TOOL = '''\
+def sort_words(question: str) -> str:
+    """Sort the words listed after 'List:' alphabetically; returns them space-separated."""
+    words = question.split("List:", 1)[-1].split()
+    return " ".join(sorted(words))
+'''
+BROKEN = TOOL.replace('" ".join(sorted(words))', '" ".join(sorted(words)) + str(1 / 0)')
+
+
+@pytest.fixture(scope="module")
+def task() -> Task:
+    return load_task(BBH / "word_sorting.json")
+
+
+def demos(task: Task) -> list[Example]:
+    return list(task.split().demos)
+
+
+def validation(task: Task) -> list[Example]:
+    return list(task.split().validation)
+
+
+def calls(examples: list[Example]) -> str:
+    return "\n".join(f"```python\nans = sort_words({e.input!r})\n```" for e in examples)
+
+
+def propose(task: Task, source: str = TOOL) -> str:
+    return f"```python\n{source}```\n{calls(demos(task))}"
+
+
+def script(tmp_path: Path, name: str, steps: list[Any]) -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(steps))
+    return f"scripted:{path}"
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[SandboxBackend]:
+    backend = create_backend("process")
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[ToolRegistry]:
+    with ToolRegistry.open(f"sqlite:///{tmp_path / 'registry.db'}") as registry:
+        yield registry
+
+
+def engine(
+    backend: SandboxBackend,
+    registry: ToolRegistry,
+    tmp_path: Path,
+    *,
+    maker: list[Any] | None = None,
+    user: list[Any] | None = None,
+    dispatcher: list[Any] | None = None,
+) -> Engine:
+    def model(name: str, steps: list[Any] | None) -> Any:
+        return open_model(script(tmp_path, name, steps)) if steps is not None else None
+
+    return Engine(
+        backend=backend,
+        registry=registry,
+        user=model("user", user or []),
+        maker=model("maker", maker),
+        dispatcher=model("dispatcher", dispatcher),
+    )
+
+
+async def test_a_tool_made_on_the_first_attempt(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    steps = [
+        {"response": propose(task), "expect": [demos(task)[1].input]},
+        {"response": calls(validation(task)), "expect": [validation(task)[0].input]},
+    ]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.reason is None
+    card = made.card
+    assert card is not None
+    assert (card.name, card.version, card.scorer) == ("sort_words", 1, "exact")
+    assert made.attempts == {"propose": 1, "verify": 1}
+    assert card.verification.passed == card.verification.total == 3
+    assert [demo.answer for demo in card.usage_demos] == [e.target for e in demos(task)]
+    assert card.signature == "sort_words(question: str) -> str"
+    assert card.description.startswith("Sort the words listed")
+    assert card.provenance.maker.startswith("scripted:")
+    assert card.provenance.tokens["prompt"] > 0
+    assert registry.get("acme", "sort_words") == card
+
+
+async def test_the_validation_cases_are_never_shown_while_proposing(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    hidden = validation(task)[0].input
+    steps = [
+        {"response": propose(task, BROKEN)},
+        # The feedback to a failed proposal still must not reveal the held-out cases.
+        {"response": propose(task), "expect_regex": f"^(?!.*{hidden[-30:]})"},
+        calls(validation(task)),
+    ]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is not None
+
+
+async def test_a_tool_fixed_after_a_sandbox_error(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    steps = [
+        propose(task, BROKEN),
+        {"response": propose(task), "expect": ["Example 1: ZeroDivisionError: division by zero"]},
+        calls(validation(task)),
+    ]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is not None
+    assert made.attempts == {"propose": 2, "verify": 1}
+    assert "1 / 0" not in made.card.source
+
+
+async def test_a_tool_fixed_after_a_wrong_answer_in_verification(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    wrong = validation(task)
+    dropped = wrong[1].input.rsplit(" ", 1)[0]  # the call leaves out the last word
+    bad_calls = calls(wrong).replace(repr(wrong[1].input), repr(dropped))
+    steps = [
+        propose(task),
+        bad_calls,
+        {"response": calls(wrong), "expect": [f"Question 2: expected {wrong[1].target!r}, got"]},
+    ]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is not None
+    assert made.attempts == {"propose": 1, "verify": 2}
+
+
+async def test_a_memorising_tool_is_rejected(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    answers = {e.input: e.target for e in demos(task)}
+    memorised = f"def sort_words(question):\n    return {answers!r}.get(question, '')\n"
+    steps = [propose(task, memorised)] * 3
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is None
+    assert made.reason is not None
+    assert "not recall the examples" in made.reason
+    assert "expected answer of an example" in made.reason
+    assert registry.list("acme") == []
+
+
+async def test_a_tool_that_branches_on_demo_inputs_is_rejected(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    sneaky = TOOL.replace(
+        "    words =",
+        "    if 'syndrome' in question and 'therefrom' in question:\n"
+        "        return 'syndrome therefrom'\n    words =",
+    )
+    steps = [propose(task, sneaky), propose(task), calls(validation(task))]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is not None  # the second, honest tool
+    assert made.attempts["propose"] == 2
+
+
+async def test_verification_failing_on_every_attempt_publishes_nothing(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    reversed_tool = TOOL.replace("sorted(words)", "sorted(words, reverse='citrus' in words)")
+    steps = [propose(task, reversed_tool)] + [calls(validation(task))] * 3
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is None
+    assert made.reason is not None
+    assert "verification failed on all 3 attempts; not published" in made.reason
+    assert made.attempts == {"propose": 1, "verify": 3}
+    assert registry.list("acme") == []
+
+
+async def publish(registry: ToolRegistry, tenant: str, task: Task, tmp_path: Path) -> ToolCard:
+    backend = create_backend("process")
+    try:
+        steps = [propose(task), calls(validation(task))]
+        made = await engine(backend, registry, tmp_path, maker=steps).make(tenant, task)
+    finally:
+        await backend.close()
+    assert made.card is not None
+    return made.card
+
+
+async def test_the_user_retries_once_with_the_error_shown(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    await publish(registry, "acme", task, tmp_path)
+    question = task.split().test[0]
+    user = [
+        f"ans = sort_word({question.input!r})",
+        {
+            "response": f"ans = sort_words({question.input!r})",
+            "expect": ["Running that failed: NameError"],
+        },
+    ]
+    solved = await engine(backend, registry, tmp_path, user=user).solve(
+        "acme", question.input, tool="sort_words"
+    )
+    assert solved.answer == question.target
+    assert (solved.route, solved.tool, solved.version) == ("tool", "sort_words", 1)
+    assert solved.usage["user"].completion_tokens > 0
+    assert registry.usage("acme", "sort_words")["calls"] >= 1
+
+
+async def test_the_dispatcher_picks_a_tool_or_none(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    card = await publish(registry, "acme", task, tmp_path)
+    for name, description in (
+        ("count_vowels", "Count the vowels in a word."),
+        ("add_numbers", "Add up the numbers in a question."),
+    ):
+        source = f'def {name}(question):\n    """{description}"""\n    return 0\n'
+        other = card.model_copy(
+            update={
+                "name": name,
+                "entrypoint": name,
+                "description": description,
+                "source": source,
+                "provenance": card.provenance.model_copy(update={"sha256": _sha(source)}),
+            }
+        )
+        registry.publish("acme", other)
+    question = task.split().test[1]
+    dispatcher = [
+        {"response": "sort_words", "expect": ["count_vowels", "add_numbers", "sort_words"]},
+        "none",
+    ]
+    user = [f"ans = sort_words({question.input!r})", "Step by step... So the answer is 42."]
+    the_engine = engine(backend, registry, tmp_path, user=user, dispatcher=dispatcher)
+    solved = await the_engine.solve("acme", question.input)
+    assert (solved.route, solved.tool, solved.answer) == ("tool", "sort_words", question.target)
+    assert solved.usage["dispatcher"].prompt_tokens > 0
+    direct = await the_engine.solve("acme", "What is six times seven?")
+    assert (direct.route, direct.tool, direct.answer) == ("direct", None, "42")
+    assert registry.candidates("acme") == ["What is six times seven?"]
+    # The ledger billed every completion to the tenant, and the tool's to the tool.
+    assert the_engine.ledger.for_tenant("acme").calls == 4
+    assert the_engine.ledger.for_tool("acme", "sort_words").calls == 1
+
+
+async def test_a_tenant_without_tools_is_answered_directly(
+    backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    the_engine = engine(backend, registry, tmp_path, user=["So the answer is (B)."])
+    solved = await the_engine.solve("nobody", "Which option? (A) x (B) y")
+    assert (solved.route, solved.answer) == ("direct", "(B)")
+    assert "dispatcher" not in solved.usage  # no tools: no dispatching call
+
+
+def _sha(source: str) -> str:
+    from orchestrator.latm.cards import source_sha256
+
+    return source_sha256(source)

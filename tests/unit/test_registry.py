@@ -1,0 +1,472 @@
+"""The tool registry's behaviour, as a contract that every database must keep.
+
+``RegistryContract`` holds the scenarios; ``TestSqliteRegistry`` runs them on SQLite files
+here, and ``tests/integration/test_registry_postgres.py`` runs the same class on a private
+PostgreSQL server. A subclass provides ``new_database_url``: a factory of empty databases.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, insert, update
+
+from orchestrator.errors import InvalidRequest, ToolNotFound
+from orchestrator.latm.cards import ToolCard, source_sha256
+from orchestrator.registry import (
+    RegistryUnavailable,
+    ToolRegistry,
+    default_database_url,
+)
+from orchestrator.registry import store as registry_store
+from orchestrator.registry._engine import MIGRATIONS
+from orchestrator.registry.schema import Base, ToolRow
+
+ROOT = Path(__file__).resolve().parents[2]
+SORT_SOURCE = "def sort_words(text):\n    return ' '.join(sorted(text.split()))\n"
+SORT_SOURCE_V2 = "def sort_words(text):\n    return ' '.join(sorted(text.split(), key=str.lower))\n"
+MANY = 10_000
+
+# Reopens the registry in a fresh interpreter, prints a card back and records a use.
+CHILD = """
+import sys
+from orchestrator.registry import ToolRegistry
+
+url, tenant, name = sys.argv[1:4]
+with ToolRegistry.open(url) as registry:
+    print(registry.export(tenant, name))
+    registry.record_use(tenant, name, None, role="user", ok=True, cost_usd=0.25)
+"""
+
+
+def make_card(name: str = "sort_words", source: str = SORT_SOURCE, **changes: Any) -> ToolCard:
+    """A small, valid card; ``changes`` override its fields."""
+    fields: dict[str, Any] = {
+        "name": name,
+        "description": f"{name}: sorts the words of a text",
+        "source": source,
+        "entrypoint": "sort_words",
+        "signature": "sort_words(text: str) -> str",
+        "usage_demos": [
+            {"question": "sort b a", "solution": "ans = sort_words('b a')", "answer": "a b"}
+        ],
+        "verification": {"passed": 1, "total": 1},
+        "provenance": {
+            "maker": "scripted:x",
+            "created_at": "2025-01-01T00:00:00Z",
+            "sha256": source_sha256(source),
+        },
+        "task": "word_sorting",
+    }
+    return ToolCard.model_validate(fields | changes)
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement any engine sends while the block runs."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def raw_engine(url: str) -> Iterator[Engine]:
+    """An engine on the registry's database that bypasses the registry (to seed or tamper)."""
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def seed_tools(url: str, tenant: str, count: int) -> None:
+    """Insert ``count`` version-1 tools in one statement (publishing one by one is slow)."""
+    rows = []
+    for i in range(count):
+        card = make_card(f"tool_{i:05d}").model_copy(update={"version": 1})
+        rows.append(
+            {
+                "tenant": tenant,
+                "name": card.name,
+                "version": 1,
+                "sha256": card.sha256,
+                "description": card.description,
+                "entrypoint": card.entrypoint,
+                "signature": card.signature,
+                "task": card.task,
+                "card_json": card.to_json(),
+            }
+        )
+    with raw_engine(url) as engine, engine.begin() as connection:
+        connection.execute(insert(ToolRow), rows)
+
+
+class RegistryContract:
+    """Scenarios every registry database must pass."""
+
+    @pytest.fixture
+    def url(self, new_database_url: Callable[[], str]) -> str:
+        return new_database_url()
+
+    @pytest.fixture
+    def registry(self, url: str) -> Iterator[ToolRegistry]:
+        with ToolRegistry.open(url) as opened:
+            yield opened
+
+    # --- publish, get, versions ---
+
+    def test_publish_stores_version_one_and_get_returns_it(self, registry: ToolRegistry) -> None:
+        published = registry.publish("acme", make_card())
+        assert published.version == 1
+        assert published == make_card().model_copy(update={"version": 1})
+        assert registry.get("acme", "sort_words") == published
+        assert registry.get("acme", "sort_words", 1) == published
+
+    def test_publishing_the_same_source_again_returns_the_existing_version(
+        self, registry: ToolRegistry
+    ) -> None:
+        first = registry.publish("acme", make_card())
+        again = registry.publish("acme", make_card(description="reworded, same source"))
+        assert again == first
+        assert [s.version for s in registry.list("acme")] == [1]
+
+    def test_a_changed_source_becomes_a_new_version_and_the_old_one_stays(
+        self, registry: ToolRegistry
+    ) -> None:
+        v1 = registry.publish("acme", make_card())
+        v2 = registry.publish("acme", make_card(source=SORT_SOURCE_V2))
+        assert v2.version == 2
+        assert registry.get("acme", "sort_words") == v2
+        assert registry.get("acme", "sort_words", 1) == v1
+        assert registry.get("acme", "sort_words", 1).source == SORT_SOURCE
+        v3 = registry.publish("acme", make_card())  # an older source is still a new version
+        assert (v3.version, v3.source) == (3, SORT_SOURCE)
+
+    def test_publish_refuses_a_card_whose_source_does_not_match_its_sha256(
+        self, registry: ToolRegistry
+    ) -> None:
+        forged = make_card().model_copy(update={"source": SORT_SOURCE_V2})
+        with pytest.raises(InvalidRequest, match="does not match"):
+            registry.publish("acme", forged)
+        assert registry.list("acme") == []
+
+    def test_concurrent_publishes_get_distinct_versions(self, registry: ToolRegistry) -> None:
+        sources = [f"{SORT_SOURCE}# variant {i}\n" for i in range(8)]
+        barrier = threading.Barrier(len(sources))
+
+        def publish(source: str) -> tuple[int, str]:
+            barrier.wait()
+            return registry.publish("acme", make_card(source=source)).version or 0, source
+
+        with ThreadPoolExecutor(len(sources)) as pool:
+            versions = dict(pool.map(publish, sources))
+        assert sorted(versions) == list(range(1, 9))
+        for version, source in versions.items():
+            assert registry.get("acme", "sort_words", version).source == source
+
+    # --- lookups and listing ---
+
+    def test_unknown_tools_and_versions_are_tool_not_found(self, registry: ToolRegistry) -> None:
+        with pytest.raises(ToolNotFound, match=r"tool 'nope' in tenant 'acme'"):
+            registry.get("acme", "nope")
+        registry.publish("acme", make_card())
+        with pytest.raises(ToolNotFound, match=r"version 2 of tool 'sort_words'.*'acme'"):
+            registry.get("acme", "sort_words", 2)
+
+    def test_list_gives_the_latest_version_of_each_tool(self, registry: ToolRegistry) -> None:
+        registry.publish("acme", make_card("zeta"))
+        registry.publish("acme", make_card("alpha"))
+        registry.publish("acme", make_card("alpha", source=SORT_SOURCE_V2))
+        listed = registry.list("acme")
+        assert [(s.name, s.version) for s in listed] == [("alpha", 2), ("zeta", 1)]
+        alpha = listed[0]
+        assert alpha.sha256 == source_sha256(SORT_SOURCE_V2)
+        assert alpha.signature == "sort_words(text: str) -> str"
+        assert alpha.description == "alpha: sorts the words of a text"
+        assert (alpha.entrypoint, alpha.uses, alpha.cost_usd) == ("sort_words", 0, 0.0)
+        assert alpha.created_at.tzinfo is not None
+
+    def test_listing_ten_thousand_tools_is_one_fast_query(
+        self, registry: ToolRegistry, url: str
+    ) -> None:
+        seed_tools(url, "acme", MANY)
+        registry.publish("acme", make_card("tool_00007", source=SORT_SOURCE_V2))
+        registry.record_use("acme", "tool_00003", 1, role="user", ok=True, cost_usd=0.5)
+        with statements() as sent:
+            started = time.perf_counter()
+            listed = registry.list("acme")
+            elapsed = time.perf_counter() - started
+        assert len(sent) == 1, sent  # no query per tool
+        assert elapsed < 5.0
+        assert len(listed) == MANY
+        by_name = {s.name: s for s in listed}
+        assert by_name["tool_00007"].version == 2
+        assert (by_name["tool_00003"].uses, by_name["tool_00003"].cost_usd) == (1, 0.5)
+
+    # --- export and import ---
+
+    def test_export_then_import_into_another_tenant_gives_the_same_card(
+        self, registry: ToolRegistry
+    ) -> None:
+        registry.publish("acme", make_card())
+        original = registry.publish("acme", make_card(source=SORT_SOURCE_V2))
+        text = registry.export("acme", "sort_words")
+        imported = registry.import_card("globex", text)
+        assert imported.version == 1
+        assert imported.model_dump(exclude={"version"}) == original.model_dump(exclude={"version"})
+        assert registry.get("globex", "sort_words") == imported
+        assert registry.import_card("globex", text.encode()) == imported  # never overwrites
+        changed = registry.import_card("globex", registry.export("acme", "sort_words", 1))
+        assert (changed.version, changed.source) == (2, SORT_SOURCE)
+
+    def test_import_refuses_an_edited_source_without_a_new_sha256(
+        self, registry: ToolRegistry
+    ) -> None:
+        registry.publish("acme", make_card())
+        text = registry.export("acme", "sort_words").replace("sorted(", "reversed(")
+        with pytest.raises(InvalidRequest, match=r"does not match provenance\.sha256"):
+            registry.import_card("globex", text)
+        assert registry.list("globex") == []
+
+    @pytest.mark.parametrize(
+        "text", ["", "not json", "{}", '{"name": "x"}', b"\xff\xfe", "[1, 2]"], ids=repr
+    )
+    def test_import_refuses_malformed_cards(self, registry: ToolRegistry, text: str) -> None:
+        with pytest.raises(InvalidRequest, match=r"not a valid latm\.tool/v1 tool card"):
+            registry.import_card("acme", text)
+
+    # --- persistence, tenants, removal ---
+
+    def test_the_registry_survives_a_restart_in_a_new_process(self, url: str) -> None:
+        with ToolRegistry.open(url) as registry:
+            published = registry.publish("acme", make_card())
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, url, "acme", "sort_words"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert child.returncode == 0, child.stderr
+        assert ToolCard.from_json(child.stdout) == published
+        with ToolRegistry.open(url) as reopened:
+            assert reopened.get("acme", "sort_words") == published
+            assert reopened.usage("acme", "sort_words")["calls"] == 1
+
+    def test_tenants_see_nothing_of_each_other(self, registry: ToolRegistry) -> None:
+        registry.publish("acme", make_card())
+        registry.record_use("acme", "sort_words", 1, role="user", ok=True)
+        registry.add_candidate("acme", "count the vowels")
+        assert registry.list("globex") == []
+        assert registry.candidates("globex") == []
+        for call in (
+            lambda: registry.get("globex", "sort_words"),
+            lambda: registry.export("globex", "sort_words"),
+            lambda: registry.usage("globex", "sort_words"),
+            lambda: registry.remove("globex", "sort_words"),
+            lambda: registry.record_use("globex", "sort_words", 1, role="user", ok=True),
+        ):
+            with pytest.raises(ToolNotFound, match="'globex'"):
+                call()
+        own = registry.publish("globex", make_card(source=SORT_SOURCE_V2))
+        assert own.version == 1
+        assert registry.get("acme", "sort_words").source == SORT_SOURCE
+        assert registry.usage("globex", "sort_words")["calls"] == 0
+
+    def test_remove_one_version_or_all_of_them(self, registry: ToolRegistry) -> None:
+        for source in (SORT_SOURCE, SORT_SOURCE_V2, f"{SORT_SOURCE}# 3\n"):
+            registry.publish("acme", make_card(source=source))
+        registry.publish("acme", make_card("other"))
+        assert registry.remove("acme", "sort_words", 2) == 1
+        with pytest.raises(ToolNotFound):
+            registry.get("acme", "sort_words", 2)
+        assert registry.get("acme", "sort_words", 1).source == SORT_SOURCE
+        assert registry.remove("acme", "sort_words") == 2
+        assert [s.name for s in registry.list("acme")] == ["other"]
+        with pytest.raises(ToolNotFound, match="tool 'sort_words' in tenant 'acme'"):
+            registry.remove("acme", "sort_words")
+
+    def test_removing_a_tool_removes_its_usage(self, registry: ToolRegistry) -> None:
+        registry.publish("acme", make_card())
+        registry.record_use("acme", "sort_words", 1, role="user", ok=True, cost_usd=1.0)
+        registry.remove("acme", "sort_words")
+        registry.publish("acme", make_card())
+        assert registry.usage("acme", "sort_words")["calls"] == 0
+
+    # --- usage and candidates ---
+
+    def test_usage_adds_up_every_version_by_role(self, registry: ToolRegistry) -> None:
+        registry.publish("acme", make_card())
+        registry.publish("acme", make_card(source=SORT_SOURCE_V2))
+        tokens = {"prompt_tokens": 100, "completion_tokens": 20}
+        registry.record_use("acme", "sort_words", 1, role="maker", ok=True, cost_usd=0.5, **tokens)
+        registry.record_use("acme", "sort_words", 2, role="user", ok=True, wall_s=0.25, **tokens)
+        registry.record_use("acme", "sort_words", None, role="user", ok=False, wall_s=0.5)
+        usage = registry.usage("acme", "sort_words")
+        assert (usage["calls"], usage["ok"], usage["cost_usd"]) == (3, 2, 0.5)
+        assert (usage["prompt_tokens"], usage["completion_tokens"]) == (200, 40)
+        assert usage["wall_s"] == pytest.approx(0.75)
+        assert usage["by_role"]["maker"]["calls"] == 1
+        assert (usage["by_role"]["user"]["calls"], usage["by_role"]["user"]["ok"]) == (2, 1)
+        [summary] = registry.list("acme")
+        assert (summary.uses, summary.cost_usd) == (3, 0.5)
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"role": "admin"},
+            {"prompt_tokens": -1},
+            {"cost_usd": float("nan")},
+            {"wall_s": float("inf")},
+        ],
+        ids=str,
+    )
+    def test_record_use_refuses_bad_input(self, registry: ToolRegistry, bad: Any) -> None:
+        registry.publish("acme", make_card())
+        with pytest.raises(InvalidRequest):
+            registry.record_use("acme", "sort_words", 1, **({"role": "user", "ok": True} | bad))
+        assert registry.usage("acme", "sort_words")["calls"] == 0
+
+    def test_candidates_come_back_newest_first(self, registry: ToolRegistry) -> None:
+        for question in ("first", "second", "third"):
+            registry.add_candidate("acme", question)
+        assert registry.candidates("acme") == ["third", "second", "first"]
+        assert registry.candidates("acme", limit=2) == ["third", "second"]
+        with pytest.raises(InvalidRequest, match="must not be empty"):
+            registry.add_candidate("acme", "   ")
+        with pytest.raises(InvalidRequest, match="limit"):
+            registry.candidates("acme", limit=0)
+
+    # --- errors and transactions ---
+
+    @pytest.mark.parametrize("tenant", ["", "   ", " acme", "a\nb", "x" * 200])
+    def test_a_bad_tenant_is_invalid_request(self, registry: ToolRegistry, tenant: str) -> None:
+        for call in (
+            lambda: registry.publish(tenant, make_card()),
+            lambda: registry.get(tenant, "sort_words"),
+            lambda: registry.list(tenant),
+            lambda: registry.candidates(tenant),
+        ):
+            with pytest.raises(InvalidRequest, match="tenant"):
+                call()
+
+    @pytest.mark.parametrize("version", [0, -1, True])
+    def test_a_bad_version_is_invalid_request(self, registry: ToolRegistry, version: int) -> None:
+        registry.publish("acme", make_card())
+        with pytest.raises(InvalidRequest, match="version"):
+            registry.get("acme", "sort_words", version)
+
+    def test_a_failed_publish_leaves_the_database_unchanged(
+        self, registry: ToolRegistry, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        real = registry_store._publish_in
+
+        def fail_after_writing(*args: Any) -> ToolCard:
+            real(*args)
+            args[0].flush()  # the row reached the database inside the transaction
+            raise RuntimeError("crash after the insert")
+
+        monkeypatch.setattr(registry_store, "_publish_in", fail_after_writing)
+        with pytest.raises(RuntimeError, match="crash"):
+            registry.publish("acme", make_card())
+        monkeypatch.undo()
+        assert registry.list("acme") == []
+        assert registry.publish("acme", make_card()).version == 1
+
+    def test_a_tampered_stored_card_is_refused(self, registry: ToolRegistry, url: str) -> None:
+        registry.publish("acme", make_card())
+        tampered = registry.export("acme", "sort_words").replace("sorted(", "reversed(")
+        with raw_engine(url) as engine, engine.begin() as connection:
+            connection.execute(update(ToolRow).values(card_json=tampered))
+        with pytest.raises(RegistryUnavailable, match="corrupt"):
+            registry.get("acme", "sort_words")
+
+    def test_a_closed_registry_refuses_work(self, url: str) -> None:
+        registry = ToolRegistry.open(url)
+        registry.close()
+        with pytest.raises(RegistryUnavailable, match="closed"):
+            registry.list("acme")
+
+    # --- schema ---
+
+    def test_the_migrated_schema_matches_the_orm(
+        self, registry: ToolRegistry, url: str, new_database_url: Callable[[], str]
+    ) -> None:
+        config = Config()
+        config.set_main_option("script_location", MIGRATIONS)
+        head = ScriptDirectory.from_config(config).get_current_head()
+        assert head is not None
+        with raw_engine(url) as engine, engine.connect() as connection:
+            context = MigrationContext.configure(connection)
+            assert context.get_current_revision() == head
+            assert compare_metadata(context, Base.metadata) == []
+        with raw_engine(new_database_url()) as engine, engine.connect() as connection:
+            # The comparison sees real differences: an unmigrated database lacks every table.
+            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            assert {d[1].name for d in diff if d[0] == "add_table"} == {
+                "tools",
+                "tool_usage",
+                "candidates",
+            }
+
+
+class TestSqliteRegistry(RegistryContract):
+    @pytest.fixture
+    def new_database_url(self, tmp_path: Path) -> Callable[[], str]:
+        made = iter(range(1_000_000))
+
+        def new() -> str:
+            folder = tmp_path / f"db{next(made)}"
+            folder.mkdir()
+            return f"sqlite:///{folder}/registry.db"
+
+        return new
+
+
+def test_the_default_registry_is_a_sqlite_file_in_the_user_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    expected = tmp_path / "data" / "latm" / "registry.db"
+    assert default_database_url() == f"sqlite:///{expected}"
+    with ToolRegistry.open() as registry:
+        registry.publish("acme", make_card())
+    assert expected.is_file()
+    with ToolRegistry.open(f"sqlite:///{expected}") as registry:
+        assert registry.get("acme", "sort_words").version == 1
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdb://x/y"])
+def test_an_unusable_url_is_invalid_request(url: str) -> None:
+    with pytest.raises(InvalidRequest, match=r"URL|unsupported"):
+        ToolRegistry.open(url)
+
+
+def test_an_unreachable_database_is_registry_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(RegistryUnavailable, match="cannot create the folder"):
+        ToolRegistry.open(f"sqlite:///{tmp_path}/a_file/registry.db")
+    with pytest.raises(RegistryUnavailable, match=r"postgres:\*\*\*@") as caught:
+        ToolRegistry.open(f"postgresql://postgres:secret@/latm?host={tmp_path}/none")
+    assert "secret" not in str(caught.value)
