@@ -20,6 +20,7 @@ from orchestrator.latm.tasks import Example
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _DEF = re.compile(r"^def[ \t]+([A-Za-z][A-Za-z0-9_]*)[ \t]*\((.*?)\)[ \t]*(->[^:]*)?:", re.M | re.S)
 _CALL_LINE = re.compile(r"^(ans\s*=|print\s*\()", re.M)
+_ANS_LINE = re.compile(r"^ans\s*=")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'&-]{3,}|\d{3,}")
 
 
@@ -59,12 +60,22 @@ def split_proposal(reply: str) -> Proposal:
 
 
 def _split_trailing_calls(block: str) -> tuple[str, list[str]]:
+    """Top-level code after the tool becomes calls: each ``ans = ...`` line starts one, and
+    the lines after it (a ``print``, say) belong to it; comments are dropped."""
     match = next((m for m in _CALL_LINE.finditer(block) if m.start() > 0), None)
     if match is None:
         return block.strip("\n") + "\n", []
     tool, rest = block[: match.start()], block[match.start() :]
-    calls = [line.strip() for line in rest.splitlines() if _CALL_LINE.match(line.strip())]
-    return tool.strip("\n") + "\n", calls
+    calls: list[list[str]] = []
+    for line in rest.splitlines():
+        text = line.rstrip()
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        if _ANS_LINE.match(text) or not calls:
+            calls.append([text])
+        else:
+            calls[-1].append(text)
+    return tool.strip("\n") + "\n", ["\n".join(call) for call in calls]
 
 
 @dataclass(frozen=True)

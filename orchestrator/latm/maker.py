@@ -23,7 +23,7 @@ from orchestrator.latm.cards import (
     VerificationCase,
     source_sha256,
 )
-from orchestrator.latm.code import ToolShape, code_blocks, memorisation, split_proposal, tool_shape
+from orchestrator.latm.code import ToolShape, memorisation, split_proposal, tool_shape
 from orchestrator.latm.runner import Outcome, ToolRunner
 from orchestrator.latm.scoring import Scorer, choose_scorer
 from orchestrator.latm.tasks import Example, Split, Task
@@ -31,6 +31,7 @@ from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
 
 Progress = Callable[[str, str], None]  # (stage, message)
 MAKER_PARAMS = ChatParams(max_tokens=1536, temperature=0.0)
+RETRY_TEMPERATURE = 0.7
 
 
 class Rejected(Exception):
@@ -124,8 +125,14 @@ class _Job:
         self.attempts: dict[str, int] = {"propose": 0, "verify": 0}
         self.usage = TokenUsage()
 
-    async def ask(self, messages: list[Message]) -> str:
-        completion = await self.maker.model.complete(messages, self.maker.params)
+    async def ask(self, messages: list[Message], attempt: int) -> str:
+        # A retry at temperature 0 tends to repeat the same mistake: sample a little more.
+        params = self.maker.params
+        if attempt > 1:
+            params = params.model_copy(
+                update={"temperature": max(params.temperature, RETRY_TEMPERATURE)}
+            )
+        completion = await self.maker.model.complete(messages, params)
         self.usage = self.usage + completion.usage
         return completion.text
 
@@ -135,7 +142,7 @@ class _Job:
         for attempt in range(1, self.maker.max_attempts + 1):
             self.attempts["propose"] = attempt
             self.say("propose", f"attempt {attempt}: asking the maker for a tool")
-            reply = await self.ask(messages)
+            reply = await self.ask(messages, attempt)
             try:
                 draft = await self.draft_from(reply)
             except Rejected as exc:
@@ -200,7 +207,7 @@ class _Job:
             self.attempts["verify"] = attempt
             self.say("verify", f"attempt {attempt}: the maker writes calls for "
                      f"{len(self.validation)} held-out questions")  # fmt: skip
-            reply = await self.ask(messages)
+            reply = await self.ask(messages, attempt)
             try:
                 draft, cases = await self.check(draft, reply)
             except Rejected as exc:
@@ -217,9 +224,10 @@ class _Job:
         )
 
     async def check(self, draft: Draft, reply: str) -> tuple[Draft, list[VerificationCase]]:
-        blocks = code_blocks(reply)
-        if blocks and tool_shape(blocks[0]) is not None:  # a revised tool comes first
-            draft = await self.revised(draft, blocks.pop(0))
+        proposal = split_proposal(reply)
+        blocks = proposal.calls
+        if proposal.source is not None and proposal.source.strip() != draft.source.strip():
+            draft = await self.revised(draft, proposal.source)  # a corrected tool came first
         if len(blocks) != len(self.validation):
             raise Rejected(
                 [

@@ -28,20 +28,15 @@ branch on their exact inputs: it will be tested on questions you have not seen.
 No names that start with an underscore.
 - Give it a short docstring saying what it does and what it returns.
 
-Reply in exactly this form, with nothing else:
-```python
-# the tool: imports, helpers and the function
-```
-then, for each example in order, one block with the call that solves it:
-```python
-ans = <function>(<arguments parsed from the question>)
-```"""
+Reply with nothing but code blocks: first one ```python block with the function (and its \
+imports and helpers), then, for each example in order, one ```python block with the call that \
+solves it: `ans = <function>(<arguments taken from the question>)`."""
 
 VERIFY_INSTRUCTIONS = """\
-Now use your function on these new questions. For each question, in order, reply with one \
-```python block that parses the question into arguments, calls the function and assigns the \
-final answer to `ans`. If the function itself needs a fix, first give the whole corrected \
-function in its own ```python block."""
+Now call your function for each of these new questions. Reply with one ```python block per \
+question, in order, each a call like the ones above: `ans = <function>(<arguments taken from \
+the question>)`. Write no new function; only if yours needs a fix, give the whole corrected \
+function first, in its own block."""
 
 USER_SYSTEM = """\
 You answer a question by calling a Python tool. Reply with Python code only: usually one line \
@@ -63,26 +58,66 @@ Answer the question. Think step by step, then end with a line of the form \
 "So the answer is <answer>." """
 
 
-def maker_propose(task_name: str, demos: Sequence[Example]) -> list[Message]:
+# A worked exchange on another task shows the form better than any description of it.
+SHOWN_TASK = (
+    "letter_counting",
+    [
+        ("How many times does the letter r appear in the word strawberry?", "3"),
+        ("How many times does the letter s appear in the word Mississippi?", "4"),
+    ],
+)
+SHOWN_REPLY = '''\
+```python
+def count_letter(word: str, letter: str) -> int:
+    """Count how many times `letter` occurs in `word`, ignoring case."""
+    return word.lower().count(letter.lower())
+```
+```python
+ans = count_letter("strawberry", "r")
+```
+```python
+ans = count_letter("Mississippi", "s")
+```'''
+SHOWN_QUESTIONS = [
+    "How many times does the letter e appear in the word excellence?",
+    "How many times does the letter o appear in the word bookworm?",
+]
+SHOWN_CALLS = """\
+```python
+ans = count_letter("excellence", "e")
+```
+```python
+ans = count_letter("bookworm", "o")
+```"""
+
+
+def _verify_prompt(questions: Sequence[str]) -> str:
+    shown = "\n\n".join(f"Question {n}: {q}" for n, q in enumerate(questions, 1))
+    return f"{VERIFY_INSTRUCTIONS}\n\n{shown}"
+
+
+def _task_prompt(task_name: str, pairs: Sequence[tuple[str, str]]) -> str:
     shown = "\n\n".join(
-        f"Example {number}:\nQuestion: {demo.input}\nAnswer: {demo.target}"
-        for number, demo in enumerate(demos, 1)
+        f"Example {number}:\nQuestion: {question}\nAnswer: {answer}"
+        for number, (question, answer) in enumerate(pairs, 1)
     )
+    return f"Task: {task_name}\n\n{shown}\n\nWrite the function and the {len(pairs)} calls."
+
+
+def maker_propose(task_name: str, demos: Sequence[Example]) -> list[Message]:
     return [
         Message(role="system", content=MAKER_SYSTEM),
-        Message(
-            role="user",
-            content=f"Task: {task_name}\n\n{shown}\n\nWrite the function and the "
-            f"{len(demos)} calls.",
-        ),
+        Message(role="user", content=_task_prompt(*SHOWN_TASK)),
+        Message(role="assistant", content=SHOWN_REPLY),
+        Message(role="user", content=_verify_prompt(SHOWN_QUESTIONS)),
+        Message(role="assistant", content=SHOWN_CALLS),
+        Message(role="user", content=_task_prompt(task_name, [(d.input, d.target) for d in demos])),
     ]
 
 
 def maker_verify(history: list[Message], questions: Sequence[Example]) -> list[Message]:
-    shown = "\n\n".join(
-        f"Question {number}: {example.input}" for number, example in enumerate(questions, 1)
-    )
-    return [*history, Message(role="user", content=f"{VERIFY_INSTRUCTIONS}\n\n{shown}")]
+    prompt = _verify_prompt([example.input for example in questions])
+    return [*history, Message(role="user", content=prompt)]
 
 
 def feedback(history: list[Message], reply: str, problems: Sequence[str]) -> list[Message]:
