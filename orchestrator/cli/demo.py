@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli._runtime import open_registry
+from orchestrator.cli.make_cmd import show_card
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
-from orchestrator.models import ChatParams, Message, open_model
+from orchestrator.latm.engine import Engine
+from orchestrator.latm.tasks import Task, load_task
+from orchestrator.models import ModelAdapter, TokenUsage, open_model
 from orchestrator.sandboxes import ExecRequest, SandboxBackend, create_backend
 
 # A tool as a maker model would write it for BIG-Bench Hard's word_sorting task.
@@ -51,22 +56,16 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-# Questions for the user model, which answers each with a call of the tool.
-QUESTIONS = [
-    "Sort the following words alphabetically: List: syndrome therefrom anchor",
-    "Sort the following words alphabetically: List: oven costume counterpart",
-]
-EXAMPLE = "Sort the following words alphabetically: List: banana apple"
-USER_SYSTEM = (
-    "You answer a question by calling a Python tool. Reply with Python code only: one line "
-    "that calls the tool and assigns the final answer to `ans`.\n\nThe tool:\n"
-)
+DEMO_TASK = Path(__file__).with_name("demo_tasks") / "sum_numbers.jsonl"
+TENANT = "demo"
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("demo", help="run a small tool through the sandbox")
+    parser = commands.add_parser(
+        "demo", help="run tools through the sandbox, then make and use a tool with LATM"
+    )
     parser.add_argument(
-        "--no-model", action="store_true", help="skip the part that needs the user model"
+        "--no-model", action="store_true", help="skip the part that needs the models"
     )
     parser.set_defaults(run=run)
 
@@ -105,35 +104,58 @@ async def _demo(console: Console, *, with_model: bool) -> int:
         ok = result.status.value == "ok"
         console.print(table)
         if with_model:
-            ok = await _user_model(console, settings, backend) and ok
+            ok = await _latm(console, settings, backend) and ok
     return 0 if ok else 1
 
 
-async def _user_model(console: Console, settings: Settings, backend: SandboxBackend) -> bool:
-    """The user model turns each question into a call; the call runs in the sandbox."""
-    console.print(f"[bold]The user model[/] ([cyan]{settings.user_model}[/]) calls the tool:")
-    table = Table("question", "call written by the model", "answer", "tokens", "cost $")
-    try:
-        async with open_model(settings.user_model, settings) as model:
-            for question in QUESTIONS:
-                reply = await model.complete(_call_prompt(question), ChatParams(max_tokens=80))
-                call = reply.text.strip().removeprefix("```python").removesuffix("```").strip()
-                result = await backend.execute("demo", ExecRequest(source=TOOL, call=call))
-                shown = json.dumps(result.value) if result.error is None else result.error.message
-                tokens = f"{reply.usage.prompt_tokens}+{reply.usage.completion_tokens}"
-                table.add_row(question, call, shown, tokens, f"{reply.cost_usd:.6f}")
-    except LatmError as exc:
-        console.print(f"[red]the user model is not available:[/] {exc}", highlight=False)
+async def _latm(console: Console, settings: Settings, backend: SandboxBackend) -> bool:
+    """The whole loop on the embedded models: make, verify and register a tool for a small
+    task, then answer new questions with it, and show what each role cost."""
+    task = load_task(DEMO_TASK)
+    console.rule(f"[bold]LATM[/] on {task.name}: maker {settings.maker_model}, "
+                 f"user {settings.user_model}")  # fmt: skip
+    models: dict[str, ModelAdapter] = {}
+    for spec in (settings.maker_model, settings.user_model):
+        models.setdefault(spec, open_model(spec, settings))
+    with open_registry(settings) as registry:
+        engine = Engine(
+            backend=backend,
+            registry=registry,
+            maker=models[settings.maker_model],
+            user=models[settings.user_model],
+        )
+        try:
+            return await _make_and_use(console, engine, task)
+        except LatmError as exc:
+            console.print(f"[red]the models are not available:[/] {exc}", highlight=False)
+            return False
+        finally:
+            await engine.aclose()
+
+
+async def _make_and_use(console: Console, engine: Engine, task: Task) -> bool:
+    def progress(stage: str, message: str) -> None:
+        console.print(f"[cyan]{stage:>8}[/] {message}", highlight=False)
+
+    made = await engine.make(TENANT, task, progress=progress)
+    if made.card is None:
+        console.print(f"[red]no tool was published:[/] {made.reason}", highlight=False)
         return False
+    show_card(console, made.card)
+    table = Table("question", "route", "call written by the user model", "answer", "expected")
+    user = TokenUsage()
+    for example in task.split().test:
+        solved = await engine.solve(TENANT, example.input)
+        for usage in solved.usage.values():
+            user = user + usage
+        route = f"{solved.tool} v{solved.version}" if solved.tool else "direct"
+        table.add_row(example.input, route, solved.call or "", str(solved.answer), example.target)
     console.print(table)
+    questions = len(task.split().test)
+    console.print(
+        f"[bold]cost split[/]: maker {made.usage.total_tokens} tokens (${made.usage.cost_usd:.6f}, "
+        f"once); user and dispatcher {user.total_tokens} tokens (${user.cost_usd:.6f}) for "
+        f"{questions} questions, {user.total_tokens // max(questions, 1)} per question",
+        highlight=False,
+    )
     return True
-
-
-def _call_prompt(question: str) -> list[Message]:
-    # The usage demo as a worked exchange: small models follow it far more reliably.
-    return [
-        Message(role="system", content=f"{USER_SYSTEM}```python\n{TOOL}```"),
-        Message(role="user", content=f"Question: {EXAMPLE}"),
-        Message(role="assistant", content=f'ans = sort_words("{EXAMPLE}")'),
-        Message(role="user", content=f"Question: {question}"),
-    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,11 @@ pytestmark = pytest.mark.integration
 LATM = [sys.executable, "-m", "orchestrator.cli"]
 
 
-def latm(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def latm(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*LATM, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [*LATM, *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
     )
 
 
@@ -131,13 +134,22 @@ def test_image_build_is_idempotent_and_list_shows_it() -> None:
     assert any(i["kind"] == "base" for i in images)
 
 
-def test_demo_runs_a_tool_through_the_sandbox() -> None:
-    done = latm("demo", timeout=120)
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_demo_runs_the_whole_loop_on_the_local_model(tmp_path: Path) -> None:
+    """The README's main job: the sandbox, then LATM on the embedded Qwen model."""
+    catalog.fetch(catalog.CATALOG["qwen2.5-coder-0.5b"], Settings().models_dir)
+    env = {**os.environ, "LATM_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}"}
+    done = latm("demo", timeout=600, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "policy_violation" in done.stdout
     assert "timeout" in done.stdout
     assert "memory_limit" in done.stdout
     assert '"apple fig pear"' in done.stdout
+    assert "verified 3/3 on held-out cases" in done.stdout
+    assert "cost split: maker" in done.stdout
+    listed = latm("tools", "--tenant", "demo", "list", "--json", env=env)
+    assert [tool["name"] for tool in json.loads(listed.stdout)] == ["sum_numbers"]
 
 
 def run_benchmark(script: str, out: Path, *args: str, timeout: float) -> dict[str, Any]:
