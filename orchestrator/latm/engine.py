@@ -6,11 +6,14 @@ together, bills every completion to the right tenant, tool and request, and reco
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.errors import InvalidRequest, LatmError
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher
 from orchestrator.latm.maker import MakeResult, Progress, ToolMaker
@@ -20,6 +23,9 @@ from orchestrator.latm.user import Answer, ToolUser, chain_of_thought
 from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
 from orchestrator.registry import ToolRegistry, ToolSummary
 from orchestrator.sandboxes import SandboxBackend
+
+log = logging.getLogger(__name__)
+FLUSH_DELAY_S = 0.2  # tool uses are written in batches, this long after the first
 
 
 @dataclass
@@ -81,6 +87,8 @@ class Engine:
         )
         self.max_attempts = max_attempts
         self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
+        self._pending: list[dict[str, Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def runner(self, tenant: str) -> ToolRunner:
         return ToolRunner(self.backend, tenant)
@@ -94,8 +102,6 @@ class Engine:
     ) -> MakeResult:
         """Make, verify and (only when verified) publish a tool for ``task``."""
         if self.maker_model is None:
-            from orchestrator.errors import InvalidRequest
-
             raise InvalidRequest("this engine has no maker model")
         maker = ToolMaker(self.maker_model, self.runner(tenant), max_attempts=self.max_attempts)
         with usage_scope(tenant=tenant, request_id=f"make-{uuid.uuid4().hex[:12]}"):
@@ -162,20 +168,47 @@ class Engine:
         return cached[1]
 
     def _record(self, tenant: str, card: ToolCard, answer: Answer, wall_s: float) -> None:
-        self.registry.record_use(
-            tenant,
-            card.name,
-            card.version or 1,
-            role="user",
-            ok=answer.ok,
-            prompt_tokens=answer.usage.prompt_tokens,
-            completion_tokens=answer.usage.completion_tokens,
-            cost_usd=answer.usage.cost_usd,
-            wall_s=wall_s,
+        """Queue a tool use; it is written shortly after, off the request's path."""
+        self._pending.append(
+            {
+                "tenant": tenant,
+                "name": card.name,
+                "version": card.version or 1,
+                "role": "user",
+                "ok": answer.ok,
+                "prompt_tokens": answer.usage.prompt_tokens,
+                "completion_tokens": answer.usage.completion_tokens,
+                "cost_usd": answer.usage.cost_usd,
+                "wall_s": wall_s,
+            }
         )
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_DELAY_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write the queued tool uses to the registry now."""
+        batch, self._pending = self._pending, []
+        if batch:
+            await asyncio.to_thread(self._write, batch)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        for use in batch:
+            tenant, name, version = use.pop("tenant"), use.pop("name"), use.pop("version")
+            try:
+                self.registry.record_use(tenant, name, version, **use)
+            except LatmError as exc:  # the answer was given; losing its metering is logged
+                log.error("could not record a use of %s/%s: %s", tenant, name, exc)
 
     async def aclose(self) -> None:
-        """Close the models (a local model's server stops); the backend is the caller's."""
+        """Record pending uses and close the models (a local model's server stops); the
+        backend and the registry are the caller's."""
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+        await self.flush()
         models = (self.user_model, self.maker_model, self.dispatcher.model)
         closed: set[int] = set()
         for model in models:
