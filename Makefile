@@ -36,6 +36,7 @@ bench:
 	$(VENV)/python bench/sandbox_latency.py
 	$(VENV)/python bench/docker_sandbox.py
 	$(VENV)/python bench/models.py
+	$(VENV)/python bench/engine.py
 
 clean:
 	rm -rf .venv build *.egg-info .mypy_cache .ruff_cache .pytest_cache

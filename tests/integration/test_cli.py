@@ -203,3 +203,12 @@ def test_models_benchmark_writes_its_json(tmp_path: Path) -> None:
     assert result["load_s"]["median"] > 0
     assert result["generation"]["tokens_per_s"]["median"] > 0
     assert result["memory_after_load"]["rss_mb"] > 50
+
+
+@pytest.mark.slow
+def test_engine_benchmark_writes_its_json(tmp_path: Path) -> None:
+    report = run_benchmark("engine.py", tmp_path / "engine.json", timeout=300)
+    overhead, dispatch = report["overhead"], report["dispatch"]
+    assert overhead["engine_solve_ms"]["p50"] >= overhead["bare_sandbox_call_ms"]["p50"] > 0
+    assert dispatch["tools"] == 300
+    assert dispatch["dispatch_ms"]["p50"] > 0
