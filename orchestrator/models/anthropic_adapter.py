@@ -11,16 +11,14 @@ import inspect
 from typing import Any
 
 from orchestrator.errors import ModelAuthError, ModelError
-from orchestrator.models._sdk_errors import sdk_call
-from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
-from orchestrator.models.openai_adapter import _where
-from orchestrator.secrets import register_secret
+from orchestrator.models._sdk import SdkModel
+from orchestrator.models.base import ChatParams, Message, PriceLookup, RawCompletion
 
 # Messages API stop reasons, in chat-completions words.
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 
 
-class AnthropicModel(ModelAdapter):
+class AnthropicModel(SdkModel):
     """Claude models through the Messages API."""
 
     def __init__(
@@ -34,16 +32,20 @@ class AnthropicModel(ModelAdapter):
         max_retries: int = 2,
         prices: PriceLookup | None = None,
     ) -> None:
-        super().__init__(spec, prices=prices)
         if not api_key:
             raise ModelAuthError.missing("anthropic", "ANTHROPIC_API_KEY or LATM_ANTHROPIC_API_KEY")
+        super().__init__(
+            spec,
+            model,
+            api_key=api_key,
+            base_url=base_url,
+            default_host="api.anthropic.com",
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            prices=prices,
+        )
         import anthropic  # imported on first use
 
-        register_secret(api_key)
-        self.model = model
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self.where = _where(base_url) if base_url else "api.anthropic.com"
         self._sdk = anthropic
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
@@ -68,13 +70,8 @@ class AnthropicModel(ModelAdapter):
             request["top_p"] = params.top_p
         if params.stop:
             request["stop_sequences"] = list(params.stop)
-        response = await sdk_call(
-            self._client.messages.create(**request),
-            self._sdk,
-            self._sdk.AnthropicError,
-            where=self.where,
-            timeout_s=self.timeout_s,
-            attempts=self.max_retries + 1,
+        response = await self._call(
+            self._client.messages.create(**request), self._sdk.AnthropicError
         )
         text = "".join(block.text for block in response.content if block.type == "text")
         if response.usage is None:
@@ -86,9 +83,6 @@ class AnthropicModel(ModelAdapter):
             completion_tokens=response.usage.output_tokens,
             finish_reason=_FINISH.get(response.stop_reason or "", response.stop_reason or "stop"),
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
 
 def to_messages_api(messages: list[Message]) -> tuple[str, list[dict[str, str]]]:

@@ -7,19 +7,17 @@ limits, server errors, timeouts and dropped connections, up to ``max_retries`` t
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from orchestrator.errors import ModelError
-from orchestrator.models._sdk_errors import sdk_call
-from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
+from orchestrator.models._sdk import SdkModel
+from orchestrator.models.base import ChatParams, Message, PriceLookup, RawCompletion
 from orchestrator.models.scripted import estimate_tokens
-from orchestrator.secrets import register_secret
 
 # OpenAI-compatible servers that need no key still make the SDK send one.
 NO_KEY = "no-key"
 
 
-class OpenAIModel(ModelAdapter):
+class OpenAIModel(SdkModel):
     """A chat-completions endpoint: OpenAI itself, vLLM, Ollama, LM Studio, llama.cpp."""
 
     def __init__(
@@ -33,14 +31,18 @@ class OpenAIModel(ModelAdapter):
         max_retries: int = 2,
         prices: PriceLookup | None = None,
     ) -> None:
-        super().__init__(spec, prices=prices)
+        super().__init__(
+            spec,
+            model,
+            api_key=api_key,
+            base_url=base_url,
+            default_host="api.openai.com",
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            prices=prices,
+        )
         import openai  # imported on first use: it takes a while and not every run needs it
 
-        register_secret(api_key)
-        self.model = model
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self.where = _where(base_url) if base_url else "api.openai.com"
         self._sdk = openai
         self._client = openai.AsyncOpenAI(
             api_key=api_key or NO_KEY,
@@ -62,13 +64,8 @@ class OpenAIModel(ModelAdapter):
             request["stop"] = list(params.stop)
         if params.seed is not None:
             request["seed"] = params.seed
-        response = await sdk_call(
-            self._client.chat.completions.create(**request),
-            self._sdk,
-            self._sdk.OpenAIError,
-            where=self.where,
-            timeout_s=self.timeout_s,
-            attempts=self.max_retries + 1,
+        response = await self._call(
+            self._client.chat.completions.create(**request), self._sdk.OpenAIError
         )
         if not response.choices:
             raise ModelError(f"{self.where} answered with no choices")
@@ -83,12 +80,3 @@ class OpenAIModel(ModelAdapter):
             completion_tokens=usage.completion_tokens if usage else estimate_tokens(text),
             finish_reason=choice.finish_reason or "stop",
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
-
-def _where(base_url: str) -> str:
-    """The endpoint as it may appear in messages: scheme, host and port only."""
-    parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")

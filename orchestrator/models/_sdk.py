@@ -1,4 +1,5 @@
-"""One mapping from the official SDKs' exceptions to the platform's model errors.
+"""What the official SDK adapters share, and one mapping from their exceptions to the platform's
+model errors.
 
 The ``openai`` and ``anthropic`` SDKs share an exception hierarchy (both are generated the same
 way), so one function serves both, given the SDK module. Messages name the endpoint and the HTTP
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from orchestrator.errors import (
     ModelAuthError,
@@ -19,10 +21,57 @@ from orchestrator.errors import (
     ModelRejected,
     ModelTimeout,
 )
-from orchestrator.secrets import redact
+from orchestrator.models.base import ModelAdapter, PriceLookup
+from orchestrator.secrets import redact, register_secret
 
 _MAX_DETAIL = 300
 T = TypeVar("T")
+
+
+class SdkModel(ModelAdapter):
+    """What the two SDK adapters share: endpoint, timeout, retries, key registration, and
+    calls whose failures become platform errors. Subclasses set ``_sdk`` and ``_client``."""
+
+    _sdk: ModuleType
+    _client: Any
+
+    def __init__(
+        self,
+        spec: str,
+        model: str,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        default_host: str,
+        timeout_s: float,
+        max_retries: int,
+        prices: PriceLookup | None,
+    ) -> None:
+        super().__init__(spec, prices=prices)
+        register_secret(api_key)
+        self.model = model
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.where = endpoint(base_url) if base_url else default_host
+
+    async def _call(self, call: Awaitable[T], base: type[Exception]) -> T:
+        return await sdk_call(
+            call,
+            self._sdk,
+            base,
+            where=self.where,
+            timeout_s=self.timeout_s,
+            attempts=self.max_retries + 1,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def endpoint(base_url: str) -> str:
+    """The endpoint as it may appear in messages: scheme, host and port only."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 async def sdk_call(
