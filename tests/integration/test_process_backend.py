@@ -18,7 +18,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    """The parent's pid, or 0 for a process that has exited since it was listed."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def _cmdline(pid: int) -> bytes:
+    """The command line, or b"" for a process that has exited since it was listed
+    (a worker that just finished its call)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _descendants(pid: int) -> list[int]:
@@ -129,7 +142,7 @@ async def test_template_death_is_survived() -> None:
         templates = [
             p
             for p in _descendants(pid)
-            if b"sandbox.template" in Path(f"/proc/{p}/cmdline").read_bytes()
+            if b"sandbox.template" in _cmdline(p)
             and _parent(p) == pid  # spare workers share the cmdline; their parent differs
         ]
         assert len(templates) == 1
