@@ -1,7 +1,7 @@
 # The two commands a newcomer runs: `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup setup-docker demo test lint typecheck protos protos-check bench clean
+.PHONY: setup setup-docker setup-postgres demo test lint typecheck protos protos-check bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -10,11 +10,15 @@ setup:
 setup-docker: setup
 	@bash scripts/setup_docker.sh
 
+# PostgreSQL's binaries, for the registry tests' private server (root; idempotent).
+setup-postgres:
+	@bash scripts/setup_postgres.sh
+
 demo: setup
 	$(VENV)/latm models fetch qwen2.5-coder-0.5b
 	$(VENV)/latm demo
 
-test: setup setup-docker lint typecheck
+test: setup setup-docker setup-postgres lint typecheck
 	$(VENV)/pytest
 
 lint: setup
