@@ -38,20 +38,26 @@ def open_registry(settings: Settings) -> ToolRegistry:
     return ToolRegistry.open(url)
 
 
+def role_models(
+    settings: Settings, user_spec: str, maker_spec: str | None
+) -> tuple[ModelAdapter, ModelAdapter | None]:
+    """The user's and maker's adapters; one spec in both roles shares one adapter (and so one
+    local model server)."""
+    user = open_model(user_spec, settings)
+    if maker_spec is None:
+        return user, None
+    return user, user if maker_spec == user_spec else open_model(maker_spec, settings)
+
+
 @contextlib.asynccontextmanager
 async def open_engine(args: argparse.Namespace, *, maker: bool = False) -> AsyncIterator[Engine]:
-    """An engine for one command; the same spec in two roles shares one adapter (one local
-    model server)."""
+    """An engine for one command, from the settings and the command's flags."""
     settings = Settings()
-    models: dict[str, ModelAdapter] = {}
-
-    def model(spec: str) -> ModelAdapter:
-        if spec not in models:
-            models[spec] = open_model(spec, settings)
-        return models[spec]
-
-    user = model(getattr(args, "user", None) or settings.user_model)
-    maker_model = model(args.maker or settings.maker_model) if maker else None
+    user, maker_model = role_models(
+        settings,
+        getattr(args, "user", None) or settings.user_model,
+        (args.maker or settings.maker_model) if maker else None,
+    )
     backend = create_backend(settings.backend, settings)
     registry = open_registry(settings)
     engine = Engine(

@@ -11,13 +11,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli._runtime import open_registry
+from orchestrator.cli._runtime import open_registry, role_models
 from orchestrator.cli.make_cmd import show_card
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.tasks import Task, load_task
-from orchestrator.models import ModelAdapter, TokenUsage, open_model
+from orchestrator.models import TokenUsage
 from orchestrator.sandboxes import ExecRequest, SandboxBackend, create_backend
 
 # A tool as a maker model would write it for BIG-Bench Hard's word_sorting task.
@@ -114,16 +114,9 @@ async def _latm(console: Console, settings: Settings, backend: SandboxBackend) -
     task = load_task(DEMO_TASK)
     console.rule(f"[bold]LATM[/] on {task.name}: maker {settings.maker_model}, "
                  f"user {settings.user_model}")  # fmt: skip
-    models: dict[str, ModelAdapter] = {}
-    for spec in (settings.maker_model, settings.user_model):
-        models.setdefault(spec, open_model(spec, settings))
+    user, maker = role_models(settings, settings.user_model, settings.maker_model)
     with open_registry(settings) as registry:
-        engine = Engine(
-            backend=backend,
-            registry=registry,
-            maker=models[settings.maker_model],
-            user=models[settings.user_model],
-        )
+        engine = Engine(backend=backend, registry=registry, maker=maker, user=user)
         try:
             return await _make_and_use(console, engine, task)
         except LatmError as exc:

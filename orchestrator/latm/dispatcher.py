@@ -73,16 +73,25 @@ class Dispatcher:
     def __init__(self, model: ModelAdapter, *, shortlist: int = 8) -> None:
         self.model = model
         self.shortlist = shortlist
-        self._cache: tuple[tuple[str, ...], Shortlist] | None = None
+        self._cache: tuple[Sequence[ToolEntry], tuple[str, ...], Shortlist] | None = None
 
     def candidates(self, question: str, tools: Sequence[ToolEntry]) -> list[ToolEntry]:
-        """All tools when few; otherwise the BM25 shortlist (no model involved)."""
+        """All tools when few; otherwise the BM25 shortlist (no model involved).
+
+        ``tools`` is read, never changed; a caller must not change a list after passing it
+        (pass a new one), since the index is kept for the list it was built from.
+        """
         if len(tools) <= self.shortlist:
             return list(tools)
-        key = tuple(f"{tool.name}\0{tool.description}" for tool in tools)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, Shortlist(tools))
-        return self._cache[1].top(question, self.shortlist)
+        # The engine hands over the same list until the tenant's tools change: then no key
+        # over thousands of tools need be built on the request's path.
+        if self._cache is None or self._cache[0] is not tools:
+            key = tuple(f"{tool.name}\0{tool.description}" for tool in tools)
+            if self._cache is None or self._cache[1] != key:
+                self._cache = (tools, key, Shortlist(tools))
+            else:
+                self._cache = (tools, key, self._cache[2])
+        return self._cache[2].top(question, self.shortlist)
 
     async def choose(self, question: str, tools: Sequence[ToolEntry]) -> Choice:
         shortlist = self.candidates(question, tools)
