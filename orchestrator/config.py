@@ -170,6 +170,47 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="wait for the local model server to be ready"
     )
 
+    # --- the public gRPC API (latm serve) ---
+    listen: str = Field(
+        default="127.0.0.1:50051", description="HOST:PORT or unix:PATH the API listens on"
+    )
+    tls_cert_file: Path | None = Field(default=None, description="server certificate (PEM)")
+    tls_key_file: Path | None = Field(default=None, description="server private key (PEM)")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA bundle of client certificates; set: mutual TLS required"
+    )
+    allow_insecure: bool = Field(
+        default=False, description="allow plaintext on an address other than loopback"
+    )
+    metrics_listen: str = Field(
+        default="", description="HOST:PORT of the Prometheus metrics endpoint ('' : off)"
+    )
+    log_format: str = Field(default="json", description="server logs: json or text")
+    log_level: str = Field(default="INFO", description="server log level")
+    tracing: str = Field(default="off", description="OpenTelemetry tracing: off, console or otlp")
+    otlp_endpoint: str = Field(default="", description="OTLP/gRPC collector for tracing=otlp")
+    shutdown_grace_s: float = Field(
+        default=10.0, ge=0, le=3600, description="time in-flight calls get to finish on stop"
+    )
+    api_key_cache_s: float = Field(
+        default=5.0, ge=0, le=300, description="how long a checked API key is trusted"
+    )
+    max_message_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="gRPC message cap"
+    )
+    # Default quotas of a new tenant (each tenant's own are stored with it).
+    quota_requests_per_minute: int = Field(default=600, ge=1, description="requests a minute")
+    quota_concurrent_executions: int = Field(
+        default=8, ge=1, description="Solve and ExecuteTool calls at once"
+    )
+    quota_concurrent_makes: int = Field(default=1, ge=1, description="MakeTool jobs at once")
+    quota_max_timeout_ms: int = Field(
+        default=30_000, ge=1, description="largest sandbox timeout a request may ask for"
+    )
+    quota_max_memory_mb: int = Field(
+        default=512, ge=1, description="largest sandbox memory a request may ask for"
+    )
+
     @field_validator("maker_model", "user_model")
     @classmethod
     def _valid_spec(cls, value: str) -> str:
@@ -177,6 +218,20 @@ class Settings(BaseSettings):
             ModelSpec.parse(value)
         except InvalidRequest as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in ("json", "text"):
+            raise ValueError(f"unknown log format {value!r}; one of: json, text")
+        return value
+
+    @field_validator("tracing")
+    @classmethod
+    def _known_tracing(cls, value: str) -> str:
+        if value not in ("off", "console", "otlp"):
+            raise ValueError(f"unknown tracing mode {value!r}; one of: off, console, otlp")
         return value
 
     @field_validator("docker_runtime")

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
+
+# The trailing metadata key that names the exact error type, so that a client can raise the
+# same class the server did (the status code alone is shared by several).
+ERROR_TYPE_KEY = "latm-error-type"
 
 
 class LatmError(Exception):
     """Root of every error the orchestrator raises on purpose."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    by_name: ClassVar[dict[str, type[LatmError]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        LatmError.by_name[cls.__name__] = cls
 
     def to_dict(self) -> dict[str, Any]:
         """Compact form for callers and models: the type and the message."""
@@ -27,6 +36,60 @@ class ToolNotFound(LatmError):
     """No such tool (or not visible to this tenant)."""
 
     code = grpc.StatusCode.NOT_FOUND
+
+
+class Unauthenticated(LatmError):
+    """No API key, or one that is unknown, malformed or revoked (never quoted back)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(LatmError):
+    """The caller is known but may not do this (e.g. plaintext from a remote address)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(LatmError):
+    """Some resource ran out; ``retry_after_s`` says when trying again makes sense."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QuotaExceeded(ResourceExhausted):
+    """The tenant is over one of its quotas (rate, concurrency or sandbox limits)."""
+
+
+class PreconditionFailed(LatmError):
+    """The deployment is not in a state to serve this (missing model, key, dependency)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class DeadlineExceeded(LatmError):
+    """The caller's deadline passed before the work finished; the work was stopped."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Cancelled(LatmError):
+    """The caller cancelled the call; the work was stopped."""
+
+    code = grpc.StatusCode.CANCELLED
+
+
+class Unavailable(LatmError):
+    """The service cannot answer right now (shutting down, a dependency unreachable)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class RegistryUnavailable(Unavailable):
+    """The registry's database could not be reached, migrated or written."""
 
 
 class SandboxUnavailable(LatmError):
@@ -124,18 +187,64 @@ class ModelNotAvailable(ModelError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-# One table, used by servers and clients alike: status code <-> exception class.
+# One table, used by servers and clients alike. Server side, every error class carries its
+# status code (``LatmError.code``) and the server names the class in trailing metadata;
+# client side, that name picks the class back when its code agrees, else this table does.
 GRPC_ERRORS: dict[grpc.StatusCode, type[LatmError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.NOT_FOUND: ToolNotFound,
-    grpc.StatusCode.UNAVAILABLE: SandboxUnavailable,
-    grpc.StatusCode.FAILED_PRECONDITION: IsolationTooWeak,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: PoolExhausted,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.FAILED_PRECONDITION: PreconditionFailed,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: Cancelled,
+    grpc.StatusCode.INTERNAL: LatmError,
 }
+
+
+def error_class(code: grpc.StatusCode, type_name: str | None = None) -> type[LatmError]:
+    """The class for a failed call: the named one when it exists and its code agrees,
+    else the table's class for the code (the root class for codes not in the table)."""
+    named = LatmError.by_name.get(type_name or "")
+    if named is not None and named.code is code:
+        return named
+    return GRPC_ERRORS.get(code, LatmError)
 
 
 def from_rpc_error(error: grpc.RpcError) -> LatmError:
     """Turn a failed gRPC call into the matching typed error."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = error.details() if hasattr(error, "details") else str(error)
-    return GRPC_ERRORS.get(code, LatmError)(details or code.name)
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    cls = error_class(code, metadata_value(trailing, ERROR_TYPE_KEY))
+    message = details or code.name
+    if issubclass(cls, ResourceExhausted):
+        return cls(message, retry_after_s=retry_after_s(error))
+    return cls(message)
+
+
+def metadata_value(metadata: Any, name: str) -> str | None:
+    """The value of ``name`` in gRPC metadata (pairs, plain or named), or None."""
+    for item in metadata or ():
+        key, value = tuple(item)
+        if key == name:
+            return value if isinstance(value, str) else bytes(value).decode(errors="replace")
+    return None
+
+
+def retry_after_s(error: grpc.RpcError) -> float | None:
+    """The RetryInfo hint of a failed call (google.rpc.RetryInfo in the rich status)."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except (ValueError, AttributeError):
+        return None
+    for detail in status.details if status else ():
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return info.retry_delay.ToTimedelta().total_seconds()
+    return None

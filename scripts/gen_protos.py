@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import importlib.resources
+
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,8 @@ def generate(out: Path) -> None:
     args = [
         "protoc",
         f"-I{PROTOS}",
+        # The well-known types (google/protobuf/*.proto) ship with grpc_tools.
+        f"-I{importlib.resources.files('grpc_tools') / '_proto'}",
         f"--python_out={out}",
         f"--mypy_out={out}",
         f"--grpc_python_out={out}",

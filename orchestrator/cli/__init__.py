@@ -6,7 +6,17 @@ import argparse
 import logging
 import sys
 
-from orchestrator.cli import bench_cmd, demo, exec_cmd, image_cmd, make_cmd, models_cmd, tools_cmd
+from orchestrator.cli import (
+    bench_cmd,
+    demo,
+    exec_cmd,
+    image_cmd,
+    make_cmd,
+    models_cmd,
+    serve_cmd,
+    tenants_cmd,
+    tools_cmd,
+)
 from orchestrator.secrets import install_log_redaction
 
 
@@ -21,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     make_cmd.register(commands)
     tools_cmd.register(commands)
     bench_cmd.register(commands)
+    serve_cmd.register(commands)
+    tenants_cmd.register(commands)
     return parser
 
 

@@ -16,13 +16,13 @@ from typing import Any
 from orchestrator.errors import InvalidRequest, LatmError
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher
-from orchestrator.latm.maker import MakeResult, Progress, ToolMaker
+from orchestrator.latm.maker import CaseReport, MakeResult, Progress, ToolMaker
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.tasks import Split, Task
 from orchestrator.latm.user import Answer, ToolUser, chain_of_thought
 from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
 from orchestrator.registry import ToolRegistry, ToolSummary
-from orchestrator.sandboxes import SandboxBackend
+from orchestrator.sandboxes import ExecRequest, ExecResult, SandboxBackend
 
 log = logging.getLogger(__name__)
 FLUSH_DELAY_S = 0.2  # tool uses are written in batches, this long after the first
@@ -99,13 +99,15 @@ class Engine:
         task: Task,
         split: Split | None = None,
         progress: Progress | None = None,
+        on_case: CaseReport | None = None,
     ) -> MakeResult:
         """Make, verify and (only when verified) publish a tool for ``task``."""
         if self.maker_model is None:
             raise InvalidRequest("this engine has no maker model")
         maker = ToolMaker(self.maker_model, self.runner(tenant), max_attempts=self.max_attempts)
-        with usage_scope(tenant=tenant, request_id=f"make-{uuid.uuid4().hex[:12]}"):
-            result = await maker.make(task, split, progress)
+        request_id = f"make-{uuid.uuid4().hex[:12]}"
+        with usage_scope(tenant=tenant, request_id=request_id, role="maker", tool=task.name):
+            result = await maker.make(task, split, progress, on_case)
         if result.card is not None:
             result.card = self.registry.publish(tenant, result.card)
             self.registry.record_use(
@@ -133,10 +135,11 @@ class Engine:
                 else await self._dispatch(tenant, question, solved)
             )
             if card is None:
-                answer = await chain_of_thought(self.user_model, question)
+                with usage_scope(role="user"):
+                    answer = await chain_of_thought(self.user_model, question)
                 self.registry.add_candidate(tenant, question)
             else:
-                with usage_scope(tool=card.name):
+                with usage_scope(tool=card.name, role="user"):
                     answer = await ToolUser(self.user_model, self.runner(tenant)).answer(
                         card, question
                     )
@@ -148,11 +151,33 @@ class Engine:
         solved.wall_s = time.monotonic() - started
         return solved
 
+    async def execute(
+        self,
+        tenant: str,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        version: int | None = None,
+        timeout_ms: int = 0,
+        memory_mb: int = 0,
+    ) -> tuple[ToolCard, ExecResult]:
+        """Call tool ``name``'s entrypoint with keyword ``arguments`` in the sandbox."""
+        card = self.registry.get(tenant, name, version)
+        request = ExecRequest(
+            source=card.source,
+            entrypoint=card.entrypoint,
+            args=arguments,
+            timeout_ms=timeout_ms,
+            memory_mb=memory_mb,
+        )
+        return card, await self.backend.execute(tenant, request)
+
     async def _dispatch(self, tenant: str, question: str, solved: Solved) -> ToolCard | None:
         tools = self.tools(tenant)
         if not tools:
             return None
-        choice = await self.dispatcher.choose(question, tools)
+        with usage_scope(role="dispatcher"):
+            choice = await self.dispatcher.choose(question, tools)
         solved.usage["dispatcher"] = choice.usage
         if choice.tool is None:
             return None

@@ -30,6 +30,7 @@ from orchestrator.latm.tasks import Example, Split, Task
 from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
 
 Progress = Callable[[str, str], None]  # (stage, message)
+CaseReport = Callable[[VerificationCase], None]  # each held-out case, as it is graded
 MAKER_PARAMS = ChatParams(max_tokens=1536, temperature=0.0)
 RETRY_TEMPERATURE = 0.7
 
@@ -84,11 +85,16 @@ class ToolMaker:
         self.params = params
 
     async def make(
-        self, task: Task, split: Split | None = None, progress: Progress | None = None
+        self,
+        task: Task,
+        split: Split | None = None,
+        progress: Progress | None = None,
+        on_case: CaseReport | None = None,
     ) -> MakeResult:
         started = time.monotonic()
         parts = task.split(split)
         job = _Job(self, task, parts.demos, parts.validation, progress or (lambda _s, _m: None))
+        job.on_case = on_case or (lambda _case: None)
         result = MakeResult(task=task.name, card=None, reason=None)
         try:
             draft, history = await job.propose()
@@ -124,6 +130,7 @@ class _Job:
         self.scorer: Scorer = choose_scorer(task)
         self.attempts: dict[str, int] = {"propose": 0, "verify": 0}
         self.usage = TokenUsage()
+        self.on_case: CaseReport = lambda _case: None
 
     async def ask(self, messages: list[Message], attempt: int) -> str:
         # A retry at temperature 0 tends to repeat the same mistake: sample a little more.
@@ -236,13 +243,21 @@ class _Job:
                 ]
             )
         outcomes = [await self.maker.runner.run(draft.source, call) for call in blocks]
+        cases = [
+            VerificationCase(
+                question=example.input,
+                expected=example.target,
+                got=outcome.shown() if outcome.ok else None,
+                passed=outcome.ok and self.scorer.matches(outcome.value, example),
+                error=outcome.error,
+            )
+            for example, outcome in zip(self.validation, outcomes, strict=True)
+        ]
+        for case in cases:
+            self.on_case(case)
         problems = self.grade("Question", self.validation, outcomes)
         if problems:
             raise Rejected(problems)
-        cases = [
-            VerificationCase(question=e.input, expected=e.target, got=o.shown(), passed=True)
-            for e, o in zip(self.validation, outcomes, strict=True)
-        ]
         return draft, cases
 
     async def revised(self, draft: Draft, source: str) -> Draft:

@@ -11,10 +11,11 @@ import contextlib
 import contextvars
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from orchestrator.models.base import ChatParams, Completion, Message, ModelAdapter, RawCompletion
+from orchestrator.telemetry import MODEL_COST, MODEL_SECONDS, MODEL_TOKENS, tracer
 
 DEFAULT_TENANT = "default"
 
@@ -26,6 +27,7 @@ class UsageScope:
     tenant: str = DEFAULT_TENANT
     tool: str | None = None
     request_id: str | None = None
+    role: str | None = None  # maker, user or dispatcher
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,13 @@ def current_scope() -> UsageScope:
 
 @contextlib.contextmanager
 def usage_scope(
-    *, tenant: str | None = None, tool: str | None = None, request_id: str | None = None
+    *,
+    tenant: str | None = None,
+    tool: str | None = None,
+    request_id: str | None = None,
+    role: str | None = None,
 ) -> Iterator[UsageScope]:
-    """Bill completions in this block to ``tenant``/``tool``/``request_id``.
+    """Bill completions in this block to ``tenant``/``tool``/``request_id``/``role``.
 
     Unset fields are inherited from the enclosing scope, so a request scope can be narrowed
     to a tool inside it.
@@ -81,7 +87,12 @@ def usage_scope(
         outer,
         **{
             key: value
-            for key, value in (("tenant", tenant), ("tool", tool), ("request_id", request_id))
+            for key, value in (
+                ("tenant", tenant),
+                ("tool", tool),
+                ("request_id", request_id),
+                ("role", role),
+            )
             if value is not None
         },
     )
@@ -101,9 +112,16 @@ class UsageLedger:
         self._tools: dict[tuple[str, str], UsageTotals] = {}
         self._requests: OrderedDict[str, UsageTotals] = OrderedDict()
         self._max_requests = max_requests
+        self._listeners: list[Callable[[Completion, UsageScope], None]] = []
+
+    def subscribe(self, listener: Callable[[Completion, UsageScope], None]) -> None:
+        """Call ``listener`` with every completion recorded from now on, and its scope."""
+        self._listeners.append(listener)
 
     def record(self, completion: Completion, scope: UsageScope | None = None) -> None:
         scope = scope or current_scope()
+        for listener in self._listeners:
+            listener(completion, scope)
         with self._lock:
             self._tenants[scope.tenant] = self._tenants.get(scope.tenant, UsageTotals()).add(
                 completion
@@ -152,7 +170,17 @@ class MeteredModel(ModelAdapter):
     async def complete(
         self, messages: list[Message] | tuple[Message, ...], params: ChatParams | None = None
     ) -> Completion:
-        completion = await self.inner.complete(messages, params)
+        model = str(self.inner.spec)
+        with tracer.start_as_current_span("model.complete") as span:
+            span.set_attribute("latm.model", model)
+            span.set_attribute("latm.role", current_scope().role or "")
+            completion = await self.inner.complete(messages, params)
+            span.set_attribute("latm.prompt_tokens", completion.usage.prompt_tokens)
+            span.set_attribute("latm.completion_tokens", completion.usage.completion_tokens)
+        MODEL_TOKENS.labels(model, "prompt").inc(completion.usage.prompt_tokens)
+        MODEL_TOKENS.labels(model, "completion").inc(completion.usage.completion_tokens)
+        MODEL_COST.labels(model).inc(completion.usage.cost_usd)
+        MODEL_SECONDS.labels(model).observe(completion.latency_s)
         self.ledger.record(completion)
         return completion
 

@@ -7,23 +7,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import grpc
 import platformdirs
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from orchestrator.errors import InvalidRequest, LatmError, MissingDependencyError
+from orchestrator.errors import InvalidRequest, MissingDependencyError, RegistryUnavailable
 
 MIGRATIONS = "orchestrator.registry:migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
-
-
-class RegistryUnavailable(LatmError):
-    """The registry's database could not be reached, migrated or written."""
-
-    code = grpc.StatusCode.UNAVAILABLE
 
 
 def default_database_url() -> str:

@@ -25,6 +25,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TENANT_MAX = 128
 NAME_MAX = 64
+KEY_ID_MAX = 32
+MODEL_MAX = 256
 ROLES = ("maker", "user")
 
 
@@ -91,3 +93,57 @@ class CandidateRow(Base):
     tenant: Mapped[str] = mapped_column(String(TENANT_MAX))
     question: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class TenantRow(Base):
+    """A tenant of the public API; its quotas override the deployment's defaults."""
+
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(TENANT_MAX), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Quotas: None means the deployment's default.
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    concurrent_executions: Mapped[int | None] = mapped_column(Integer)
+    concurrent_makes: Mapped[int | None] = mapped_column(Integer)
+    max_timeout_ms: Mapped[int | None] = mapped_column(Integer)
+    max_memory_mb: Mapped[int | None] = mapped_column(Integer)
+
+
+class ApiKeyRow(Base):
+    """One API key of a tenant, stored only as the sha256 of the whole key."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("key_id", name="uq_api_keys_key_id"),
+        Index("ix_api_keys_tenant", "tenant"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(KEY_ID_MAX))
+    tenant: Mapped[str] = mapped_column(
+        String(TENANT_MAX),
+        ForeignKey("tenants.name", name="fk_api_keys_tenant", ondelete="CASCADE"),
+    )
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UsageEventRow(Base):
+    """One model completion billed to a tenant: by role, model and tool (``""``: none)."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (Index("ix_usage_events_tenant_at", "tenant", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(TENANT_MAX))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    request_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(MODEL_MAX))
+    tool: Mapped[str] = mapped_column(String(NAME_MAX))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    cost_usd: Mapped[float] = mapped_column(Float)

@@ -130,7 +130,7 @@ class ToolRegistry:
         attempt = 1
         while True:
             try:
-                with self._transaction(f"publishing {card.name!r}") as session:
+                with self.transaction(f"publishing {card.name!r}") as session:
                     return _publish_in(session, tenant, card)
             except RegistryUnavailable as exc:
                 if attempt >= PUBLISH_ATTEMPTS or not isinstance(exc.__cause__, IntegrityError):
@@ -144,7 +144,7 @@ class ToolRegistry:
             ToolNotFound: no such tool, or no such version, in this tenant.
         """
         tenant, version = _tenant(tenant), _version(version)
-        with self._transaction(f"reading {name!r}") as session:
+        with self.transaction(f"reading {name!r}") as session:
             text = session.scalars(one_version(ToolRow.card_json, tenant, name, version)).first()
         if text is None:
             raise ToolNotFound(_missing(tenant, name, version))
@@ -153,7 +153,7 @@ class ToolRegistry:
     def list(self, tenant: str) -> builtins.list[ToolSummary]:
         """The latest version of every tool of ``tenant``, by name, in one query."""
         tenant = _tenant(tenant)
-        with self._transaction("listing tools") as session:
+        with self.transaction("listing tools") as session:
             rows = session.execute(summaries(tenant)).all()
         return [
             ToolSummary(
@@ -174,7 +174,7 @@ class ToolRegistry:
         """A cheap fingerprint of ``tenant``'s set of tool versions: it changes whenever a
         version is published or removed, so callers can cache :meth:`list` against it."""
         tenant = _tenant(tenant)
-        with self._transaction("reading the revision") as session:
+        with self.transaction("reading the revision") as session:
             count, last_id, last_at = session.execute(
                 select(
                     func.count(ToolRow.id), func.max(ToolRow.id), func.max(ToolRow.created_at)
@@ -195,7 +195,7 @@ class ToolRegistry:
         where = [ToolRow.tenant == tenant, ToolRow.name == name]
         if version is not None:
             where.append(ToolRow.version == version)
-        with self._transaction(f"removing {name!r}") as session:
+        with self.transaction(f"removing {name!r}") as session:
             removed = session.scalars(delete(ToolRow).where(*where).returning(ToolRow.id)).all()
             if not removed:
                 raise ToolNotFound(_missing(tenant, name, version))
@@ -247,7 +247,7 @@ class ToolRegistry:
             cost_usd=cost_usd,
             wall_s=wall_s,
         )
-        with self._transaction(f"recording a use of {name!r}") as session:
+        with self.transaction(f"recording a use of {name!r}") as session:
             tool_id = session.scalars(one_version(ToolRow.id, tenant, name, version)).first()
             if tool_id is None:
                 raise ToolNotFound(_missing(tenant, name, version))
@@ -271,7 +271,7 @@ class ToolRegistry:
             ToolNotFound: no tool of that name in this tenant.
         """
         tenant = _tenant(tenant)
-        with self._transaction(f"reading the usage of {name!r}") as session:
+        with self.transaction(f"reading the usage of {name!r}") as session:
             if session.scalars(one_version(ToolRow.id, tenant, name, None)).first() is None:
                 raise ToolNotFound(_missing(tenant, name, None))
             rows = session.execute(usage_by_role(tenant, name)).all()
@@ -288,7 +288,7 @@ class ToolRegistry:
             raise InvalidRequest("a candidate question must not be empty")
         if len(question) > QUESTION_MAX:
             raise InvalidRequest(f"a candidate question is limited to {QUESTION_MAX} characters")
-        with self._transaction("adding a candidate") as session:
+        with self.transaction("adding a candidate") as session:
             session.add(CandidateRow(tenant=tenant, question=question))
 
     def candidates(self, tenant: str, limit: int = 100) -> builtins.list[str]:
@@ -302,11 +302,11 @@ class ToolRegistry:
             .order_by(CandidateRow.id.desc())
             .limit(limit)
         )
-        with self._transaction("reading candidates") as session:
+        with self.transaction("reading candidates") as session:
             return builtins.list(session.scalars(query).all())
 
     @contextmanager
-    def _transaction(self, doing: str) -> Iterator[Session]:
+    def transaction(self, doing: str) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on any error."""
         if self._closed:
             raise RegistryUnavailable("the tool registry is closed")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import json
 from enum import IntEnum, StrEnum
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.deadlines import clamp_timeout_ms
 from orchestrator.sandboxes.client import SandboxClient
+from orchestrator.telemetry import SANDBOX_CALLS, SANDBOX_FAULTS, tracer
 
 
 class Status(StrEnum):
@@ -169,17 +172,32 @@ class SandboxBackend(abc.ABC):
         """Run one call for ``tenant`` in one of its sandboxes."""
         from orchestrator.errors import InvalidRequest, ToolNotFound
 
-        sandbox = await self.acquire(tenant)
-        faulted = True
-        try:
-            result = await sandbox.execute(request)
-            faulted = result.status.is_fault
-            return result
-        except (InvalidRequest, ToolNotFound):
-            faulted = False  # the request was refused; the sandbox is unharmed
-            raise
-        finally:
-            await self.release(sandbox, faulted)
+        timeout_ms = clamp_timeout_ms(request.timeout_ms)
+        if timeout_ms != request.timeout_ms:
+            request = request.model_copy(update={"timeout_ms": timeout_ms})
+        with tracer.start_as_current_span("sandbox.execute") as span:
+            span.set_attribute("latm.backend", self.name)
+            sandbox = await self.acquire(tenant)
+            span.set_attribute("latm.isolation", sandbox.isolation)
+            faulted = True
+            try:
+                result = await sandbox.execute(request)
+                faulted = result.status.is_fault
+                span.set_attribute("latm.status", result.status.value)
+                SANDBOX_CALLS.labels(self.name, result.status.value).inc()
+                if faulted:
+                    SANDBOX_FAULTS.labels(self.name, result.status.value).inc()
+                return result
+            except (InvalidRequest, ToolNotFound):
+                faulted = False  # the request was refused; the sandbox is unharmed
+                raise
+            finally:
+                # A call cancelled mid-way counts as a fault: its worker may still run.
+                await asyncio.shield(self.release(sandbox, faulted))
+
+    def stats(self) -> dict[str, int]:
+        """Sandboxes by state (e.g. idle, busy), for metrics; empty when not tracked."""
+        return {}
 
     async def __aenter__(self) -> Self:
         return self

@@ -42,6 +42,7 @@ from orchestrator.sandboxes.base import IsolationLevel, Sandbox, SandboxBackend
 from orchestrator.sandboxes.client import SandboxClient
 from orchestrator.sandboxes.pool import PoolConfig, WarmPool
 from orchestrator.sandboxes.tunnel import TunnelHost
+from orchestrator.telemetry import SANDBOX_STARTS
 
 if TYPE_CHECKING:
     import docker
@@ -264,6 +265,10 @@ class DockerBackend(SandboxBackend):
 
     # --- pools -----------------------------------------------------------------
 
+    def stats(self) -> dict[str, int]:
+        pools = list(self._pools.values())
+        return {"idle": sum(p.idle for p in pools), "busy": sum(p.busy for p in pools)}
+
     def runtime_for(self, tenant: str) -> Runtime:
         return self.options.tenant_runtimes.get(tenant, self.options.runtime)
 
@@ -372,6 +377,7 @@ class DockerBackend(SandboxBackend):
         """Create and start one container; return once its server answers health checks."""
         import docker.errors
 
+        SANDBOX_STARTS.labels(self.name).inc()
         name = f"latm-{pool}-{secrets.token_hex(4)}"
         folder = self.root / name
         folder.mkdir(mode=0o700)

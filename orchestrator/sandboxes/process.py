@@ -34,6 +34,7 @@ import sandbox
 from orchestrator.errors import InvalidRequest, SandboxUnavailable
 from orchestrator.sandboxes.base import IsolationLevel, Sandbox, SandboxBackend
 from orchestrator.sandboxes.client import SandboxClient
+from orchestrator.telemetry import SANDBOX_STARTS
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class _ServerProcess:
     async def start(self) -> SandboxClient:
         # An empty environment: nothing of the orchestrator's (API keys, database
         # URLs) is inherited. bwrap also clears what it would pass on.
+        SANDBOX_STARTS.labels("process").inc()
         self.process = subprocess.Popen(
             self.command,
             env={},
@@ -247,6 +249,9 @@ class ProcessBackend(SandboxBackend):
                 self._servers[tenant] = server
         assert server.client is not None
         return Sandbox(tenant, server.client, self.isolation[0])
+
+    def stats(self) -> dict[str, int]:
+        return {"servers": sum(server.alive() for server in self._servers.values())}
 
     def server_pid(self, tenant: str) -> int | None:
         """The sandbox server's process id (for tests and diagnostics)."""

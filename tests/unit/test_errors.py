@@ -6,13 +6,29 @@ import grpc
 import pytest
 
 from orchestrator.errors import (
+    ERROR_TYPE_KEY,
     GRPC_ERRORS,
+    Cancelled,
+    DeadlineExceeded,
     InvalidRequest,
     IsolationTooWeak,
     LatmError,
     MissingDependencyError,
+    ModelAuthError,
+    ModelError,
+    ModelRateLimited,
+    ModelTimeout,
+    PermissionDenied,
+    PoolExhausted,
+    PreconditionFailed,
+    QuotaExceeded,
+    RegistryUnavailable,
+    ResourceExhausted,
     SandboxUnavailable,
     ToolNotFound,
+    Unauthenticated,
+    Unavailable,
+    error_class,
     from_rpc_error,
 )
 
@@ -30,13 +46,31 @@ class FakeRpcError(grpc.RpcError):
         return self._details
 
 
+class FakeRpcErrorWithType(FakeRpcError):
+    """A failed call whose trailing metadata names the server's error class."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, type_name: str) -> None:
+        super().__init__(code, details)
+        self._trailing = ((ERROR_TYPE_KEY, type_name),)
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._trailing
+
+
+# One case per status code in the table: the class it maps to and back.
 @pytest.mark.parametrize(
     ("cls", "code"),
     [
         (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
         (ToolNotFound, grpc.StatusCode.NOT_FOUND),
-        (SandboxUnavailable, grpc.StatusCode.UNAVAILABLE),
-        (IsolationTooWeak, grpc.StatusCode.FAILED_PRECONDITION),
+        (Unavailable, grpc.StatusCode.UNAVAILABLE),
+        (PreconditionFailed, grpc.StatusCode.FAILED_PRECONDITION),
+        (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+        (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+        (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+        (Cancelled, grpc.StatusCode.CANCELLED),
+        (LatmError, grpc.StatusCode.INTERNAL),
     ],
 )
 def test_round_trip_through_status_code(cls: type[LatmError], code: grpc.StatusCode) -> None:
@@ -45,6 +79,41 @@ def test_round_trip_through_status_code(cls: type[LatmError], code: grpc.StatusC
     error = from_rpc_error(FakeRpcError(code, "details here"))
     assert type(error) is cls
     assert str(error) == "details here"
+
+
+def test_every_status_code_of_the_table_is_tested() -> None:
+    assert len(GRPC_ERRORS) == 10
+
+
+# Classes that share a code come back exactly when the server names them.
+@pytest.mark.parametrize(
+    "cls",
+    [
+        SandboxUnavailable,
+        RegistryUnavailable,
+        ModelError,
+        IsolationTooWeak,
+        ModelAuthError,
+        MissingDependencyError,
+        PoolExhausted,
+        QuotaExceeded,
+        ModelRateLimited,
+        ModelTimeout,
+    ],
+)
+def test_the_named_class_comes_back(cls: type[LatmError]) -> None:
+    error = from_rpc_error(FakeRpcErrorWithType(cls.code, "why", cls.__name__))
+    assert type(error) is cls
+    assert str(error) == "why"
+
+
+def test_a_named_class_with_another_code_is_not_trusted() -> None:
+    # A server (or a proxy) cannot make the client raise a class that contradicts the code.
+    error = from_rpc_error(FakeRpcErrorWithType(grpc.StatusCode.NOT_FOUND, "x", "Unauthenticated"))
+    assert type(error) is ToolNotFound
+    error = from_rpc_error(FakeRpcErrorWithType(grpc.StatusCode.NOT_FOUND, "x", "NoSuchClass"))
+    assert type(error) is ToolNotFound
+    assert error_class(grpc.StatusCode.DATA_LOSS, "ToolNotFound") is LatmError
 
 
 def test_unknown_code_becomes_the_root_error() -> None:

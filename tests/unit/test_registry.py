@@ -428,6 +428,9 @@ class RegistryContract:
                 "tools",
                 "tool_usage",
                 "candidates",
+                "tenants",
+                "api_keys",
+                "usage_events",
             }
 
 

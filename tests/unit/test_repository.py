@@ -25,14 +25,50 @@ def test_generated_protobuf_code_is_not_stale() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_buf_lint_is_clean() -> None:
+def _buf() -> str:
     buf = shutil.which("buf") or str(Path(sys.executable).parent / "buf")
     if not Path(buf).exists():
         pytest.skip("buf is not installed (pip install buf-bin)")
+    return buf
+
+
+def test_buf_lint_is_clean() -> None:
     done = subprocess.run(
-        [buf, "lint"], cwd=ROOT / "protos", capture_output=True, text=True, check=False
+        [_buf(), "lint"], cwd=ROOT / "protos", capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_protos_make_no_breaking_change_against_the_released_baseline() -> None:
+    """The committed image is the API as released; refresh it only with a compatible change
+    (``cd protos && buf build -o api-baseline.image.json``)."""
+    done = subprocess.run(
+        [_buf(), "breaking", "--against", "api-baseline.image.json"],
+        cwd=ROOT / "protos",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_buf_breaking_does_catch_an_incompatible_change(tmp_path: Path) -> None:
+    # The guard is real: renumbering a field of the baseline's API is reported.
+    shutil.copytree(ROOT / "protos", tmp_path / "protos", ignore=shutil.ignore_patterns("*.py*"))
+    proto = tmp_path / "protos/latm/orchestrator/v1/orchestrator.proto"
+    text = proto.read_text()
+    assert "  string question = 1;\n  // Tool name;" in text
+    proto.write_text(text.replace("  string question = 1;\n  // Tool name;",
+                                  "  string question = 7;\n  // Tool name;"))  # fmt: skip
+    done = subprocess.run(
+        [_buf(), "breaking", "--against", "api-baseline.image.json"],
+        cwd=tmp_path / "protos",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "SolveRequest" in done.stdout + done.stderr
 
 
 FORBIDDEN_CALLS = {"exec", "eval", "compile", "__import__"}

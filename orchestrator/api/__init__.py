@@ -1,0 +1,1 @@
+"""The orchestrator's public gRPC API: authentication, quotas, the service and the server."""

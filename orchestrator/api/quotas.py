@@ -1,0 +1,125 @@
+"""Per-tenant quotas, enforced in the serving process without waiting.
+
+A request over a quota is refused at once with :class:`QuotaExceeded` and a retry hint;
+nothing queues, so a tenant at its limit never makes a caller hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from orchestrator.errors import QuotaExceeded
+from orchestrator.registry.tenants import Quotas
+
+# A refused concurrent call is retried after this long: slots free up as calls finish.
+CONCURRENCY_RETRY_S = 0.05
+
+
+@dataclass
+class _Bucket:
+    """A token bucket holding up to a minute's worth of requests."""
+
+    tokens: float
+    updated: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _TenantState:
+    bucket: _Bucket
+    executions: int = 0
+    makes: int = 0
+
+
+class QuotaGate:
+    """Counts each tenant's requests per minute and calls in flight against its quotas."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, _TenantState] = {}
+
+    def _state(self, tenant: str, quotas: Quotas) -> _TenantState:
+        state = self._tenants.get(tenant)
+        if state is None:
+            state = _TenantState(_Bucket(tokens=float(quotas.requests_per_minute)))
+            self._tenants[tenant] = state
+        return state
+
+    def admit(self, tenant: str, quotas: Quotas) -> None:
+        """Take one request from the tenant's per-minute allowance.
+
+        Raises:
+            QuotaExceeded: the allowance is spent; the hint says when one request is back.
+        """
+        bucket = self._state(tenant, quotas).bucket
+        rate = quotas.requests_per_minute / 60.0
+        now = time.monotonic()
+        bucket.tokens = min(
+            float(quotas.requests_per_minute), bucket.tokens + (now - bucket.updated) * rate
+        )
+        bucket.updated = now
+        if bucket.tokens < 1.0:
+            wait = (1.0 - bucket.tokens) / rate
+            raise QuotaExceeded(
+                f"tenant {tenant!r} is over its quota of {quotas.requests_per_minute} requests "
+                f"a minute; retry in {wait:.2f} s",
+                retry_after_s=math.ceil(wait * 1000) / 1000,
+            )
+        bucket.tokens -= 1.0
+
+    @contextlib.contextmanager
+    def execution(self, tenant: str, quotas: Quotas) -> Iterator[None]:
+        """Hold one of the tenant's concurrent-execution slots for the block."""
+        state = self._state(tenant, quotas)
+        if state.executions >= quotas.concurrent_executions:
+            raise QuotaExceeded(
+                f"tenant {tenant!r} already has {state.executions} calls running, its quota; "
+                "retry when one finishes",
+                retry_after_s=CONCURRENCY_RETRY_S,
+            )
+        state.executions += 1
+        try:
+            yield
+        finally:
+            state.executions -= 1
+
+    @contextlib.contextmanager
+    def making(self, tenant: str, quotas: Quotas) -> Iterator[None]:
+        """Hold one of the tenant's concurrent tool-making slots for the block."""
+        state = self._state(tenant, quotas)
+        if state.makes >= quotas.concurrent_makes:
+            raise QuotaExceeded(
+                f"tenant {tenant!r} already has {state.makes} tool-making jobs running, its "
+                "quota; retry when one finishes",
+                retry_after_s=1.0,
+            )
+        state.makes += 1
+        try:
+            yield
+        finally:
+            state.makes -= 1
+
+    def in_flight(self, tenant: str) -> tuple[int, int]:
+        """(executions, makes) running for ``tenant`` now."""
+        state = self._tenants.get(tenant)
+        return (state.executions, state.makes) if state else (0, 0)
+
+
+def check_limits(tenant: str, quotas: Quotas, timeout_ms: int, memory_mb: int) -> None:
+    """Refuse sandbox limits above the tenant's quota (zero asks for the default).
+
+    Raises:
+        QuotaExceeded: a limit above the quota (no retry hint: retrying cannot help).
+    """
+    if timeout_ms > quotas.max_timeout_ms:
+        raise QuotaExceeded(
+            f"timeout_ms {timeout_ms} is above tenant {tenant!r}'s quota of "
+            f"{quotas.max_timeout_ms} ms"
+        )
+    if memory_mb > quotas.max_memory_mb:
+        raise QuotaExceeded(
+            f"memory_mb {memory_mb} is above tenant {tenant!r}'s quota of "
+            f"{quotas.max_memory_mb} MiB"
+        )

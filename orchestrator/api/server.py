@@ -1,0 +1,214 @@
+"""``latm serve``: the orchestrator, its sandbox pools and its registry behind one gRPC server.
+
+The server listens on TCP (TLS or mutual TLS from certificate files) or a Unix socket.
+Plaintext TCP is refused on anything but loopback unless ``allow_insecure`` says otherwise.
+On SIGTERM or SIGINT it reports NOT_SERVING, refuses new calls, gives in-flight calls
+``shutdown_grace_s`` to finish, and then removes its sandboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from latm.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+
+from orchestrator.api.auth import Authenticator
+from orchestrator.api.observability import register_backend, start_metrics
+from orchestrator.api.service import OrchestratorService
+from orchestrator.config import Settings
+from orchestrator.errors import InvalidRequest, PermissionDenied
+from orchestrator.latm.engine import Engine
+from orchestrator.registry import ToolRegistry
+from orchestrator.registry.tenants import Quotas, TenantStore
+from orchestrator.sandboxes import SandboxBackend
+
+log = logging.getLogger("latm.api")
+SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
+USAGE_FLUSH_S = 1.0
+
+
+def default_quotas(settings: Settings) -> Quotas:
+    return Quotas(
+        requests_per_minute=settings.quota_requests_per_minute,
+        concurrent_executions=settings.quota_concurrent_executions,
+        concurrent_makes=settings.quota_concurrent_makes,
+        max_timeout_ms=settings.quota_max_timeout_ms,
+        max_memory_mb=settings.quota_max_memory_mb,
+    )
+
+
+def check_listen(settings: Settings, listen: str) -> None:
+    """Refuse plaintext TCP beyond loopback unless TLS is set up or insecure is allowed.
+
+    Raises:
+        InvalidRequest: a malformed address, or half of a TLS key pair.
+        PermissionDenied: plaintext on a non-loopback address without ``allow_insecure``.
+    """
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise InvalidRequest("TLS needs both tls_cert_file and tls_key_file")
+    if settings.tls_client_ca_file and not settings.tls_cert_file:
+        raise InvalidRequest("mutual TLS (tls_client_ca_file) needs tls_cert_file/tls_key_file")
+    if listen.startswith("unix:"):
+        if not listen[len("unix:") :].strip():
+            raise InvalidRequest("unix: needs a socket path, e.g. unix:/run/latm/latm.sock")
+        return
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise InvalidRequest(f"listen address {listen!r} is not HOST:PORT or unix:PATH")
+    if settings.tls_cert_file or settings.allow_insecure or _is_loopback(host):
+        return
+    raise PermissionDenied(
+        f"refusing plaintext on {listen}: give tls_cert_file and tls_key_file, listen on "
+        "loopback or a Unix socket, or set allow_insecure=true"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert_file or not settings.tls_key_file:
+        return None
+    pair = (settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())
+    if settings.tls_client_ca_file:
+        return grpc.ssl_server_credentials(
+            [pair],
+            root_certificates=settings.tls_client_ca_file.read_bytes(),
+            require_client_auth=True,
+        )
+    return grpc.ssl_server_credentials([pair])
+
+
+@dataclass
+class ApiServer:
+    """A running API server and what it owns."""
+
+    settings: Settings
+    engine: Engine
+    backend: SandboxBackend
+    registry: ToolRegistry
+    listen: str
+    server: grpc.aio.Server = field(init=False)
+    service: OrchestratorService = field(init=False)
+    health: health.aio.HealthServicer = field(init=False)  # type: ignore[name-defined]
+    port: int = field(init=False, default=0)
+    _flusher: asyncio.Task[None] | None = field(init=False, default=None)
+
+    async def start(self) -> None:
+        check_listen(self.settings, self.listen)
+        tenants = TenantStore(self.registry)
+        authenticator = Authenticator(
+            tenants, default_quotas(self.settings), self.settings.api_key_cache_s
+        )
+        self.service = OrchestratorService(self.engine, tenants, authenticator)
+        cap = self.settings.max_message_bytes
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", cap),
+                ("grpc.max_send_message_length", cap),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(self.service, self.server)
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        credentials = server_credentials(self.settings)
+        if self.listen.startswith("unix:"):
+            Path(self.listen[len("unix:") :]).parent.mkdir(parents=True, exist_ok=True)
+        if credentials is None:
+            self.port = self.server.add_insecure_port(self.listen)
+        else:
+            self.port = self.server.add_secure_port(self.listen, credentials)
+        register_backend(self.backend)
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_usage())
+        log.info(
+            "serving on %s",
+            self.listen if self.listen.startswith("unix:") else self.address,
+            extra={"tls": credentials is not None, "mtls": bool(self.settings.tls_client_ca_file)},
+        )
+
+    @property
+    def address(self) -> str:
+        """Where clients connect (the real port when ``listen`` asked for port 0)."""
+        if self.listen.startswith("unix:"):
+            return self.listen
+        host = self.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def _flush_usage(self) -> None:
+        while True:
+            await asyncio.sleep(USAGE_FLUSH_S)
+            await self.service.flush_usage()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Drain: NOT_SERVING, refuse new calls, let in-flight ones finish, clean up."""
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        self.service.draining = True
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.service.flush_usage()
+        await self.engine.aclose()
+        await self.backend.close()
+        self.registry.close()
+        log.info("stopped")
+
+
+async def serve(settings: Settings, listen: str | None = None) -> int:
+    """Run the server until SIGTERM or SIGINT; returns the exit status."""
+    from orchestrator.api.observability import setup_tracing
+    from orchestrator.cli._runtime import open_registry, role_models
+    from orchestrator.sandboxes import create_backend
+
+    listen = listen or settings.listen
+    check_listen(settings, listen)
+    setup_tracing(settings)
+    if settings.metrics_listen:
+        start_metrics(settings.metrics_listen)
+    user, maker = role_models(settings, settings.user_model, settings.maker_model)
+    backend = create_backend(settings.backend, settings)
+    backend.check_isolation()
+    registry = open_registry(settings)
+    engine = Engine(backend=backend, registry=registry, user=user, maker=maker)
+    server = ApiServer(settings, engine, backend, registry, listen)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await server.start()
+    except BaseException:
+        await engine.aclose()
+        await backend.close()
+        registry.close()
+        raise
+    print(f"latm: serving on {server.address}", flush=True)
+    await stop.wait()
+    log.info("draining", extra={"grace_s": settings.shutdown_grace_s})
+    await server.stop()
+    return 0

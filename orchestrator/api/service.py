@@ -1,0 +1,580 @@
+"""The OrchestratorService: each RPC authenticates, checks quotas, runs under the caller's
+deadline and answers with a typed status.
+
+Every handler goes through :func:`_unary` or :func:`_streaming`, which hold what every call
+needs in one place: the tenant from the API key, the per-minute quota, the deadline scope,
+a trace span, metrics, one structured log line, and the error table (``LatmError.code``,
+with the error's class named in trailing metadata so clients raise the same type).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2, timestamp_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from latm.orchestrator.v1 import orchestrator_pb2 as pb
+from latm.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from opentelemetry import propagate
+
+from orchestrator.api.auth import Authenticator, Principal
+from orchestrator.api.quotas import QuotaGate, check_limits
+from orchestrator.deadlines import deadline_scope
+from orchestrator.errors import (
+    ERROR_TYPE_KEY,
+    Cancelled,
+    DeadlineExceeded,
+    InvalidRequest,
+    LatmError,
+    ResourceExhausted,
+    Unavailable,
+)
+from orchestrator.latm.cards import ToolCard, VerificationCase
+from orchestrator.latm.engine import Engine, Solved
+from orchestrator.latm.tasks import Split, task_from_examples
+from orchestrator.models import TokenUsage
+from orchestrator.registry import ToolSummary
+from orchestrator.registry.tenants import TenantStore, UsageLine
+from orchestrator.sandboxes import ExecResult
+from orchestrator.telemetry import REQUEST_SECONDS, REQUESTS, tracer
+
+log = logging.getLogger("latm.api")
+Response = TypeVar("Response")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# For the log formatter: the request being served by the current task.
+REQUEST_ID: ContextVar[str] = ContextVar("latm_request_id", default="")
+TENANT: ContextVar[str] = ContextVar("latm_tenant", default="")
+
+MAX_QUESTION_CHARS = 20_000
+MAX_ARGUMENTS_BYTES = 1024 * 1024
+MAX_EXAMPLES = 1000
+_STATUS = {
+    "ok": pb.EXEC_STATUS_OK,
+    "error": pb.EXEC_STATUS_ERROR,
+    "policy_violation": pb.EXEC_STATUS_POLICY_VIOLATION,
+    "timeout": pb.EXEC_STATUS_TIMEOUT,
+    "memory_limit": pb.EXEC_STATUS_MEMORY_LIMIT,
+    "output_limit": pb.EXEC_STATUS_OUTPUT_LIMIT,
+    "crashed": pb.EXEC_STATUS_CRASHED,
+}
+
+
+class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
+    """The public API over one engine; tenants are told apart by their API keys."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        tenants: TenantStore,
+        authenticator: Authenticator,
+        quotas: QuotaGate | None = None,
+    ) -> None:
+        self.engine = engine
+        self.tenants = tenants
+        self.auth = authenticator
+        self.quotas = quotas or QuotaGate()
+        self.draining = False
+        self._usage: list[dict[str, Any]] = []
+        engine.ledger.subscribe(self._on_completion)
+
+    # --- tools ---
+
+    async def MakeTool(
+        self, request: pb.MakeToolRequest, context: Context
+    ) -> AsyncIterator[pb.MakeToolResponse]:
+        make = functools.partial(self._make, request=request)
+        async for event in _streaming(self, "MakeTool", context, make):
+            yield event
+
+    async def Solve(self, request: pb.SolveRequest, context: Context) -> pb.SolveResponse:
+        return await _unary(self, "Solve", context, self._solve, request)
+
+    async def ExecuteTool(
+        self, request: pb.ExecuteToolRequest, context: Context
+    ) -> pb.ExecuteToolResponse:
+        return await _unary(self, "ExecuteTool", context, self._execute, request)
+
+    async def ListTools(
+        self, request: pb.ListToolsRequest, context: Context
+    ) -> pb.ListToolsResponse:
+        return await _unary(self, "ListTools", context, self._list, request)
+
+    async def GetTool(self, request: pb.GetToolRequest, context: Context) -> pb.GetToolResponse:
+        return await _unary(self, "GetTool", context, self._get, request)
+
+    async def DeleteTool(
+        self, request: pb.DeleteToolRequest, context: Context
+    ) -> pb.DeleteToolResponse:
+        return await _unary(self, "DeleteTool", context, self._delete, request)
+
+    async def ImportTool(
+        self, request: pb.ImportToolRequest, context: Context
+    ) -> pb.ImportToolResponse:
+        return await _unary(self, "ImportTool", context, self._import, request)
+
+    async def ExportTool(
+        self, request: pb.ExportToolRequest, context: Context
+    ) -> pb.ExportToolResponse:
+        return await _unary(self, "ExportTool", context, self._export, request)
+
+    async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
+        return await _unary(self, "GetUsage", context, self._usage_report, request)
+
+    # --- the work of each call, for an authenticated principal ---
+
+    async def _solve(self, who: Principal, request: pb.SolveRequest) -> pb.SolveResponse:
+        question = _text("question", request.question, MAX_QUESTION_CHARS)
+        with self.quotas.execution(who.tenant, who.quotas):
+            solved = await self.engine.solve(who.tenant, question, request.tool or None)
+        return _solved(solved)
+
+    async def _execute(
+        self, who: Principal, request: pb.ExecuteToolRequest
+    ) -> pb.ExecuteToolResponse:
+        check_limits(who.tenant, who.quotas, request.limits.timeout_ms, request.limits.memory_mb)
+        arguments = _arguments(request.arguments_json)
+        with self.quotas.execution(who.tenant, who.quotas):
+            card, result = await self.engine.execute(
+                who.tenant,
+                _name(request.tool),
+                arguments,
+                version=request.version or None,
+                timeout_ms=request.limits.timeout_ms,
+                memory_mb=request.limits.memory_mb,
+            )
+        return _executed(card, result)
+
+    async def _list(self, who: Principal, _request: pb.ListToolsRequest) -> pb.ListToolsResponse:
+        tools = await asyncio.to_thread(self.engine.tools, who.tenant)
+        return pb.ListToolsResponse(tools=[_summary(tool) for tool in tools])
+
+    async def _get(self, who: Principal, request: pb.GetToolRequest) -> pb.GetToolResponse:
+        card = await asyncio.to_thread(
+            self.engine.registry.get, who.tenant, _name(request.name), request.version or None
+        )
+        return pb.GetToolResponse(tool=_card(card))
+
+    async def _delete(self, who: Principal, request: pb.DeleteToolRequest) -> pb.DeleteToolResponse:
+        removed = await asyncio.to_thread(
+            self.engine.registry.remove, who.tenant, _name(request.name), request.version or None
+        )
+        return pb.DeleteToolResponse(removed=removed)
+
+    async def _import(self, who: Principal, request: pb.ImportToolRequest) -> pb.ImportToolResponse:
+        card = await asyncio.to_thread(
+            self.engine.registry.import_card, who.tenant, request.card_json
+        )
+        return pb.ImportToolResponse(tool=_card(card))
+
+    async def _export(self, who: Principal, request: pb.ExportToolRequest) -> pb.ExportToolResponse:
+        text = await asyncio.to_thread(
+            self.engine.registry.export, who.tenant, _name(request.name), request.version or None
+        )
+        return pb.ExportToolResponse(card_json=text)
+
+    async def _usage_report(
+        self, who: Principal, request: pb.GetUsageRequest
+    ) -> pb.GetUsageResponse:
+        await self.flush_usage()
+        report = await asyncio.to_thread(
+            self.tenants.usage,
+            who.tenant,
+            request.start.ToDatetime(dt.UTC) if request.HasField("start") else None,
+            request.end.ToDatetime(dt.UTC) if request.HasField("end") else None,
+            "hour" if request.granularity == pb.GRANULARITY_HOUR else "day",
+        )
+        return pb.GetUsageResponse(
+            tenant=report.tenant,
+            total=_usage_line(report.total),
+            by_tool=[pb.ToolUsage(tool=k, usage=_usage_line(v)) for k, v in report.by_tool.items()],
+            by_model=[
+                pb.ModelUsage(model=k, usage=_usage_line(v)) for k, v in report.by_model.items()
+            ],
+            by_period=[
+                pb.PeriodUsage(start=_timestamp(start), usage=_usage_line(line))
+                for start, line in report.by_period
+            ],
+        )
+
+    async def _make(
+        self, who: Principal, request: pb.MakeToolRequest
+    ) -> AsyncIterator[pb.MakeToolResponse]:
+        """The events of one tool-making job, as they happen."""
+        if not request.examples or len(request.examples) > MAX_EXAMPLES:
+            raise InvalidRequest(f"give between 1 and {MAX_EXAMPLES} solved examples")
+        task = task_from_examples(
+            _text("task", request.task, 64),
+            [(example.question, example.answer) for example in request.examples],
+        )
+        split = Split.parse(request.split) if request.split else None
+        task.split(split)  # refuse a split the examples cannot fill before any model call
+        events: asyncio.Queue[pb.MakeToolResponse] = asyncio.Queue()
+
+        def progress(stage: str, message: str) -> None:
+            if stage in ("propose", "verify"):
+                number = int(message.split()[1].rstrip(":")) if message.startswith("attempt") else 0
+                attempt = pb.Attempt(stage=stage, number=number, message=message)
+                events.put_nowait(pb.MakeToolResponse(attempt=attempt))
+
+        def on_case(case: VerificationCase) -> None:
+            result = pb.CaseResult(
+                question=case.question,
+                expected=case.expected,
+                got=case.got or case.error or "",
+                passed=case.passed,
+            )
+            events.put_nowait(pb.MakeToolResponse(case_result=result))
+
+        with self.quotas.making(who.tenant, who.quotas):
+            job = asyncio.ensure_future(
+                self.engine.make(who.tenant, task, split, progress, on_case)
+            )
+            try:
+                while not job.done() or not events.empty():
+                    getter = asyncio.ensure_future(events.get())
+                    await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
+                    if getter.done():
+                        yield getter.result()
+                    else:
+                        getter.cancel()
+                result = job.result()
+            finally:
+                if not job.done():  # the caller went away or its deadline passed
+                    job.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, LatmError):
+                        await job
+        usage = _usage(result.usage)
+        if result.card is not None:
+            yield pb.MakeToolResponse(tool=_card(result.card), usage=usage)
+        else:
+            failure = pb.MakeFailure(reason=result.reason or "no tool was made")
+            yield pb.MakeToolResponse(failure=failure, usage=usage)
+
+    # --- usage events, written in batches off the request path ---
+
+    def _on_completion(self, completion: Any, scope: Any) -> None:
+        self._usage.append(
+            {
+                "tenant": scope.tenant,
+                "request_id": scope.request_id or "",
+                "role": scope.role or "",
+                "tool": scope.tool or "",
+                "model": completion.model,
+                "prompt_tokens": completion.usage.prompt_tokens,
+                "completion_tokens": completion.usage.completion_tokens,
+                "cost_usd": completion.usage.cost_usd,
+                "at": dt.datetime.now(dt.UTC),
+            }
+        )
+
+    async def flush_usage(self) -> None:
+        batch, self._usage = self._usage, []
+        if batch:
+            try:
+                await asyncio.to_thread(self.tenants.record_usage, batch)
+            except LatmError as exc:
+                log.error("could not record %d usage events: %s", len(batch), exc)
+        await self.engine.flush()
+
+
+# --- what every call goes through ---
+
+
+async def _unary(
+    service: OrchestratorService,
+    method: str,
+    context: Context,
+    work: Callable[[Principal, Any], Awaitable[Response]],
+    request: Any,
+) -> Response:
+    async with _call(service, method, context) as call:
+        who = await call.begin()
+        return await call.run(work(who, request))
+    raise AssertionError("unreachable: _call aborts the call on every error")
+
+
+async def _streaming(
+    service: OrchestratorService,
+    method: str,
+    context: Context,
+    events: Callable[[Principal], AsyncIterator[Any]],
+) -> AsyncIterator[Any]:
+    async with _call(service, method, context) as call:
+        who = await call.begin()
+        stream = aiter(events(who))
+        try:
+            while True:
+                try:
+                    event = await call.run(anext(stream))
+                except StopAsyncIteration:
+                    break
+                yield event
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+class _Call:
+    """One call's bookkeeping: principal, deadline, trace span, timing, outcome."""
+
+    def __init__(self, service: OrchestratorService, method: str, context: Context) -> None:
+        self.service = service
+        self.method = method
+        self.context = context
+        self.started = time.perf_counter()
+        self.request_id = _request_id(context)
+        self.tenant = ""
+        self.deadline = context.time_remaining()
+
+    async def begin(self) -> Principal:
+        if self.service.draining:
+            raise Unavailable("the server is shutting down; retry on another instance")
+        who = await self.service.auth.authenticate(self.context.invocation_metadata())
+        self.tenant = who.tenant
+        TENANT.set(who.tenant)
+        self.service.quotas.admit(who.tenant, who.quotas)
+        return who
+
+    async def run(self, awaitable: Awaitable[Response]) -> Response:
+        left = self.context.time_remaining()
+        if left is None:
+            return await awaitable
+        async with asyncio.timeout(left):
+            return await awaitable
+
+
+@contextlib.asynccontextmanager
+async def _call(
+    service: OrchestratorService, method: str, context: Context
+) -> AsyncIterator[_Call]:
+    call = _Call(service, method, context)
+    REQUEST_ID.set(call.request_id)
+    parent = propagate.extract(_carrier(context))
+    code = grpc.StatusCode.OK
+    error: LatmError | None = None
+    with (
+        tracer.start_as_current_span(f"api.{method}", context=parent) as span,
+        deadline_scope(call.deadline),
+    ):
+        span.set_attribute("latm.request_id", call.request_id)
+        try:
+            yield call
+        except LatmError as exc:
+            error = exc
+        except TimeoutError:
+            error = DeadlineExceeded("the call's deadline passed; its work was stopped")
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            _finish(call, code, Cancelled("the caller cancelled the call"))
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method)
+            error = LatmError(f"internal error; quote request id {call.request_id}")
+        if error is not None:
+            code = error.code
+        span.set_attribute("latm.tenant", call.tenant)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        _finish(call, code, error)
+    if error is not None:
+        await _abort(context, error)
+
+
+def _finish(call: _Call, code: grpc.StatusCode, error: LatmError | None) -> None:
+    elapsed = time.perf_counter() - call.started
+    REQUESTS.labels(call.method, code.name).inc()
+    REQUEST_SECONDS.labels(call.method, code.name).observe(elapsed)
+    level = logging.WARNING if code is grpc.StatusCode.INTERNAL else logging.INFO
+    log.log(
+        level,
+        "%s %s",
+        call.method,
+        code.name,
+        extra={
+            "method": call.method,
+            "code": code.name,
+            "ms": round(elapsed * 1000, 2),
+            "error_type": type(error).__name__ if error else None,
+        },
+    )
+
+
+async def _abort(context: Context, error: LatmError) -> None:
+    """End the call with the error's status (raises grpc's abort exception)."""
+    message = str(error) or error.code.name
+    trailing: list[tuple[str, str | bytes]] = [(ERROR_TYPE_KEY, type(error).__name__)]
+    if isinstance(error, ResourceExhausted) and error.retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(dt.timedelta(seconds=error.retry_after_s))
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        status = status_pb2.Status(
+            code=code_pb2.RESOURCE_EXHAUSTED, message=message, details=[detail]
+        )
+        trailing.append(("grpc-status-details-bin", status.SerializeToString()))
+    await context.abort(error.code, message, trailing_metadata=tuple(trailing))
+
+
+def _carrier(context: Context) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in context.invocation_metadata() or ()
+        if isinstance(value, str) and key in ("traceparent", "tracestate")
+    }
+
+
+def _request_id(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str) and _printable(value, 64):
+            return value
+    return uuid.uuid4().hex
+
+
+# --- request checks ---
+
+
+def _printable(value: str, limit: int) -> bool:
+    return 0 < len(value) <= limit and value.isascii() and value.isprintable()
+
+
+def _text(what: str, value: str, limit: int) -> str:
+    if not value.strip():
+        raise InvalidRequest(f"{what} must not be empty")
+    if len(value) > limit:
+        raise InvalidRequest(f"{what} is limited to {limit} characters, got {len(value)}")
+    return value
+
+
+def _name(value: str) -> str:
+    return _text("the tool name", value, 64)
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    if len(text.encode()) > MAX_ARGUMENTS_BYTES:
+        raise InvalidRequest(f"arguments_json is limited to {MAX_ARGUMENTS_BYTES} bytes")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"arguments_json is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("arguments_json must be a JSON object of keyword arguments")
+    return value
+
+
+# --- conversions ---
+
+
+def _timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _usage(usage: TokenUsage, calls: int = 0) -> pb.Usage:
+    return pb.Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=usage.cost_usd,
+        calls=calls,
+    )
+
+
+def _usage_line(line: UsageLine) -> pb.Usage:
+    return pb.Usage(
+        prompt_tokens=line.prompt_tokens,
+        completion_tokens=line.completion_tokens,
+        cost_usd=line.cost_usd,
+        calls=line.calls,
+    )
+
+
+def _card(card: ToolCard) -> pb.ToolCard:
+    created = card.provenance.created_at
+    message = pb.ToolCard(
+        name=card.name,
+        version=card.version or 0,
+        description=card.description,
+        source=card.source,
+        entrypoint=card.entrypoint,
+        signature=card.signature or "",
+        task=card.task or "",
+        scorer=card.scorer or "",
+        usage_demos=[
+            pb.UsageDemo(question=d.question, solution=d.solution, answer=d.answer)
+            for d in card.usage_demos
+        ],
+        verification=pb.Verification(
+            passed=card.verification.passed, total=card.verification.total
+        ),
+        sha256=card.sha256,
+        maker=card.provenance.maker,
+    )
+    with contextlib.suppress(ValueError):
+        message.created_at.CopyFrom(_timestamp(dt.datetime.fromisoformat(created)))
+    return message
+
+
+def _summary(tool: ToolSummary) -> pb.ToolSummary:
+    return pb.ToolSummary(
+        name=tool.name,
+        version=tool.version,
+        description=tool.description,
+        signature=tool.signature or "",
+        entrypoint=tool.entrypoint,
+        sha256=tool.sha256,
+        created_at=_timestamp(tool.created_at),
+        uses=tool.uses,
+        cost_usd=tool.cost_usd,
+    )
+
+
+def _solved(solved: Solved) -> pb.SolveResponse:
+    return pb.SolveResponse(
+        answer=solved.answer or "",
+        route=solved.route,
+        tool=solved.tool or "",
+        tool_version=solved.version or 0,
+        call=solved.call or "",
+        error=solved.error or "",
+        request_id=solved.request_id,
+        usage=[
+            pb.RoleUsage(role=role, usage=_usage(usage, calls=1))
+            for role, usage in solved.usage.items()
+        ],
+        cost_usd=solved.cost_usd,
+        wall_ms=solved.wall_s * 1000,
+    )
+
+
+def _executed(card: ToolCard, result: ExecResult) -> pb.ExecuteToolResponse:
+    error = result.error
+    return pb.ExecuteToolResponse(
+        status=_STATUS[result.status.value],
+        value_json=json.dumps(result.value, ensure_ascii=False) if result.status == "ok" else "",
+        stdout=result.stdout,
+        error=pb.ExecError(
+            type=error.type, message=error.message, line=error.line, origin=error.origin
+        )
+        if error
+        else None,
+        isolation=result.isolation,
+        usage=pb.ExecUsage(
+            wall_ms=result.usage.wall_ms,
+            cpu_ms=result.usage.cpu_ms,
+            max_rss_kb=result.usage.max_rss_kb,
+        ),
+        tool=card.name,
+        tool_version=card.version or 0,
+    )
