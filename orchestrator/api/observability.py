@@ -68,9 +68,12 @@ class _PoolCollector(Collector):
         family = GaugeMetricFamily(
             "latm_sandboxes", "Sandboxes held by the backend, by state", labels=["backend", "state"]
         )
+        totals: dict[tuple[str, str], int] = {}
         for backend in list(self.backends):
             for state, count in backend.stats().items():
-                family.add_metric([backend.name, state], count)
+                totals[backend.name, state] = totals.get((backend.name, state), 0) + count
+        for (name, state), count in sorted(totals.items()):
+            family.add_metric([name, state], count)
         yield family
 
 

@@ -405,6 +405,7 @@ class DockerBackend(SandboxBackend):
             await self._wait_for_socket(container, folder, tunnel)
             client = SandboxClient(target, fast_reconnect=True)
             await client.wait_ready(START_TIMEOUT_S)
+            _lock_folder(folder)
         except BaseException:
             if client is not None:
                 await client.close()
@@ -456,3 +457,14 @@ class DockerBackend(SandboxBackend):
         if tunnel is not None:
             await tunnel.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _lock_folder(folder: Path) -> None:
+    """Once the server is reachable, its mounted folder (a host folder) stops being
+    writable by the sandbox's user: tool code given file access by the operator
+    could otherwise fill the host's disk through it, or replace the socket. The
+    socket inside stays connectable (the group's search bit: under gVisor the server
+    dials the tunnel's socket in it). Only root can take the folder back."""
+    if os.geteuid() == 0:
+        os.chown(folder, 0, SANDBOX_UID)
+        os.chmod(folder, 0o710)  # noqa: S103 - search only, for the sandbox's group

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 NOBODY = 65534
 START_TIMEOUT_S = 30.0
+SCRATCH_BYTES = 16 * 1024 * 1024  # each of /tmp and /dev/shm, as the docker backend's /tmp
 
 
 class ProcessIsolation(StrEnum):
@@ -102,6 +103,14 @@ def _wrapper(mode: ProcessIsolation, socket_dir: Path, roots: list[Path]) -> lis
             "/proc",
             "--dev",
             "/dev",
+            # Scratch space is small and sized (an unsized tmpfs grows in the host's
+            # memory); the root and /dev are made read-only below, once all is mounted.
+            "--size",
+            str(SCRATCH_BYTES),
+            "--tmpfs",
+            "/dev/shm",  # noqa: S108 - the sandbox's own sized tmpfs
+            "--size",
+            str(SCRATCH_BYTES),
             "--tmpfs",
             "/tmp",  # noqa: S108 - the sandbox's own empty tmpfs
             "--clearenv",
@@ -121,6 +130,8 @@ def _wrapper(mode: ProcessIsolation, socket_dir: Path, roots: list[Path]) -> lis
             command += ["--ro-bind", str(root), str(root)]
         if socket_dir != Path("/"):
             command += ["--bind", str(socket_dir), str(socket_dir)]
+        # bwrap's own root and /dev are writable tmpfs mounts unless remounted.
+        command += ["--remount-ro", "/dev", "--remount-ro", "/"]
         return [*command, "--"]
     if mode is ProcessIsolation.UNSHARE:
         command = ["unshare", "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
@@ -171,7 +182,18 @@ class _ServerProcess:
             tail = self.log_tail()
             await self.stop()
             raise SandboxUnavailable(f"{exc}; its log ends: {tail}") from None
+        self._lock_socket_dir()
         return self.client
+
+    def _lock_socket_dir(self) -> None:
+        """Once the server listens, its folder (a host folder, bound into the sandbox)
+        stops being writable from inside: tool code could otherwise fill the host's
+        disk through it or replace the socket. The sandbox's uid maps to ours, so it
+        owns the folder; only root can give the folder to another owner."""
+        if self.mode is ProcessIsolation.NONE or os.geteuid() != 0:
+            return
+        os.chown(self.dir, NOBODY, NOBODY)
+        os.chmod(self.dir, 0o700)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

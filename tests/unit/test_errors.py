@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 
@@ -53,7 +55,7 @@ class FakeRpcErrorWithType(FakeRpcError):
         super().__init__(code, details)
         self._trailing = ((ERROR_TYPE_KEY, type_name),)
 
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+    def trailing_metadata(self) -> Any:
         return self._trailing
 
 
