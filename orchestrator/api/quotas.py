@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from orchestrator.errors import QuotaExceeded
 from orchestrator.registry.tenants import Quotas
@@ -24,7 +24,7 @@ class _Bucket:
     """A token bucket holding up to a minute's worth of requests."""
 
     tokens: float
-    updated: float = field(default_factory=time.monotonic)
+    updated: float
 
 
 @dataclass
@@ -43,7 +43,8 @@ class QuotaGate:
     def _state(self, tenant: str, quotas: Quotas) -> _TenantState:
         state = self._tenants.get(tenant)
         if state is None:
-            state = _TenantState(_Bucket(tokens=float(quotas.requests_per_minute)))
+            bucket = _Bucket(tokens=float(quotas.requests_per_minute), updated=time.monotonic())
+            state = _TenantState(bucket)
             self._tenants[tenant] = state
         return state
 
