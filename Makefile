@@ -1,7 +1,7 @@
 # The two commands a newcomer runs: `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup setup-docker setup-postgres demo test lint typecheck protos protos-check bench clean
+.PHONY: setup setup-docker setup-postgres setup-node demo test lint typecheck protos protos-check bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,11 +14,15 @@ setup-docker: setup
 setup-postgres:
 	@bash scripts/setup_postgres.sh
 
+# Node.js and the pinned gRPC packages of the interoperability test's client (idempotent).
+setup-node:
+	@bash scripts/setup_node.sh
+
 demo: setup
 	$(VENV)/latm models fetch qwen2.5-coder-0.5b
 	$(VENV)/latm demo
 
-test: setup setup-docker setup-postgres lint typecheck
+test: setup setup-docker setup-postgres setup-node lint typecheck
 	$(VENV)/pytest
 
 lint: setup
@@ -41,6 +45,7 @@ bench:
 	$(VENV)/python bench/docker_sandbox.py
 	$(VENV)/python bench/models.py
 	$(VENV)/python bench/engine.py
+	$(VENV)/python bench/api_load.py
 
 clean:
 	rm -rf .venv build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import importlib.resources
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-
-import importlib.resources
 
 from grpc_tools import protoc
 
