@@ -51,6 +51,11 @@ from orchestrator.registry import ToolRegistry
 from orchestrator.registry.tenants import TenantStore
 from orchestrator.sandboxes import SandboxBackend, create_backend
 from tests.integration.conftest import require_bwrap, require_docker
+from tests.integration.model_fixtures import (
+    DEFAULT_KEY,
+    ModelServer,
+    model_server_fixture,  # noqa: F401 - registers the model_server fixture
+)
 from tests.integration.tls import make_pki
 
 pytestmark = pytest.mark.integration
@@ -135,6 +140,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         *,
         user: list[Any] | None = None,
         maker: list[Any] | None = None,
+        user_model: Any = None,
         listen: str | None = None,
         backend: SandboxBackend | None = None,
         **settings: Any,
@@ -150,7 +156,7 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         engine = Engine(
             backend=backend,
             registry=registry,
-            user=open_model(scripted(folder, "user", user or [])),
+            user=user_model or open_model(scripted(folder, "user", user or [])),
             maker=open_model(scripted(folder, "maker", maker or [])),
         )
         server = ApiServer(config, engine, backend, registry, listen or f"unix:{folder}/api.sock")
@@ -412,6 +418,28 @@ async def test_deadline_flows_down_to_the_sandbox_docker_backend(start_api: Star
     await deadline_exceeded_frees_the_sandbox(api)
     stats = backend.stats()
     assert stats["busy"] == 0  # the container that ran the spin was returned (and replaced)
+
+
+async def test_deadline_cuts_a_model_call_short(
+    start_api: StartApi, model_server: ModelServer
+) -> None:
+    """A model that answers late is abandoned at the caller's deadline, not at the model's
+    own (much longer) timeout; the next request is served normally."""
+    spec = f"openai-compatible:{model_server.openai_url}#fixture-model"
+    model = open_model(
+        spec, Settings(openai_compatible_api_key=SecretStr(DEFAULT_KEY), model_max_retries=0)
+    )
+    api = await start_api(user_model=model)
+    model_server.hang(20.0)
+    async with api.client() as client:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            await client.solve("Sort: pear apple", timeout_s=1.0)
+        assert time.monotonic() - started < 2.0
+        answer = await client.solve("Sort: pear apple", timeout_s=20.0)
+        assert answer.route == "direct"
+        assert answer.usage["user"]["completion_tokens"] > 0  # the model answered this time
+    assert model_server.attempts() == 2
 
 
 async def test_cancelling_a_streaming_make_tool_stops_the_job(start_api: StartApi) -> None:
