@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     docker_transport: str = Field(
         default="auto", description="auto, direct (server listens) or tunnel (server dials out)"
     )
+    docker_socket_dir: Path | None = Field(
+        default=None,
+        description="host folder of the sandboxes' socket folders (default /run/latm as root); "
+        "an orchestrator in a container needs it at the same path on the host",
+    )
     docker_memory_mb: int = Field(default=512, ge=64, le=65536, description="container memory")
     docker_cpus: float = Field(default=1.0, gt=0, le=64, description="container CPU quota")
     docker_pids: int = Field(default=128, ge=16, le=32768, description="container pids limit")

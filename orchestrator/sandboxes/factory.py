@@ -74,6 +74,7 @@ def _docker_backend(settings: Settings, runtime: str | None) -> SandboxBackend:
             ),
             prefork=settings.prefork,
             allow_modules=settings.allow_modules,
+            socket_root=settings.docker_socket_dir,
         )
     except ValueError as exc:
         raise InvalidRequest(f"docker backend settings: {exc}") from None
