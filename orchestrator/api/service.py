@@ -170,12 +170,14 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         removed = await asyncio.to_thread(
             self.engine.registry.remove, who.tenant, _name(request.name), request.version or None
         )
+        self.engine.forget(who.tenant)
         return pb.DeleteToolResponse(removed=removed)
 
     async def _import(self, who: Principal, request: pb.ImportToolRequest) -> pb.ImportToolResponse:
         card = await asyncio.to_thread(
             self.engine.registry.import_card, who.tenant, request.card_json
         )
+        self.engine.forget(who.tenant)
         return pb.ImportToolResponse(tool=_card(card))
 
     async def _export(self, who: Principal, request: pb.ExportToolRequest) -> pb.ExportToolResponse:

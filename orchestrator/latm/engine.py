@@ -26,6 +26,8 @@ from orchestrator.sandboxes import ExecRequest, ExecResult, SandboxBackend
 
 log = logging.getLogger(__name__)
 FLUSH_DELAY_S = 0.2  # tool uses are written in batches, this long after the first
+LATEST_TTL_S = 2.0  # how long "the latest version of a tool" is taken from the cache
+CARDS_CACHED = 10_000
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Engine:
         )
         self.max_attempts = max_attempts
         self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
+        self._cards: dict[tuple[str, str, int | None], tuple[float, ToolCard]] = {}
         self._pending: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -110,6 +113,7 @@ class Engine:
             result = await maker.make(task, split, progress, on_case)
         if result.card is not None:
             result.card = self.registry.publish(tenant, result.card)
+            self.forget(tenant)
             self.registry.record_use(
                 tenant,
                 result.card.name,
@@ -130,7 +134,7 @@ class Engine:
         solved = Solved(question=question, answer=None, route="direct", request_id=request_id)
         with usage_scope(tenant=tenant, request_id=request_id):
             card = (
-                self.registry.get(tenant, tool)
+                await self.card(tenant, tool)
                 if tool
                 else await self._dispatch(tenant, question, solved)
             )
@@ -162,7 +166,7 @@ class Engine:
         memory_mb: int = 0,
     ) -> tuple[ToolCard, ExecResult]:
         """Call tool ``name``'s entrypoint with keyword ``arguments`` in the sandbox."""
-        card = self.registry.get(tenant, name, version)
+        card = await self.card(tenant, name, version)
         request = ExecRequest(
             source=card.source,
             entrypoint=card.entrypoint,
@@ -171,6 +175,25 @@ class Engine:
             memory_mb=memory_mb,
         )
         return card, await self.backend.execute(tenant, request)
+
+    async def card(self, tenant: str, name: str, version: int | None = None) -> ToolCard:
+        """A tool's card, cached: a version never changes, and which version is the latest
+        is looked up again after ``LATEST_TTL_S`` (at once after :meth:`forget`)."""
+        now = time.monotonic()
+        key = (tenant, name, version)
+        cached = self._cards.get(key)
+        if cached is not None and (version is not None or cached[0] > now):
+            return cached[1]
+        card = await asyncio.to_thread(self.registry.get, tenant, name, version)
+        if len(self._cards) >= CARDS_CACHED:
+            self._cards.clear()
+        self._cards[key] = (now + LATEST_TTL_S, card)
+        return card
+
+    def forget(self, tenant: str) -> None:
+        """Drop the cached cards of ``tenant`` (after its tools changed)."""
+        for key in [key for key in self._cards if key[0] == tenant]:
+            del self._cards[key]
 
     async def _dispatch(self, tenant: str, question: str, solved: Solved) -> ToolCard | None:
         tools = self.tools(tenant)
@@ -181,7 +204,7 @@ class Engine:
         solved.usage["dispatcher"] = choice.usage
         if choice.tool is None:
             return None
-        return self.registry.get(tenant, choice.tool)
+        return await self.card(tenant, choice.tool)
 
     def tools(self, tenant: str) -> list[ToolSummary]:
         """The tenant's tools, cached until the registry says they changed."""

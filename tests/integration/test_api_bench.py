@@ -1,0 +1,42 @@
+"""``bench/api_load.py --quick``: the API load benchmark runs end to end and writes its JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import require_docker
+from tests.integration.test_cli import run_benchmark
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.timeout(300)
+def test_api_load_benchmark_writes_its_json(tmp_path: Path) -> None:
+    require_docker()
+    out = tmp_path / "api_load.json"
+    report = run_benchmark("api_load.py", out, "--clients", "4", timeout=240)
+    assert report["benchmark"] == "api_load"
+    assert report["errors"] == {"api": 0, "direct": 0}
+    for name in ("api", "direct"):
+        (measured,) = report[f"{name}_rounds"]
+        assert measured["calls"] > 0
+        assert measured["errors"] == 0
+        assert measured["errors_by_kind"] == {}
+        assert 0 < measured["p50_ms"] <= measured["p95_ms"] <= measured["p99_ms"]
+        assert measured["p99_ms"] <= measured["max_ms"]
+        assert report["medians"][name]["calls_per_s"] > 0
+        assert set(measured["cpu_ms_per_call_by_group"]) >= {"server", "containers", "other"}
+    assert report["api_over_direct"]["calls_per_s"] > 0
+    rss = report["server_rss"]
+    assert rss["before_load_kb"] > 0
+    assert rss["after_load_kb"] > 0
+    assert isinstance(rss["growth_pct"], float)
+    assert report["server_exit_code"] == 0
+    assert report["config"]["quick"] is True
+    assert report["config"]["pool"]["max_size"] >= 1
+    assert set(report["targets"]) >= {"calls_per_s_met", "p99_met", "rss_growth_met", "no_errors"}
+    assert report["targets"]["no_errors"] is True
