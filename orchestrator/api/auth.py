@@ -44,14 +44,15 @@ class Authenticator:
                 "(create one with: latm tenants create NAME)"
             )
         scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
             raise Unauthenticated("the authorization metadata must be 'Bearer <key>'")
-        digest = hash_key(key.strip())
+        digest = hash_key(key)
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        tenant, overrides = await asyncio.to_thread(self.store.authenticate, key.strip())
+        tenant, overrides = await asyncio.to_thread(self.store.authenticate, key)
         principal = Principal(tenant, self.defaults.merged(overrides))
         if self.cache_s > 0:
             if len(self._cache) >= MAX_CACHED:

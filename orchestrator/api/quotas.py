@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.errors import QuotaExceeded
 from orchestrator.registry.tenants import Quotas
 
 # A refused concurrent call is retried after this long: slots free up as calls finish.
 CONCURRENCY_RETRY_S = 0.05
+MAKE_RETRY_S = 1.0
 
 
 @dataclass
@@ -30,8 +32,7 @@ class _Bucket:
 @dataclass
 class _TenantState:
     bucket: _Bucket
-    executions: int = 0
-    makes: int = 0
+    running: Counter[str] = field(default_factory=Counter)  # calls in flight, by kind
 
 
 class QuotaGate:
@@ -70,42 +71,38 @@ class QuotaGate:
             )
         bucket.tokens -= 1.0
 
-    @contextlib.contextmanager
-    def execution(self, tenant: str, quotas: Quotas) -> Iterator[None]:
+    def execution(self, tenant: str, quotas: Quotas) -> contextlib.AbstractContextManager[None]:
         """Hold one of the tenant's concurrent-execution slots for the block."""
-        state = self._state(tenant, quotas)
-        if state.executions >= quotas.concurrent_executions:
-            raise QuotaExceeded(
-                f"tenant {tenant!r} already has {state.executions} calls running, its quota; "
-                "retry when one finishes",
-                retry_after_s=CONCURRENCY_RETRY_S,
-            )
-        state.executions += 1
-        try:
-            yield
-        finally:
-            state.executions -= 1
+        limit = quotas.concurrent_executions
+        return self._slot(tenant, quotas, "executions", limit, "calls", CONCURRENCY_RETRY_S)
+
+    def making(self, tenant: str, quotas: Quotas) -> contextlib.AbstractContextManager[None]:
+        """Hold one of the tenant's concurrent tool-making slots for the block."""
+        return self._slot(
+            tenant, quotas, "makes", quotas.concurrent_makes, "tool-making jobs", MAKE_RETRY_S
+        )
 
     @contextlib.contextmanager
-    def making(self, tenant: str, quotas: Quotas) -> Iterator[None]:
-        """Hold one of the tenant's concurrent tool-making slots for the block."""
-        state = self._state(tenant, quotas)
-        if state.makes >= quotas.concurrent_makes:
+    def _slot(  # noqa: PLR0917 - one slot's parts
+        self, tenant: str, quotas: Quotas, kind: str, limit: int, what: str, retry_s: float
+    ) -> Iterator[None]:
+        running = self._state(tenant, quotas).running
+        if running[kind] >= limit:
             raise QuotaExceeded(
-                f"tenant {tenant!r} already has {state.makes} tool-making jobs running, its "
-                "quota; retry when one finishes",
-                retry_after_s=1.0,
+                f"tenant {tenant!r} already has {running[kind]} {what} running, its quota; "
+                "retry when one finishes",
+                retry_after_s=retry_s,
             )
-        state.makes += 1
+        running[kind] += 1
         try:
             yield
         finally:
-            state.makes -= 1
+            running[kind] -= 1
 
     def in_flight(self, tenant: str) -> tuple[int, int]:
         """(executions, makes) running for ``tenant`` now."""
         state = self._tenants.get(tenant)
-        return (state.executions, state.makes) if state else (0, 0)
+        return (state.running["executions"], state.running["makes"]) if state else (0, 0)
 
 
 def check_limits(tenant: str, quotas: Quotas, timeout_ms: int, memory_mb: int) -> None:

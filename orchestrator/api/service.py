@@ -39,6 +39,7 @@ from orchestrator.errors import (
     LatmError,
     ResourceExhausted,
     Unavailable,
+    metadata_value,
 )
 from orchestrator.latm.cards import ToolCard, VerificationCase
 from orchestrator.latm.engine import Engine, Solved
@@ -436,10 +437,9 @@ def _carrier(context: Context) -> dict[str, str]:
 
 
 def _request_id(context: Context) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and _printable(value, 64):
-            return value
-    return uuid.uuid4().hex
+    """The caller's ``x-request-id`` when it is short printable ASCII, else a fresh id."""
+    given = metadata_value(context.invocation_metadata(), "x-request-id")
+    return given if given is not None and _printable(given, 64) else uuid.uuid4().hex
 
 
 # --- request checks ---

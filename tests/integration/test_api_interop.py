@@ -24,8 +24,8 @@ from typing import Any, NoReturn
 import pytest
 
 from orchestrator.client import Client, TlsFiles
-from orchestrator.latm.cards import ToolCard, source_sha256
 from tests.conftest import IN_CI
+from tests.integration.test_api import ADD_CARD
 from tests.integration.tls import make_pki
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,6 @@ READY = "latm: serving on "
 START_TIMEOUT_S = 60.0
 GRACE_S = 5.0
 
-ADD_SOURCE = "def add(a, b):\n    return a + b\n"
 QUESTION = "What is 2 plus 3?"
 
 
@@ -59,26 +58,6 @@ def missing(reason: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{reason} (CI must provide it)")
     pytest.skip(reason)
-
-
-def add_card() -> str:
-    card = {
-        "format": "latm.tool/v1",
-        "name": "add",
-        "description": "Adds two numbers.",
-        "source": ADD_SOURCE,
-        "entrypoint": "add",
-        "usage_demos": [
-            {"question": "What is 1 plus 1?", "solution": "ans = add(a=1, b=1)", "answer": "2"}
-        ],
-        "verification": {"passed": 1, "total": 1, "cases": []},
-        "provenance": {
-            "maker": "import",
-            "created_at": "2025-01-01T00:00:00Z",
-            "sha256": source_sha256(ADD_SOURCE),
-        },
-    }
-    return ToolCard.model_validate(card).to_json()
 
 
 def hermetic_env(folder: Path) -> dict[str, str]:
@@ -169,7 +148,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         address = wait_ready(server, log)
         ca = folder / "pki" / "ca.pem"
         with Client(address, api_key, tls=TlsFiles(ca=ca)) as client:
-            assert client.import_tool(add_card()).version == 1
+            assert client.import_tool(ADD_CARD).version == 1
         yield Served(address, api_key, ca, folder / "pki" / "other-ca.pem", log)
     finally:
         stop(server, log)
