@@ -283,13 +283,13 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         )
 
     async def flush_usage(self) -> None:
+        """Write the queued usage events (the engine writes its tool uses itself)."""
         batch, self._usage = self._usage, []
         if batch:
             try:
                 await asyncio.to_thread(self.tenants.record_usage, batch)
             except LatmError as exc:
                 log.error("could not record %d usage events: %s", len(batch), exc)
-        await self.engine.flush()
 
 
 # --- what every call goes through ---
