@@ -31,6 +31,14 @@ def main(argv: list[str] | None = None) -> None:
         help="calls running at once; more wait for a slot",
     )
     parser.add_argument(
+        "--scratch",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a scratch folder private to this sandbox (its own tmpfs), emptied between "
+        "calls; never a folder the host shares (repeatable)",
+    )
+    parser.add_argument(
         "--dial",
         default=None,
         metavar="unix:PATH",
@@ -41,9 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     # The template starts first, before this process imports gRPC (most of a server's
     # start-up: about 0.45 s under gVisor), so that the two start-ups overlap.
     ours, theirs = socket.socketpair()
+    # (Built here, not with sandbox.supervisor.template_args: importing that module
+    # would import the template's own modules before the template starts.)
+    keep = [args.listen.removeprefix("unix:")] if args.listen.startswith("unix:") else []
     template = subprocess.Popen(
         [sys.executable, "-m", "sandbox.template", f"--fd={theirs.fileno()}",
-         *(f"--allow-module={m}" for m in args.allow_module), f"--prefork={args.prefork}"],
+         *(f"--allow-module={m}" for m in args.allow_module), f"--prefork={args.prefork}",
+         *(f"--keep={path}" for path in keep),
+         *(f"--scratch={path}" for path in args.scratch)],
         pass_fds=[theirs.fileno()],
     )  # fmt: skip
     theirs.close()
@@ -62,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             args.max_concurrency,
             dial=args.dial,
             early=(template, ours),
+            scratch=args.scratch,
         )
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import decimal
+import functools
 import importlib
 import operator
 import sys
@@ -51,8 +52,11 @@ BLOCKED_ATTRIBUTES = frozenset(
         "mro",
     }
 )
-# str.format and format_map resolve "{0.__class__}" with plain getattr.
+# str.format and format_map resolve "{0.__class__}" with plain getattr, and so does
+# everything that forwards to them (collections.UserString, super() of a str subclass):
+# attributes of these names are refused unless they are the tool's own functions.
 STRING_FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
+TOOL_FILENAMES = frozenset({"<tool>", "<call>"})
 # Objects whose attributes are never readable.
 OPAQUE_TYPES = (types.FrameType, types.TracebackType, types.CodeType)
 
@@ -162,8 +166,7 @@ def _refuse(what: str) -> GuardError:
 
 def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> Any:
     """``getattr`` for tool code: public, non-introspective attributes only."""
-    if not isinstance(name, str):
-        raise TypeError("attribute name must be a string")
+    name = _exact_name(name)
     if _is_private(name) or name in BLOCKED_ATTRIBUTES:
         raise _refuse(f"attribute '{name}'")
     if isinstance(obj, OPAQUE_TYPES):
@@ -172,9 +175,30 @@ def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> An
         raise _refuse(f"str.{name} (use f-strings or %-formatting)")
     if name == "obj" and isinstance(obj, BaseException):
         raise _refuse("reading the object an exception refers to")
-    if default is _MISSING:
-        return getattr(obj, name)
-    return getattr(obj, name, default)
+    value = getattr(obj, name) if default is _MISSING else getattr(obj, name, default)
+    if name in STRING_FORMAT_ATTRIBUTES and value is not default and not _is_tool_function(value):
+        raise _refuse(f"str.{name} (use f-strings or %-formatting)")
+    return value
+
+
+def _exact_name(name: object) -> str:
+    """An attribute name as a plain ``str``.
+
+    A tool's own ``str`` subclass could override ``startswith``, ``__eq__`` or
+    ``__hash__`` to pass the checks below while ``getattr`` still sees the real
+    characters; every check and the lookup itself use this exact copy instead.
+    """
+    if not isinstance(name, str):
+        raise TypeError("attribute name must be a string")
+    return str.__str__(name)
+
+
+def _is_tool_function(value: object) -> bool:
+    """True for functions (and bound methods of functions) compiled from tool code."""
+    function = getattr(value, "__func__", value)
+    return isinstance(function, types.FunctionType) and (
+        function.__code__.co_filename in TOOL_FILENAMES
+    )
 
 
 def guarded_hasattr(obj: object, name: object) -> bool:
@@ -201,13 +225,13 @@ def guarded_write(obj: object) -> object:
 
 
 def guarded_setattr(obj: object, name: str, value: object) -> None:
-    if not isinstance(name, str) or _is_private(name):
+    if not isinstance(name, str) or _is_private(name := _exact_name(name)):
         raise _refuse(f"setting attribute {name!r}")
     setattr(guarded_write(obj), name, value)
 
 
 def guarded_delattr(obj: object, name: str) -> None:
-    if not isinstance(name, str) or _is_private(name):
+    if not isinstance(name, str) or _is_private(name := _exact_name(name)):
         raise _refuse(f"deleting attribute {name!r}")
     delattr(guarded_write(obj), name)
 
@@ -244,6 +268,35 @@ def apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return func(*args, **kwargs)
 
 
+def guarded_update_wrapper(wrapper: Any, wrapped: Any, **options: Any) -> Any:
+    """``functools.update_wrapper`` with its default attribute lists only.
+
+    Its ``assigned`` and ``updated`` arguments name attributes that it reads and
+    writes with plain ``getattr``/``setattr`` (``updated=['__globals__']`` copies a
+    library module's globals, ``sys`` included, into the tool's namespace), and it
+    writes to any object; here it only decorates the tool's own functions and objects.
+    """
+    if options:
+        raise _refuse(f"functools.update_wrapper() with {', '.join(sorted(options))}")
+    if not (_is_tool_function(wrapper) or _is_tool_object(wrapper)):
+        raise _refuse(f"decorating a {type(wrapper).__name__} object")
+    return functools.update_wrapper(wrapper, wrapped)
+
+
+def guarded_wraps(wrapped: Any, **options: Any) -> Callable[[Any], Any]:
+    """``functools.wraps`` over :func:`guarded_update_wrapper`."""
+    if options:
+        raise _refuse(f"functools.wraps() with {', '.join(sorted(options))}")
+    return functools.partial(guarded_update_wrapper, wrapped=wrapped)
+
+
+# Members of allowed modules that tool code gets in a guarded form.
+GUARDED_MEMBERS: dict[tuple[str, str], object] = {
+    ("functools", "update_wrapper"): guarded_update_wrapper,
+    ("functools", "wraps"): guarded_wraps,
+}
+
+
 def tool_metaclass(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
     """``__metaclass__`` for ``class`` statements in tool code: marks the class as the tool's."""
     if any(isinstance(base, type) and issubclass(base, type) for base in bases):
@@ -266,7 +319,7 @@ class SafeType:
         if len(args) != 1:
             raise _refuse("type() with three arguments")
         result = type(args[0])
-        return self if issubclass(result, type) else result
+        return self if issubclass(result, type) or result is SafeType else result
 
     def __instancecheck__(self, obj: object) -> bool:
         return isinstance(obj, type)
@@ -359,7 +412,7 @@ class Environment:
                 if full in self.modules:
                     members[attr] = self.modules[full]
                 continue
-            members[attr] = value
+            members[attr] = GUARDED_MEMBERS.get((name, attr), value)
         return ModuleView(name, members)
 
     def _builtins(self) -> dict[str, object]:

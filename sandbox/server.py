@@ -23,7 +23,7 @@ from sandbox import __version__, jsonio, tunnel
 from sandbox.errors import ValueConversionError
 from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, Limits
 from sandbox.policy import MAX_SOURCE_BYTES, default_allowlist
-from sandbox.supervisor import EarlyTemplate, TemplateDied, TemplateSupervisor
+from sandbox.supervisor import EarlyTemplate, TemplateDied, TemplateSupervisor, listen_paths
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,7 @@ async def serve(  # noqa: PLR0917
     grace_s: float = 5.0,
     dial: str | None = None,
     early: EarlyTemplate | None = None,
+    scratch: list[str] | None = None,
 ) -> None:
     """Run the server until SIGTERM or SIGINT, then drain and stop.
 
@@ -253,7 +254,9 @@ async def serve(  # noqa: PLR0917
     reached through a reverse tunnel instead (see :mod:`sandbox.tunnel`).
     """
     allow_modules = allow_modules or []
-    supervisor = TemplateSupervisor(allow_modules, prefork=prefork, early=early)
+    supervisor = TemplateSupervisor(
+        allow_modules, prefork=prefork, early=early, keep=listen_paths(listen), scratch=scratch
+    )
     # The server listens (NOT_SERVING) while the template warms up, so a client's
     # connection set-up overlaps the template's; health says SERVING once it is ready.
     template_ready = asyncio.ensure_future(supervisor.start())

@@ -45,8 +45,24 @@ class _Adopted:
 EarlyTemplate = tuple[subprocess.Popen[bytes], socket.socket]
 
 
-def template_args(allow_modules: list[str] | None, prefork: int) -> list[str]:
-    return [*(f"--allow-module={m}" for m in allow_modules or []), f"--prefork={prefork}"]
+def template_args(
+    allow_modules: list[str] | None,
+    prefork: int,
+    keep: list[str] | None = None,
+    scratch: list[str] | None = None,
+) -> list[str]:
+    return [
+        *(f"--allow-module={m}" for m in allow_modules or []),
+        f"--prefork={prefork}",
+        *(f"--keep={path}" for path in keep or []),
+        *(f"--scratch={path}" for path in scratch or []),
+    ]
+
+
+def listen_paths(listen: str) -> list[str]:
+    """The file a ``unix:PATH`` listen address makes: the template must not remove it
+    when it empties the scratch folders."""
+    return [listen.removeprefix("unix:")] if listen.startswith("unix:") else []
 
 
 class TemplateSupervisor:
@@ -55,8 +71,10 @@ class TemplateSupervisor:
         allow_modules: list[str] | None = None,
         prefork: int = 2,
         early: EarlyTemplate | None = None,
+        keep: list[str] | None = None,
+        scratch: list[str] | None = None,
     ) -> None:
-        self._args = template_args(allow_modules, prefork)
+        self._args = template_args(allow_modules, prefork, keep, scratch)
         self._early = early
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}

@@ -20,6 +20,7 @@ import json
 import marshal
 import os
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -129,8 +130,23 @@ class Running:
 
 
 class Template:
-    def __init__(self, control: socket.socket, allowlist: Allowlist, prefork: int = 2) -> None:
+    def __init__(
+        self,
+        control: socket.socket,
+        allowlist: Allowlist,
+        prefork: int = 2,
+        keep: frozenset[str] = frozenset(),
+        scratch: tuple[str, ...] = (),
+    ) -> None:
         self.control = control
+        # Scratch folders a worker could leave files in (when tool code may use the file
+        # system at all: only with ``os`` allowed by the operator). They are emptied
+        # between calls, so nothing written by one call is read by the next. Only the
+        # sandbox's own private folders may be named here (the backends pass its tmpfs
+        # mounts): never a folder the host shares.
+        self.scratch = scratch
+        self.keep = keep  # paths in scratch folders that are the server's (its socket)
+        self._scratch_dirty = True
         self.prefork = prefork
         self.spares: deque[Spare] = deque()
         self.allowlist = allowlist
@@ -165,6 +181,7 @@ class Template:
                 except Exception:  # noqa: BLE001 - the loop must outlive any single call
                     traceback.print_exc()
             self._enforce_deadlines()
+            self._scrub_if_idle()
             self._refill_spares()
         for spare in self.spares:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -258,6 +275,17 @@ class Template:
         )
         self._start(request_id, job, limits)
 
+    def _scrub_if_idle(self) -> None:
+        """Empty the scratch folders if a call used them and none runs now. (A worker
+        answered but not yet reaped has been sent SIGKILL: it writes nothing more.)"""
+        if (
+            self.scratch
+            and self._scratch_dirty
+            and all(run.answered for run in self.running.values())
+        ):
+            scrub(self.scratch, self.keep)
+            self._scratch_dirty = False
+
     def _address_space(self) -> int:
         with open("/proc/self/statm", "rb") as statm:
             return int(statm.read().split()[0]) * self._page_size
@@ -295,6 +323,8 @@ class Template:
             self.spares.append(self._spawn())
 
     def _start(self, request_id: int, job: bytes, limits: Limits) -> None:
+        self._scrub_if_idle()  # before this call starts, when no other call is running
+        self._scratch_dirty = True
         spare = self.spares.popleft() if self.spares else self._spawn()
         started = time.monotonic()
         run = Running(
@@ -437,6 +467,44 @@ class Template:
             del self.running[run.pid]
 
 
+def scrub(roots: tuple[str, ...], keep: frozenset[str]) -> None:
+    """Remove everything under ``roots`` except the paths in ``keep`` (and the folders
+    that lead to them). Mount points are left alone. Best effort: what cannot be
+    removed stays, and nothing here may stop the template."""
+    for root in roots:
+        with contextlib.suppress(OSError):
+            _scrub_folder(root, keep, os.stat(root).st_dev)
+
+
+def _scrub_folder(folder: str, keep: frozenset[str], device: int) -> None:
+    with os.scandir(folder) as entries:
+        names = [(entry.path, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    for path, is_dir in names:
+        if path in keep:
+            continue
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_dev != device:
+                continue  # a mount point (the process backend's socket folder)
+            if not is_dir:
+                os.unlink(path)
+            elif any(k.startswith(path + "/") for k in keep):
+                _scrub_folder(path, keep, device)
+            else:
+                _remove_tree(path)
+
+
+def _remove_tree(path: str) -> None:
+    """``rmtree``, after giving back the access a worker may have taken from its folders."""
+    os.chmod(path, 0o700)
+    for parent, dirs, _ in os.walk(path):  # top-down: each folder is opened before its children
+        for name in dirs:
+            child = os.path.join(parent, name)
+            if not os.path.islink(child):
+                with contextlib.suppress(OSError):
+                    os.chmod(child, 0o700)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _outcome(run: Running) -> dict[str, Any]:
     limits = run.limits
     wall_ms = (time.monotonic() - run.started) * 1000
@@ -549,11 +617,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="control socket file descriptor")
     parser.add_argument("--allow-module", action="append", default=[])
     parser.add_argument("--prefork", type=int, default=2, help="spare workers kept forked")
+    parser.add_argument(
+        "--keep", action="append", default=[], help="a path in a scratch folder never removed"
+    )
+    parser.add_argument(
+        "--scratch",
+        action="append",
+        default=[],
+        help="a private scratch folder emptied between calls (the sandbox's own tmpfs only)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
     control = socket.socket(fileno=args.fd)
     allowlist = default_allowlist().with_modules(args.allow_module)
-    Template(control, allowlist, prefork=args.prefork).serve()
+    Template(
+        control,
+        allowlist,
+        prefork=args.prefork,
+        keep=frozenset(args.keep),
+        scratch=tuple(args.scratch),
+    ).serve()
     return 0
 
 

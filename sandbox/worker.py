@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any, NoReturn
 
-from sandbox import jsonio
+from sandbox import jsonio, seccomp
 from sandbox.errors import GuardError, ValueConversionError
 from sandbox.guards import Environment
 from sandbox.limits import MAX_FILE_SIZE_BYTES, MAX_OPEN_FILES, Limits
@@ -188,9 +188,10 @@ def _apply_rlimits(job: Job) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_SIZE_BYTES, MAX_FILE_SIZE_BYTES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # No new processes or threads. (Ignored for uid 0 outside a user namespace;
-    # the container and bwrap layers run the server as an unprivileged user.)
+    # No new processes or threads. (Ignored for uid 0 outside a user namespace,
+    # which a bubblewrap sandbox started by root is: the seccomp filter holds there.)
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    seccomp.install()
 
 
 def _execute(job: Job, env: Environment) -> dict[str, Any]:

@@ -328,6 +328,8 @@ class DockerBackend(SandboxBackend):
         if tunnel:
             command += ["--dial", f"unix:{MOUNT_POINT}/tunnel.sock"]
         command += [f"--prefork={self.options.prefork}"]
+        # The container's own tmpfs mounts: emptied between calls by the template.
+        command += ["--scratch=/tmp", "--scratch=/dev/shm"]
         command += [f"--allow-module={m}" for m in self.options.allow_modules]
         return {
             "image": self.options.image,

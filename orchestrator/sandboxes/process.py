@@ -101,6 +101,14 @@ def _wrapper(mode: ProcessIsolation, socket_dir: Path, roots: list[Path]) -> lis
             "/usr",
             "--proc",
             "/proc",
+            # bwrap covers /proc/sys only where it can; a sandbox started by root runs
+            # as the host's uid 0 (mapped), to which writable sysctls would be open.
+            "--ro-bind",
+            "/proc/sys",
+            "/proc/sys",
+            "--ro-bind-try",
+            "/proc/sysrq-trigger",
+            "/proc/sysrq-trigger",
             "--dev",
             "/dev",
             # Scratch space is small and sized (an unsized tmpfs grows in the host's
@@ -159,6 +167,10 @@ class _ServerProcess:
             f"--prefork={prefork}",
             *(f"--allow-module={m}" for m in allow_modules),
         ]
+        if mode is ProcessIsolation.BWRAP:
+            # bwrap's own tmpfs mounts, emptied between calls. Never in the other modes:
+            # there /tmp is the host's.
+            inner += ["--scratch=/tmp", "--scratch=/dev/shm"]
         self.command = _wrapper(mode, self.dir, _python_roots()) + inner
         self.process: subprocess.Popen[bytes] | None = None
         self.client: SandboxClient | None = None

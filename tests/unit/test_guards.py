@@ -102,3 +102,77 @@ def test_write_guard_allows_own_objects_and_containers_only() -> None:
 def test_import_hook_refuses_unlisted_modules() -> None:
     with pytest.raises(ImportError, match="not allowed"):
         ENV.guarded_import("os")
+
+
+LYING_STR = (
+    "class S(str):\n"
+    "    def startswith(self, prefix):\n"
+    "        return False\n"
+    "    def __eq__(self, other):\n"
+    "        return False\n"
+    "    def __hash__(self):\n"
+    "        return 7\n"
+)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "getattr((), S('__class__'))",
+        "getattr((x for x in []), S('gi_frame'))",
+        "class T:\n    pass\nsetattr(T, S('__class__'), int)\nans = 1",
+        "class T:\n    pass\ndelattr(T, S('__doc__'))\nans = 1",
+    ],
+)
+def test_a_lying_str_subclass_is_checked_as_the_str_it_spells(call: str) -> None:
+    with pytest.raises(GuardError):
+        run_tool(LYING_STR, call)
+
+
+@pytest.mark.parametrize(
+    ("source", "call"),
+    [
+        ("import collections\n", "collections.UserString('{0.__class__}').format(1)"),
+        ("import collections\n", "collections.UserString('{x}').format_map({'x': 1})"),
+        ("class S(str):\n    pass\n", "super(S, S('{0.__class__}')).format(1)"),
+    ],
+)
+def test_format_is_refused_wherever_it_forwards_to_str_format(source: str, call: str) -> None:
+    with pytest.raises(GuardError, match=r"str\.format"):
+        run_tool(source, call)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "functools.update_wrapper(f, typing.cast, assigned=[], updated=['__globals__'])",
+        "functools.wraps(typing.cast, updated=['__globals__'])(f)",
+        "functools.update_wrapper(typing.cast, f)",  # a library object as the wrapper
+    ],
+)
+def test_update_wrapper_keeps_its_default_attributes_and_the_tools_objects(call: str) -> None:
+    source = "import functools\nimport typing\ndef f():\n    return 1\n"
+    with pytest.raises(GuardError):
+        run_tool(source, call)
+
+
+def test_guarded_features_still_serve_ordinary_tools() -> None:
+    source = (
+        "import functools\n"
+        "def deco(f):\n"
+        "    @functools.wraps(f)\n"
+        "    def inner(x):\n"
+        "        return f(x) + 1\n"
+        "    return inner\n"
+        "@deco\n"
+        "def g(x):\n"
+        "    return x\n"
+        "class Report:\n"
+        "    def format(self, x):\n"
+        "        return [x]\n"
+    )
+    assert run_tool(source, "[g(1), Report().format(2), type(type(type)) is type]") == [
+        2,
+        [2],
+        True,
+    ]

@@ -1,0 +1,161 @@
+"""A seccomp filter for worker processes: no new processes, threads or namespaces.
+
+``RLIMIT_NPROC`` is meant to stop tool code from forking or starting threads, but
+the kernel ignores it for a process whose real uid is root outside any user
+namespace, which is what a bubblewrap sandbox started by a root orchestrator
+runs as (uid 65534 inside maps to 0 outside). This filter holds whoever runs the
+server: once installed, ``clone``, ``fork``, ``vfork`` and ``clone3`` fail with
+EPERM, and so do the calls that create namespaces or reach other processes or the
+kernel's more exposed interfaces. It is installed after the worker's last fork-
+free set-up step and cannot be removed. Docker's default profile and gVisor add
+their own filters on top.
+
+The filter is a plain classic-BPF program built here and installed through
+``prctl`` with ctypes (there is no binding in the standard library).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import platform
+import struct
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ERRNO = 0x00050000
+X32_SYSCALL_BIT = 0x40000000
+
+# BPF opcodes: ld word absolute, jump if equal / greater or equal, return.
+BPF_LD_W_ABS = 0x20
+BPF_JEQ_K = 0x15
+BPF_JGE_K = 0x35
+BPF_RET_K = 0x06
+OFFSET_NR = 0
+OFFSET_ARCH = 4
+
+# The denied calls, by architecture: (audit arch, {name: number}).
+DENIED_NAMES = (
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "unshare",
+    "setns",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "io_uring_setup",
+)
+SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
+    "x86_64": (
+        0xC000003E,
+        {
+            "clone": 56,
+            "clone3": 435,
+            "fork": 57,
+            "vfork": 58,
+            "unshare": 272,
+            "setns": 308,
+            "ptrace": 101,
+            "process_vm_readv": 310,
+            "process_vm_writev": 311,
+            "mount": 165,
+            "umount2": 166,
+            "pivot_root": 155,
+            "chroot": 161,
+            "bpf": 321,
+            "perf_event_open": 298,
+            "userfaultfd": 323,
+            "keyctl": 250,
+            "add_key": 248,
+            "request_key": 249,
+            "io_uring_setup": 425,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "clone": 220,
+            "clone3": 435,
+            "unshare": 97,
+            "setns": 268,
+            "ptrace": 117,
+            "process_vm_readv": 270,
+            "process_vm_writev": 271,
+            "mount": 40,
+            "umount2": 39,
+            "pivot_root": 41,
+            "chroot": 51,
+            "bpf": 280,
+            "perf_event_open": 241,
+            "userfaultfd": 282,
+            "keyctl": 219,
+            "add_key": 217,
+            "request_key": 218,
+            "io_uring_setup": 425,
+        },
+    ),
+}
+
+
+def _instruction(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k)
+
+
+def build_filter(machine: str | None = None) -> bytes | None:
+    """The filter program for ``machine`` (this one by default); None when unknown."""
+    spec = SYSCALLS.get(machine or platform.machine())
+    if spec is None:
+        return None
+    arch, numbers = spec
+    deny = SECCOMP_RET_ERRNO | errno.EPERM
+    denied = sorted(numbers.values())
+    # Each jump skips to the final "deny" instruction when it matches.
+    program = [
+        _instruction(BPF_LD_W_ABS, 0, 0, OFFSET_ARCH),
+        # Another architecture's calling convention (i386 on x86_64): deny all of it.
+        _instruction(BPF_JEQ_K, 1, 0, arch),
+        _instruction(BPF_RET_K, 0, 0, deny),
+        _instruction(BPF_LD_W_ABS, 0, 0, OFFSET_NR),
+        # The x32 ABI's numbers alias the native ones with this bit set: deny them.
+        _instruction(BPF_JGE_K, len(denied) + 1, 0, X32_SYSCALL_BIT),
+    ]
+    for index, number in enumerate(denied):
+        program.append(_instruction(BPF_JEQ_K, len(denied) - index, 0, number))
+    program.append(_instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
+    program.append(_instruction(BPF_RET_K, 0, 0, deny))
+    return b"".join(program)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def install() -> bool:
+    """Install the filter in this process (and every thread it may later have).
+
+    Returns False where it cannot be installed (an unknown architecture, or a
+    kernel without seccomp); the other layers then still apply.
+    """
+    program = build_filter()
+    if program is None:
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return False
+    return libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
