@@ -19,11 +19,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from latm.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from latm.orchestrator.v1 import orchestrator_pb2
 
 from orchestrator.api.auth import Authenticator
 from orchestrator.api.observability import register_backend, start_metrics
-from orchestrator.api.service import OrchestratorService
+from orchestrator.api.service import OrchestratorService, add_to_server
 from orchestrator.config import Settings
 from orchestrator.errors import InvalidRequest, PermissionDenied
 from orchestrator.latm.engine import Engine
@@ -125,7 +125,7 @@ class ApiServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(self.service, self.server)
+        add_to_server(self.service, self.server)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

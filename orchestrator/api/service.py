@@ -19,10 +19,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2, timestamp_pb2
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
 from latm.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -72,6 +74,48 @@ _STATUS = {
 }
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """A request body that does not parse as its message. It reaches the handler, which
+    refuses it with INVALID_ARGUMENT once the caller is authenticated (grpcio would
+    answer a failing deserializer with UNKNOWN and log a traceback)."""
+
+    message: str
+    reason: str
+
+
+def lenient(message: type[Message]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except DecodeError as exc:
+            return Undecodable(message.DESCRIPTOR.name, str(exc))
+
+    return parse
+
+
+def add_to_server(service: OrchestratorService, server: grpc.aio.Server) -> None:
+    """Register ``service`` like the generated ``add_..._to_server``, with requests
+    parsed by :func:`lenient`."""
+    descriptor = pb.DESCRIPTOR.services_by_name["OrchestratorService"]
+    handlers = {}
+    for method in descriptor.methods:
+        request = getattr(pb, method.input_type.name)
+        response = getattr(pb, method.output_type.name)
+        handler = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = handler(
+            getattr(service, method.name),
+            request_deserializer=lenient(request),
+            response_serializer=response.SerializeToString,
+        )
+    generic = grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
+    server.add_generic_rpc_handlers((generic,))
+
+
 class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
     """The public API over one engine; tenants are told apart by their API keys."""
 
@@ -96,7 +140,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         self, request: pb.MakeToolRequest, context: Context
     ) -> AsyncIterator[pb.MakeToolResponse]:
         make = functools.partial(self._make, request=request)
-        async for event in _streaming(self, "MakeTool", context, make):
+        async for event in _streaming(self, "MakeTool", context, make, request):
             yield event
 
     async def Solve(self, request: pb.SolveRequest, context: Context) -> pb.SolveResponse:
@@ -303,7 +347,7 @@ async def _unary(
     request: Any,
 ) -> Response:
     async with _call(service, method, context) as call:
-        who = await call.begin()
+        who = await call.begin(request)
         return await call.run(work(who, request))
     raise AssertionError("unreachable: _call aborts the call on every error")
 
@@ -313,9 +357,10 @@ async def _streaming(
     method: str,
     context: Context,
     events: Callable[[Principal], AsyncIterator[Any]],
+    request: Any,
 ) -> AsyncIterator[Any]:
     async with _call(service, method, context) as call:
-        who = await call.begin()
+        who = await call.begin(request)
         stream = aiter(events(who))
         try:
             while True:
@@ -340,13 +385,15 @@ class _Call:
         self.tenant = ""
         self.deadline = context.time_remaining()
 
-    async def begin(self) -> Principal:
+    async def begin(self, request: Any) -> Principal:
         if self.service.draining:
             raise Unavailable("the server is shutting down; retry on another instance")
         who = await self.service.auth.authenticate(self.context.invocation_metadata())
         self.tenant = who.tenant
         TENANT.set(who.tenant)
         self.service.quotas.admit(who.tenant, who.quotas)
+        if isinstance(request, Undecodable):
+            raise InvalidRequest(f"the request is not a valid {request.message}: {request.reason}")
         return who
 
     async def run(self, awaitable: Awaitable[Response]) -> Response:

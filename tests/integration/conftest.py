@@ -15,7 +15,6 @@ from orchestrator.sandboxes.process import ProcessBackend, ProcessIsolation
 
 pytestmark = pytest.mark.integration
 
-LABEL = "io.latm.platform=latm"
 
 # The tool module the contract and process suites call: plain functions, module state
 # (which must not survive from one call to the next) and a class attribute.
@@ -114,13 +113,16 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBacken
 
 @pytest.fixture(scope="session", autouse=True)
 def no_container_left_behind() -> Iterator[None]:
-    """After the whole run, no container of this platform may remain."""
+    """After the whole run, no container this process started may remain. (Only
+    ours: other orchestrators may share the engine while the suite runs.)"""
     yield
     if _docker_problem("runc"):
         return
     import docker
 
+    from orchestrator.sandboxes.docker import LABEL_OWNER, owner_id
+
     left = docker.from_env().containers.list(
-        all=True, filters={"label": LABEL}, ignore_removed=True
+        all=True, filters={"label": f"{LABEL_OWNER}={owner_id()}"}, ignore_removed=True
     )
     assert not left, f"containers left behind: {[c.name for c in left]}"

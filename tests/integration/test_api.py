@@ -131,39 +131,46 @@ def scripted(tmp: Path, name: str, steps: list[Any]) -> str:
 StartApi = Callable[..., Awaitable[Api]]
 
 
+async def start_server(
+    folder: Path,
+    *,
+    user: list[Any] | None = None,
+    maker: list[Any] | None = None,
+    user_model: Any = None,
+    listen: str | None = None,
+    backend: SandboxBackend | None = None,
+    **settings: Any,
+) -> Api:
+    """A started server with its own registry in ``folder`` and two tenants' keys; the
+    caller stops it (``server.stop``)."""
+    folder.mkdir(exist_ok=True)
+    options: dict[str, Any] = {"api_key_cache_s": 0.0, **settings}
+    config = Settings(database_url=SecretStr(f"sqlite:///{folder / 'registry.db'}"), **options)
+    if backend is None:
+        require_bwrap()
+        backend = create_backend("process")
+    registry = ToolRegistry.open(config.database_url.get_secret_value())  # type: ignore[union-attr]
+    engine = Engine(
+        backend=backend,
+        registry=registry,
+        user=user_model or open_model(scripted(folder, "user", user or [])),
+        maker=open_model(scripted(folder, "maker", maker or [])),
+    )
+    server = ApiServer(config, engine, backend, registry, listen or f"unix:{folder}/api.sock")
+    await server.start()
+    tenants = TenantStore(registry)
+    return Api(server, tenants, tenants.create("acme"), tenants.create("globex"), folder)
+
+
 @pytest_asyncio.fixture
 async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
     """Start servers on demand; every one is stopped (and its sandboxes removed) after."""
     started: list[ApiServer] = []
 
-    async def start(
-        *,
-        user: list[Any] | None = None,
-        maker: list[Any] | None = None,
-        user_model: Any = None,
-        listen: str | None = None,
-        backend: SandboxBackend | None = None,
-        **settings: Any,
-    ) -> Api:
-        folder = tmp_path / f"api{len(started)}"
-        folder.mkdir()
-        options: dict[str, Any] = {"api_key_cache_s": 0.0, **settings}
-        config = Settings(database_url=SecretStr(f"sqlite:///{folder / 'registry.db'}"), **options)
-        if backend is None:
-            require_bwrap()
-            backend = create_backend("process")
-        registry = ToolRegistry.open(config.database_url.get_secret_value())  # type: ignore[union-attr]
-        engine = Engine(
-            backend=backend,
-            registry=registry,
-            user=user_model or open_model(scripted(folder, "user", user or [])),
-            maker=open_model(scripted(folder, "maker", maker or [])),
-        )
-        server = ApiServer(config, engine, backend, registry, listen or f"unix:{folder}/api.sock")
-        await server.start()
-        started.append(server)
-        tenants = TenantStore(registry)
-        return Api(server, tenants, tenants.create("acme"), tenants.create("globex"), folder)
+    async def start(**options: Any) -> Api:
+        api = await start_server(tmp_path / f"api{len(started)}", **options)
+        started.append(api.server)
+        return api
 
     yield start
     for server in started:
