@@ -88,6 +88,7 @@ class ContainerLimits:
     cpus: float = 1.0
     pids: int = 128
     tmpfs_mb: int = 16
+    tmpfs_inodes: int = 4096
     nofile: int = 256
 
 
@@ -323,6 +324,7 @@ class DockerBackend(SandboxBackend):
         from docker.types import Mount, Ulimit
 
         limits = self.options.limits
+        tmpfs, inodes = f"{limits.tmpfs_mb}m", limits.tmpfs_inodes
         listen = "unix:/tmp/sandbox.sock" if tunnel else f"unix:{MOUNT_POINT}/sandbox.sock"
         command = ["python", "-m", "sandbox", "--listen", listen]
         if tunnel:
@@ -340,7 +342,10 @@ class DockerBackend(SandboxBackend):
             "environment": {},  # only the image's own variables: no secret of ours
             "network_mode": "none",
             "read_only": True,
-            "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={limits.tmpfs_mb}m,mode=1777"},  # noqa: S108
+            # Sized in bytes and in files (runc's kernel enforces nr_inodes; under gVisor
+            # the Sentry's files live in the container's memory cgroup instead).
+            "tmpfs": {"/tmp": f"rw,noexec,nosuid,nodev,size={tmpfs},nr_inodes={inodes},mode=1777"},  # noqa: S108
+            "shm_size": f"{limits.tmpfs_mb}m",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],  # default seccomp stays on
             "pids_limit": self._pids_limit(runtime),

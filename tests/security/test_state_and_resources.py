@@ -20,6 +20,8 @@ from tests.security.conftest import (
     assert_contained,
     assert_healthy,
     attack,
+    is_docker,
+    is_gvisor,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -242,10 +244,36 @@ async def test_exhaustion_with_os_allowed(
     """Layers: the worker's seccomp filter (no clone/fork: no threads, no processes,
     whatever the uid) backed by RLIMIT_NPROC and the container's pids limit;
     RLIMIT_NOFILE; RLIMIT_FSIZE; 16 MiB tmpfs for /tmp and /dev/shm (bwrap --size,
-    Docker's tmpfs option, Docker's 64 MiB /dev/shm); the deadline; the template's
+    Docker's tmpfs option and a 16 MiB /dev/shm); the deadline; the template's
     clean-up of scratch folders; RLIMIT_AS and the memory cgroup."""
     result = await attack(os_backend, call, limits=limits)
     assert_contained(result, statuses)
     if result.status is Status.OK:  # os.system: the shell could not be started
         assert result.value != 0, result
+    await assert_healthy(os_backend, os_level=True)
+
+
+INODE_FILL = """
+import os
+ans = 0
+try:
+    while ans < 20000:
+        os.close(os.open('/tmp/i' + str(ans), os.O_CREAT | os.O_WRONLY))
+        ans += 1
+except OSError as error:
+    ans = [ans, error.errno]
+"""
+
+
+async def test_scratch_files_are_bounded_in_number(os_backend: SandboxBackend) -> None:
+    """Layer: ``nr_inodes`` on the container's /tmp under runc (4096 files). bubblewrap
+    and gVisor bound empty files by the deadline, the template's clean-up and (gVisor)
+    the memory cgroup that holds the Sentry's files."""
+    result = await attack(os_backend, INODE_FILL, timeout_ms=20_000)
+    assert_contained(result, {Status.OK, Status.TIMEOUT} | REFUSED)
+    if is_docker(os_backend) and not is_gvisor(os_backend):
+        assert result.status is Status.OK, result
+        created, errno = result.value
+        assert errno == 28  # ENOSPC: out of inodes
+        assert created < 4096
     await assert_healthy(os_backend, os_level=True)
