@@ -157,8 +157,9 @@ class ModelAuthError(ModelError):
         )
 
 
-class ModelRateLimited(ModelError):
-    """The provider kept refusing with rate limits after every retry."""
+class ModelRateLimited(ModelError, ResourceExhausted):
+    """The provider kept refusing with rate limits after every retry; ``retry_after_s`` is
+    the wait its last answer asked for (``Retry-After``), passed on to the caller."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 

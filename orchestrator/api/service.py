@@ -39,6 +39,7 @@ from orchestrator.errors import (
     DeadlineExceeded,
     InvalidRequest,
     LatmError,
+    RegistryUnavailable,
     ResourceExhausted,
     Unavailable,
     metadata_value,
@@ -63,6 +64,7 @@ TENANT: ContextVar[str] = ContextVar("latm_tenant", default="")
 MAX_QUESTION_CHARS = 20_000
 MAX_ARGUMENTS_BYTES = 1024 * 1024
 MAX_EXAMPLES = 1000
+MAX_PENDING_USAGE = 100_000  # usage events kept for a registry that is down
 _STATUS = {
     "ok": pb.EXEC_STATUS_OK,
     "error": pb.EXEC_STATUS_ERROR,
@@ -327,11 +329,16 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         )
 
     async def flush_usage(self) -> None:
-        """Write the queued usage events (the engine writes its tool uses itself)."""
+        """Write the queued usage events (the engine writes its tool uses itself). When the
+        registry cannot take them (unreachable, its disk full) they stay queued, up to a
+        bound, for the next flush: an outage delays metering rather than losing it."""
         batch, self._usage = self._usage, []
         if batch:
             try:
                 await asyncio.to_thread(self.tenants.record_usage, batch)
+            except RegistryUnavailable as exc:
+                self._usage = (batch + self._usage)[-MAX_PENDING_USAGE:]
+                log.warning("could not record %d usage events yet: %s", len(batch), exc)
             except LatmError as exc:
                 log.error("could not record %d usage events: %s", len(batch), exc)
 

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import InvalidRequest, LatmError
+from orchestrator.errors import InvalidRequest, LatmError, RegistryUnavailable
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher
 from orchestrator.latm.maker import CaseReport, MakeResult, Progress, ToolMaker
@@ -26,6 +26,8 @@ from orchestrator.sandboxes import ExecRequest, ExecResult, SandboxBackend
 
 log = logging.getLogger(__name__)
 FLUSH_DELAY_S = 0.2  # tool uses are written in batches, this long after the first
+FLUSH_RETRY_S = 2.0  # and tried again this often while the registry cannot take them
+PENDING_MAX = 100_000  # tool uses kept for a registry that is down
 LATEST_TTL_S = 2.0  # how long "the latest version of a tool" is taken from the cache
 CARDS_CACHED = 10_000
 
@@ -234,22 +236,35 @@ class Engine:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_DELAY_S)
-        await self.flush()
+        delay = FLUSH_DELAY_S
+        while True:
+            await asyncio.sleep(delay)
+            await self.flush()
+            if not self._pending:
+                return
+            delay = FLUSH_RETRY_S  # the registry could not take them: try again later
 
     async def flush(self) -> None:
-        """Write the queued tool uses to the registry now."""
+        """Write the queued tool uses to the registry now; those it cannot take now
+        (unreachable, its disk full) stay queued, up to a bound, for the next flush."""
         batch, self._pending = self._pending, []
         if batch:
-            await asyncio.to_thread(self._write, batch)
+            unwritten = await asyncio.to_thread(self._write, batch)
+            self._pending = (unwritten + self._pending)[-PENDING_MAX:]
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        for use in batch:
-            tenant, name, version = use.pop("tenant"), use.pop("name"), use.pop("version")
+    def _write(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Record ``batch``; return the uses the registry could not take now."""
+        for index, use in enumerate(batch):
+            fields = dict(use)
+            tenant, name, version = fields.pop("tenant"), fields.pop("name"), fields.pop("version")
             try:
-                self.registry.record_use(tenant, name, version, **use)
-            except LatmError as exc:  # the answer was given; losing its metering is logged
+                self.registry.record_use(tenant, name, version, **fields)
+            except RegistryUnavailable as exc:
+                log.warning("could not record %d tool uses yet: %s", len(batch) - index, exc)
+                return batch[index:]
+            except LatmError as exc:  # e.g. the tool was deleted since: that use is dropped
                 log.error("could not record a use of %s/%s: %s", tenant, name, exc)
+        return []
 
     async def aclose(self) -> None:
         """Record pending uses and close the models (a local model's server stops); the

@@ -9,7 +9,9 @@ dropped, and every other message passes through :func:`orchestrator.secrets.reda
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import json
+import math
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -92,7 +94,24 @@ async def sdk_call(
         return await call
     except base as exc:
         error = map_sdk_error(exc, sdk, where=where, timeout_s=timeout_s, attempts=attempts)
+    except json.JSONDecodeError as exc:  # a JSON content type over a body that is not JSON
+        error = not_a_reply(where, exc)
     raise error
+
+
+def read_reply(where: str, read: Callable[[], T]) -> T:
+    """``read()`` the fields of a reply: one that lacks them or has them of the wrong type
+    (the SDKs do not validate replies, and a proxy may answer 200 with an HTML page) becomes
+    a :class:`ModelError` rather than an ``AttributeError`` or ``TypeError``."""
+    try:
+        return read()
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        error = not_a_reply(where, exc)
+    raise error
+
+
+def not_a_reply(where: str, exc: Exception) -> ModelError:
+    return ModelError(f"{where} answered with something that is not a valid reply: {_detail(exc)}")
 
 
 def map_sdk_error(  # noqa: PLR0911 - one return per kind of failure
@@ -112,7 +131,8 @@ def map_sdk_error(  # noqa: PLR0911 - one return per kind of failure
     if isinstance(exc, sdk.RateLimitError):
         return ModelRateLimited(
             f"{where} kept answering 'rate limited' (HTTP 429, {_tries(attempts)}); "
-            "retry later or raise the account's limits"
+            "retry later or raise the account's limits",
+            retry_after_s=_retry_after_s(exc),
         )
     if isinstance(exc, sdk.APIStatusError):
         status = exc.status_code
@@ -120,6 +140,20 @@ def map_sdk_error(  # noqa: PLR0911 - one return per kind of failure
             return ModelError(f"{where} failed with HTTP {status} ({_tries(attempts)})")
         return ModelRejected(f"{where} refused the request (HTTP {status}): {_detail(exc)}")
     return ModelError(f"{where}: unexpected reply: {_detail(exc)}")
+
+
+def _retry_after_s(exc: Exception) -> float | None:
+    """The wait a refusal asked for: ``retry-after-ms``, or ``retry-after`` in seconds (an
+    HTTP date there is not used)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for name, per_second in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            wait = float(headers[name]) / per_second
+        except (KeyError, ValueError):
+            continue
+        if math.isfinite(wait) and wait >= 0:
+            return wait
+    return None
 
 
 def _tries(attempts: int) -> str:

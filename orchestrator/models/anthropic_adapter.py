@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from orchestrator.errors import ModelAuthError, ModelError
-from orchestrator.models._sdk import SdkModel
+from orchestrator.models._sdk import SdkModel, read_reply
 from orchestrator.models.base import ChatParams, Message, PriceLookup, RawCompletion
 
 # Messages API stop reasons, in chat-completions words.
@@ -73,6 +73,9 @@ class AnthropicModel(SdkModel):
         response = await self._call(
             self._client.messages.create(**request), self._sdk.AnthropicError
         )
+        return read_reply(self.where, lambda: self._read(response))
+
+    def _read(self, response: Any) -> RawCompletion:
         text = "".join(block.text for block in response.content if block.type == "text")
         if response.usage is None:
             raise ModelError(f"{self.where} answered without token usage")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.errors import ModelError
-from orchestrator.models._sdk import SdkModel
+from orchestrator.models._sdk import SdkModel, read_reply
 from orchestrator.models.base import ChatParams, Message, PriceLookup, RawCompletion
 from orchestrator.models.scripted import estimate_tokens
 
@@ -67,6 +67,9 @@ class OpenAIModel(SdkModel):
         response = await self._call(
             self._client.chat.completions.create(**request), self._sdk.OpenAIError
         )
+        return read_reply(self.where, lambda: self._read(response, messages))
+
+    def _read(self, response: Any, messages: list[Message]) -> RawCompletion:
         if not response.choices:
             raise ModelError(f"{self.where} answered with no choices")
         choice = response.choices[0]

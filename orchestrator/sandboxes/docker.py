@@ -61,6 +61,11 @@ SANDBOX_UID = 10001
 MOUNT_POINT = "/run/latm"
 START_TIMEOUT_S = 30.0
 GVISOR_PIDS_OVERHEAD = 256
+SLUG_MAX = 24
+# A Unix socket's path holds at most 107 bytes (sockaddr_un's 108 with the final NUL); the
+# longest one below the backend's folder is /latm-<tenant slug>-<runtime>-<8 hex>/sandbox.sock.
+UNIX_PATH_MAX = 107
+SOCKET_TAIL = len("/latm-") + SLUG_MAX + len("-runsc-") + 8 + len("/sandbox.sock")
 
 
 class Runtime(StrEnum):
@@ -129,8 +134,16 @@ def owner_is_gone(owner: str) -> bool:
     return not pid.isdigit() or _start_time(int(pid)) != start
 
 
+def _engine_errors() -> tuple[type[Exception], ...]:
+    """What the Docker SDK raises when the engine fails or cannot be reached: its own
+    errors, and the ``requests`` ones it lets through unwrapped (those are ``OSError``)."""
+    import docker.errors
+
+    return (docker.errors.DockerException, OSError)
+
+
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:24] or "t"
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:SLUG_MAX] or "t"
 
 
 class DockerSandbox(Sandbox):
@@ -174,6 +187,7 @@ class DockerBackend(SandboxBackend):
         self.owner = owner_id()
         self.instance = secrets.token_hex(4)
         self._pools: dict[tuple[str, str, Runtime], WarmPool[DockerSandbox]] = {}
+        self._unremoved: set[str] = set()  # containers to remove once the engine answers
         self._closed = False
         self.check_isolation()
         self._check_engine()
@@ -197,7 +211,10 @@ class DockerBackend(SandboxBackend):
     def _check_engine(self) -> None:
         import docker.errors
 
-        runtimes = set(self.docker.info().get("Runtimes", {}))
+        try:
+            runtimes = set(self.docker.info().get("Runtimes", {}))
+        except _engine_errors() as exc:
+            raise SandboxUnavailable(f"no Docker engine is reachable: {exc}") from None
         for runtime in {self.options.runtime, *self.options.tenant_runtimes.values()}:
             if runtime.value not in runtimes:
                 raise SandboxUnavailable(
@@ -219,9 +236,16 @@ class DockerBackend(SandboxBackend):
             base = Path("/run/latm")
         else:
             base = Path(tempfile.gettempdir()) / f"latm-{os.geteuid()}"
-        base.mkdir(mode=0o711, parents=True, exist_ok=True)
         _, pid, start = self.owner.split("/")
         root = base / f"{pid}-{start}" / self.instance
+        if len(str(root).encode()) + SOCKET_TAIL > UNIX_PATH_MAX:
+            # Else every start would wait START_TIMEOUT_S for a socket it cannot reach.
+            raise SandboxUnavailable(
+                f"the socket folder {base} is too long: the sandboxes' socket paths below it "
+                f"would pass the {UNIX_PATH_MAX}-byte limit of Unix socket paths; set "
+                "LATM_DOCKER_SOCKET_DIR to a shorter folder"
+            )
+        base.mkdir(mode=0o711, parents=True, exist_ok=True)
         root.mkdir(mode=0o711, parents=True)
         return root
 
@@ -256,8 +280,13 @@ class DockerBackend(SandboxBackend):
         self._closed = True
         pools, self._pools = self._pools, {}
         await asyncio.gather(*(pool.close() for pool in pools.values()))
-        # Anything left (a start interrupted half-way) goes too.
-        for container in await asyncio.to_thread(self.own_containers):
+        # Anything left (a start interrupted half-way) goes too, if the engine answers.
+        try:
+            left = await asyncio.to_thread(self.own_containers)
+        except _engine_errors() as exc:
+            log.warning("could not list this backend's containers to remove them: %s", exc)
+            left = []
+        for container in left:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(container.remove, force=True)
         shutil.rmtree(self.root, ignore_errors=True)
@@ -382,8 +411,7 @@ class DockerBackend(SandboxBackend):
 
     async def _start(self, tenant: str, runtime: Runtime, pool: str) -> DockerSandbox:
         """Create and start one container; return once its server answers health checks."""
-        import docker.errors
-
+        await self._remove_unremoved()
         SANDBOX_STARTS.labels(self.name).inc()
         name = f"latm-{pool}-{secrets.token_hex(4)}"
         folder = self.root / name
@@ -406,7 +434,7 @@ class DockerBackend(SandboxBackend):
             config = self._container_config(tenant, runtime, pool, name, folder, use_tunnel)
             try:
                 container = await asyncio.to_thread(self.docker.containers.run, **config)
-            except docker.errors.DockerException as exc:
+            except _engine_errors() as exc:
                 raise SandboxUnavailable(f"could not start a sandbox container: {exc}") from None
             assert container is not None
             await self._wait_for_socket(container, folder, tunnel)
@@ -437,15 +465,25 @@ class DockerBackend(SandboxBackend):
                 await asyncio.sleep(0.003)
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
-                await asyncio.to_thread(container.reload)
-                if container.status not in ("created", "running"):
-                    logs = await asyncio.to_thread(container.logs, tail=20)
-                    text = bytes(logs).decode("utf-8", "replace").strip()
-                    raise SandboxUnavailable(
-                        f"sandbox container {container.name} exited during start-up: {text}"
-                    )
+                await self._check_started(container)
         raise SandboxUnavailable(
             f"sandbox container {container.name} did not become ready in {START_TIMEOUT_S:.0f} s"
+        )
+
+    async def _check_started(self, container: Container) -> None:
+        """Fail when the container has exited (with its last log lines) or is gone."""
+        try:
+            await asyncio.to_thread(container.reload)
+            if container.status in ("created", "running"):
+                return
+            logs = await asyncio.to_thread(container.logs, tail=20)
+        except _engine_errors() as exc:
+            raise SandboxUnavailable(
+                f"sandbox container {container.name} was lost during start-up: {exc}"
+            ) from None
+        text = bytes(logs).decode("utf-8", "replace").strip()
+        raise SandboxUnavailable(
+            f"sandbox container {container.name} exited during start-up: {text}"
         )
 
     async def _healthy(self, sandbox: DockerSandbox) -> bool:
@@ -459,11 +497,32 @@ class DockerBackend(SandboxBackend):
         self, container: Container | None, folder: Path, tunnel: TunnelHost | None
     ) -> None:
         if container is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(container.remove, force=True)
+            await self._remove(str(container.id))
         if tunnel is not None:
             await tunnel.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+    async def _remove(self, container_id: str) -> bool:
+        """Remove a container; one the engine cannot remove now (it is down or restarting)
+        is remembered and removed before the next start. False when it is still there."""
+        import docker.errors
+
+        try:
+            await asyncio.to_thread(self.docker.api.remove_container, container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except _engine_errors() as exc:
+            if container_id not in self._unremoved:
+                log.warning("could not remove container %s yet: %s", container_id[:12], exc)
+            self._unremoved.add(container_id)
+            return False
+        self._unremoved.discard(container_id)
+        return True
+
+    async def _remove_unremoved(self) -> None:
+        for container_id in list(self._unremoved):
+            if not await self._remove(container_id):
+                return  # the engine still does not answer
 
 
 def _lock_folder(folder: Path) -> None:

@@ -1,0 +1,153 @@
+"""The Docker engine restarted under load, without restarting the orchestrator.
+
+A private ``dockerd`` (:mod:`tests.faults.dockerd`; the machine's own engine serves other
+runs) backs a docker backend behind the real API. With calls in flight, the engine is
+killed (SIGKILL) or stopped (SIGTERM), then started again:
+
+* SIGKILL: the containers outlive the engine until the new engine starts and, without live
+  restore, kills them: the calls in flight end ``crashed``; a call that needs a new
+  container while no engine answers gets ``SandboxUnavailable`` at once.
+* SIGTERM: the engine stops its containers gracefully, the sandbox servers drain, and the
+  calls in flight run to their own end.
+
+Either way the calls after the restart are served by new containers, the dead ones are
+removed, and the orchestrator was never restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from orchestrator.client import AsyncClient, ToolResult
+from orchestrator.errors import SandboxUnavailable
+from orchestrator.images import sandbox_image_tag
+from orchestrator.sandboxes.docker import DockerBackend, DockerOptions
+from orchestrator.sandboxes.pool import PoolConfig
+from tests.faults.conftest import eventually
+from tests.faults.dockerd import PrivateEngine
+from tests.integration.conftest import require_docker
+from tests.integration.test_api import ADD_CARD, FOREVER, SPIN_CARD, Api, StartApi
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+IN_FLIGHT = 3
+DRAINED_MS = 2000  # calls in flight at a graceful stop: well within the servers' 5 s grace
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[PrivateEngine]:
+    """A private engine holding the sandbox image; destroyed after the module."""
+    require_docker("runc")
+    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+        pytest.skip("a private Docker engine needs root and dockerd")
+    private = PrivateEngine()
+    try:
+        private.start()
+        private.load_image(sandbox_image_tag())
+        yield private
+    finally:
+        private.destroy()
+
+
+@pytest_asyncio.fixture
+async def api(engine: PrivateEngine, start_api: StartApi) -> AsyncIterator[Api]:
+    """The API over a docker backend on the private engine (pool of up to 4, none idle)."""
+    sockets = Path(tempfile.mkdtemp(prefix="latm-faults-"))
+    options = DockerOptions(
+        pool=PoolConfig(min_idle=0, max_size=IN_FLIGHT + 1, acquire_timeout_s=10.0),
+        socket_root=sockets,
+    )
+    try:
+        backend = DockerBackend(options, client=engine.client())
+        try:
+            yield await start_api(backend=backend)
+        finally:
+            await backend.close()
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def spin(client: AsyncClient, timeout_ms: int) -> asyncio.Future[ToolResult]:
+    """A call that spins until the sandbox stops it at ``timeout_ms`` (a wall-clock limit, so
+    it lasts as long under any load)."""
+    return asyncio.ensure_future(
+        client.execute_tool("spin", {"loops": FOREVER}, timeout_ms=timeout_ms)
+    )
+
+
+async def served_after_restart(api: Api, engine: PrivateEngine) -> None:
+    """Calls are served again, by new containers; every dead container is removed."""
+    backend = api.server.backend
+    assert isinstance(backend, DockerBackend)
+    async with api.client() as client:
+        results = await asyncio.gather(
+            *(client.execute_tool("add", {"a": n, "b": 1}) for n in range(IN_FLIGHT))
+        )
+    outcomes = [(r.status, r.value) for r in results]
+    assert outcomes == [("ok", n + 1) for n in range(IN_FLIGHT)], [r.error for r in results]
+    private = engine.client()
+
+    def only_live_containers() -> bool:
+        containers = private.containers.list(all=True)
+        return all(c.status == "running" for c in containers) and len(containers) <= IN_FLIGHT
+
+    await eventually(only_live_containers, 15.0, "the dead containers are removed")
+
+
+async def test_engine_killed_and_restarted_under_load(api: Api, engine: PrivateEngine) -> None:
+    backend = api.server.backend
+    assert isinstance(backend, DockerBackend)
+    async with api.client() as client:
+        await client.import_tool(SPIN_CARD)
+        await client.import_tool(ADD_CARD)
+        calls = [spin(client, 20_000) for _ in range(IN_FLIGHT)]
+        await eventually(lambda: backend.stats()["busy"] == IN_FLIGHT, 60.0, "calls in flight")
+        await asyncio.sleep(0.3)
+
+        await asyncio.to_thread(engine.signal, signal.SIGKILL)
+        assert not any(call.done() for call in calls)  # the containers outlive the engine
+        started = time.monotonic()
+        with pytest.raises(SandboxUnavailable, match="could not start a sandbox container"):
+            await client.execute_tool("add", {"a": 1, "b": 2})  # needs a new container
+        assert time.monotonic() - started < 3.0
+
+        # Without live restore, the new engine kills the containers it finds running.
+        await asyncio.to_thread(engine.start)
+        restarted = time.monotonic()
+        results = await asyncio.wait_for(asyncio.gather(*calls), 20)
+        assert time.monotonic() - restarted < 10.0
+        for result in results:  # the template or the server went first: either is said
+            assert result.status == "crashed"
+            assert result.error is not None
+            assert result.error["type"] in ("SandboxCrashed", "SandboxUnavailable")
+    await served_after_restart(api, engine)
+
+
+async def test_engine_stopped_and_restarted_under_load(api: Api, engine: PrivateEngine) -> None:
+    backend = api.server.backend
+    assert isinstance(backend, DockerBackend)
+    async with api.client() as client:
+        await client.import_tool(SPIN_CARD)
+        await client.import_tool(ADD_CARD)
+        calls = [spin(client, DRAINED_MS) for _ in range(IN_FLIGHT)]
+        await eventually(lambda: backend.stats()["busy"] == IN_FLIGHT, 60.0, "calls in flight")
+        await asyncio.sleep(0.3)
+
+        # The engine stops every container: their sandbox servers drain first.
+        await asyncio.to_thread(engine.signal, signal.SIGTERM)
+        results = await asyncio.wait_for(asyncio.gather(*calls), 20)
+        # Each call ran to its own end (its time limit), none was cut off by the stop.
+        assert [r.status for r in results] == ["timeout"] * IN_FLIGHT, [r.error for r in results]
+
+        await asyncio.to_thread(engine.start)
+    await served_after_restart(api, engine)
