@@ -4,7 +4,8 @@ Conversions for results (documented in the README): tuples become lists; sets an
 frozensets become lists, sorted when their items can be sorted; dict keys that are
 int, float, bool or None become strings (as ``json`` does). Anything else — NaN or
 infinity, bytes, Decimal, Fraction, the tool's own objects — is refused with a
-message that names the type and where in the value it sits.
+message that names the type and where in the value it sits. So is a string holding a
+lone surrogate (``chr(0xD800)``): it is not Unicode text, and no protocol can carry it.
 """
 
 from __future__ import annotations
@@ -66,7 +67,13 @@ def encode_result(value: Any, max_bytes: int) -> str:
     text = json.dumps(
         to_jsonable(value), ensure_ascii=False, allow_nan=False, separators=(",", ":")
     )
-    size = len(text.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValueConversionError(
+            f"the result holds a lone surrogate ({text[exc.start]!r}), which is not Unicode "
+            "text and cannot leave the sandbox; return str values of whole characters"
+        ) from None
     if size > max_bytes:
         raise ResultTooLarge(size, max_bytes)
     return text

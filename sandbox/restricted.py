@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from RestrictedPython.transformer import IOPERATOR_TO_STR, RestrictingNodeTransformer
 
 from sandbox import policy
-from sandbox.errors import PolicyViolation, Violation
+from sandbox.errors import PolicyViolation, SourceSyntaxError, Violation
 from sandbox.policy import Allowlist
 
 _LINE = re.compile(r"^Line (\d+): (.*)$", re.DOTALL)
@@ -106,7 +106,14 @@ def _compile(
     transformer.visit(tree)
     if errors:
         raise _restricted_errors(errors, origin)
-    return compile(tree, filename, mode, dont_inherit=True)
+    try:
+        return compile(tree, filename, mode, dont_inherit=True)
+    except SyntaxError as exc:
+        # Errors only the compiler finds, not the parser: 'return' outside a function,
+        # 'break' outside a loop, duplicate arguments, a global after an assignment.
+        raise SourceSyntaxError(exc.msg or "invalid syntax", exc.lineno or 0, origin) from None
+    except (MemoryError, RecursionError, ValueError) as exc:
+        raise SourceSyntaxError(f"cannot compile: {type(exc).__name__}", 0, origin) from None
 
 
 def _restricted_errors(errors: Any, origin: str) -> PolicyViolation:

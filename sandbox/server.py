@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from sandbox import __version__, jsonio, tunnel
+from sandbox.decoding import RefuseUndecodable
 from sandbox.errors import ValueConversionError
 from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, Limits
 from sandbox.policy import MAX_SOURCE_BYTES, default_allowlist
@@ -155,7 +156,7 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             problem = f"call code is larger than {MAX_CALL_BYTES} bytes"
         elif not request.call.strip() and not request.entrypoint:
             problem = "give call code, or an entrypoint to call with the arguments"
-        elif request.entrypoint and not request.entrypoint.isidentifier():
+        elif request.entrypoint and not _public_name(request.entrypoint):
             problem = f"entrypoint {request.entrypoint!r} is not a function name"
         elif request.WhichOneof("tool") == "tool_id" and not _is_sha256(request.tool_id):
             problem = "tool_id must be the 64-character hex id returned by LoadTool"
@@ -210,14 +211,36 @@ def _is_sha256(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
+def _public_name(name: str) -> bool:
+    """A function a call may name: an identifier, not one of the sandbox's own
+    underscore names (its guard hooks live in the same namespace)."""
+    return name.isidentifier() and not name.startswith("_")
+
+
+def _text(value: Any) -> str:
+    """Text a reply can carry. The template relays what the worker (untrusted) wrote,
+    and policy messages quote the source's string constants: a lone surrogate in any
+    of them would make protobuf refuse the whole reply."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _uint(value: Any, bits: int) -> int:
+    """A count the template reported, within its protobuf field's range (else 0)."""
+    number = value if isinstance(value, int) else 0
+    return number if 0 <= number < 1 << bits else 0
+
+
 def _error(error: dict[str, Any] | None) -> sandbox_pb2.Error | None:
     if not error:
         return None
     return sandbox_pb2.Error(
-        type=error.get("type", ""),
-        message=error.get("message", ""),
-        line=int(error.get("line") or 0),
-        origin=error.get("origin", ""),
+        type=_text(error.get("type", "")),
+        message=_text(error.get("message", "")),
+        line=_uint(error.get("line"), 32),
+        origin=_text(error.get("origin", "")),
     )
 
 
@@ -225,14 +248,14 @@ def _execute_response(reply: dict[str, Any], tool_id: str) -> sandbox_pb2.Execut
     usage = reply.get("usage") or {}
     return sandbox_pb2.ExecuteResponse(
         status=STATUS.get(reply.get("status", "crashed"), sandbox_pb2.STATUS_CRASHED),
-        value_json=reply.get("value_json", ""),
-        stdout=reply.get("stdout", ""),
-        stderr=reply.get("stderr", ""),
+        value_json=_text(reply.get("value_json", "")),
+        stdout=_text(reply.get("stdout", "")),
+        stderr=_text(reply.get("stderr", "")),
         error=_error(reply.get("error")),
         usage=sandbox_pb2.Usage(
             wall_ms=usage.get("wall_ms", 0.0),
             cpu_ms=usage.get("cpu_ms", 0.0),
-            max_rss_kb=usage.get("max_rss_kb", 0),
+            max_rss_kb=_uint(usage.get("max_rss_kb"), 64),
         ),
         tool_id=tool_id,
     )
@@ -261,11 +284,12 @@ async def serve(  # noqa: PLR0917
     # connection set-up overlaps the template's; health says SERVING once it is ready.
     template_ready = asyncio.ensure_future(supervisor.start())
     server = grpc.aio.server(
+        interceptors=[RefuseUndecodable()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     sandbox_pb2_grpc.add_SandboxServiceServicer_to_server(
         SandboxServicer(supervisor, allow_modules, max_concurrency), server

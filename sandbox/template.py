@@ -217,8 +217,13 @@ class Template:
             return
         for message in self.frames.feed(data):
             handler = {"load": self._load, "exec": self._exec}.get(message.get("op", ""))
-            if handler is not None:
+            if handler is None:
+                continue
+            try:
                 handler(message)
+            except Exception as exc:  # noqa: BLE001 - every request gets an answer, or it hangs
+                traceback.print_exc()
+                self._send({"id": message.get("id"), **_internal_failure(message["op"], exc)})
 
     def _load(self, message: dict[str, Any]) -> None:
         source: str = message["source"]
@@ -594,6 +599,19 @@ def _compile_failure(exc: PolicyViolation | SourceSyntaxError) -> dict[str, Any]
     return {"status": "error", "error": _error("SyntaxError", str(exc), exc.line, exc.origin)}
 
 
+def _internal_failure(op: str, exc: Exception) -> dict[str, Any]:
+    """The answer to a request the template failed to handle (a bug of ours, not the
+    tool's): a load that did not happen, or a call that ran no code."""
+    return {
+        "status": "error" if op == "load" else "crashed",
+        "tool_id": "",
+        "error": _error("SandboxError", f"the sandbox failed: {type(exc).__name__}: {exc}"),
+        "usage": _no_usage(),
+        "stdout": "",
+        "stderr": "",
+    }
+
+
 def _error(type_: str, message: str, line: int = 0, origin: str = "") -> dict[str, Any]:
     return {"type": type_, "message": message, "line": line, "origin": origin}
 
@@ -627,7 +645,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a private scratch folder emptied between calls (the sandbox's own tmpfs only)",
     )
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
+    # The server decides when we stop (it closes the control socket once drained): a
+    # SIGTERM or SIGINT sent to its whole process group (dumb-init does, on `docker stop`)
+    # must not kill the calls it is still draining.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     control = socket.socket(fileno=args.fd)
     allowlist = default_allowlist().with_modules(args.allow_module)
     Template(

@@ -152,15 +152,29 @@ def _to_proto(request: ExecRequest) -> sandbox_pb2.ExecuteRequest:
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"arguments are not JSON: {exc}") from None
     message = sandbox_pb2.ExecuteRequest(
-        call=request.call,
+        call=_unicode("call code", request.call),
         args_json=args_json,
-        entrypoint=request.entrypoint,
+        entrypoint=_unicode("the entrypoint", request.entrypoint),
         limits=sandbox_pb2.Limits(
             timeout_ms=request.timeout_ms, cpu_ms=request.cpu_ms, memory_mb=request.memory_mb
         ),
     )
     if request.source is not None:
-        message.source = request.source
+        message.source = _unicode("the tool source", request.source)
     elif request.tool_id is not None:
-        message.tool_id = request.tool_id
+        message.tool_id = _unicode("the tool id", request.tool_id)
     return message
+
+
+def _unicode(what: str, text: str) -> str:
+    """``text``, if protobuf can carry it: a Python str may hold lone surrogates (a
+    model's JSON can spell one, ``"\\ud800"``), which are not Unicode text."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest(
+                f"{what} holds a lone surrogate ({text[exc.start]!r} at character "
+                f"{exc.start}), which is not Unicode text"
+            ) from None
+    return text

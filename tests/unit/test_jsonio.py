@@ -97,3 +97,10 @@ def test_args_size_and_depth_caps() -> None:
     deep = '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}"
     with pytest.raises(ValueConversionError):
         jsonio.decode_args(deep, 10_000_000)
+
+
+def test_lone_surrogates_are_refused_with_a_clear_error() -> None:
+    """Found by fuzzing: ``chr(0xD800)`` is a str but not Unicode text; sent on, it made
+    the server's reply fail to serialize (UNKNOWN) instead of a contract status."""
+    with pytest.raises(ValueConversionError, match=r"lone surrogate \('\\ud800'\)"):
+        jsonio.encode_result(["fine", "a\ud800b"], 1000)

@@ -224,3 +224,28 @@ def test_ordinary_tool_constructs_all_work() -> None:
 def test_print_goes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     run_tool("def f():\n    print('hello', 42, sep='-')\n    return 1\n", "f()")
     assert capsys.readouterr().out == "hello-42\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "message", "line"),
+    [
+        ("return 1", "'return' outside function", 1),
+        ("x = 1\nbreak", "'break' outside loop", 2),
+        ("def f(a, a):\n    return a", "duplicate argument 'a' in function definition", 1),
+        (
+            "def f():\n    x = 1\n    global x",
+            "name 'x' is assigned to before global declaration",
+            3,
+        ),
+    ],
+)
+def test_errors_only_the_compiler_finds_are_syntax_errors(
+    source: str, message: str, line: int
+) -> None:
+    """Found by fuzzing: these parse, then failed in compile() with a bare SyntaxError
+    that the template did not expect, and the request went unanswered (a hang)."""
+    for compile_code in (compile_tool, compile_call):
+        with pytest.raises(SourceSyntaxError) as info:
+            compile_code(source, ALLOWLIST)
+        assert str(info.value) == f"line {line}: {message}"
+        assert info.value.line == line

@@ -1,0 +1,1 @@
+"""Fuzzing: hypothesis over the sandbox server's requests and over tool source."""
