@@ -643,5 +643,5 @@ async def test_graceful_stop_removes_the_docker_containers(start_api: StartApi) 
     assert owned
     await api.server.stop(grace_s=2.0)
     engine = docker.from_env()
-    alive = {c.id for c in engine.containers.list(all=True)}
+    alive = {c.id for c in engine.containers.list(all=True, ignore_removed=True)}
     assert not alive & set(owned)

@@ -450,7 +450,7 @@ async def test_a_crashed_orchestrator_leaves_nothing_the_next_start_does_not_cle
     backend = DockerBackend()
     try:
         assert backend.removed_orphans >= 2
-        remaining = {c.id for c in backend.docker.containers.list(all=True)}
+        remaining = {c.id for c in backend.docker.containers.list(all=True, ignore_removed=True)}
         assert not remaining & set(orphans)
         folders = {p.name for p in backend.root.parent.parent.iterdir()}
         assert not any(p.split("-")[0] == str(done_pid) for p in folders), folders
