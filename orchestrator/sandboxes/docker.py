@@ -439,7 +439,7 @@ class DockerBackend(SandboxBackend):
             assert container is not None
             await self._wait_for_socket(container, folder, tunnel)
             client = SandboxClient(target, fast_reconnect=True)
-            await client.wait_ready(START_TIMEOUT_S)
+            await self._wait_ready(client, container)
             _lock_folder(folder)
         except BaseException:
             if client is not None:
@@ -469,6 +469,18 @@ class DockerBackend(SandboxBackend):
         raise SandboxUnavailable(
             f"sandbox container {container.name} did not become ready in {START_TIMEOUT_S:.0f} s"
         )
+
+    async def _wait_ready(self, client: SandboxClient, container: Container) -> None:
+        """Wait for the server's health check; fail early if its container exits."""
+        ready = asyncio.ensure_future(client.wait_ready(START_TIMEOUT_S))
+        try:
+            while not ready.done():
+                await asyncio.wait({ready}, timeout=0.5)
+                if not ready.done():
+                    await self._check_started(container)
+            ready.result()
+        finally:
+            ready.cancel()
 
     async def _check_started(self, container: Container) -> None:
         """Fail when the container has exited (with its last log lines) or is gone."""

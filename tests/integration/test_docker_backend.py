@@ -537,3 +537,34 @@ async def test_cli_without_an_engine_answers_crashed_with_the_reason(tmp_path: A
     assert result["status"] == "crashed"
     assert result["error"]["type"] == "SandboxUnavailable"
     assert "no Docker engine is reachable" in result["error"]["message"]
+
+
+async def test_a_container_that_dies_before_answering_fails_its_start_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its socket appeared, then the container exited: the start fails within a
+    second or so, not at the health check's 30 s limit."""
+    require_docker("runc")
+    from orchestrator.errors import SandboxUnavailable
+    from orchestrator.sandboxes.client import SandboxClient
+
+    appeared = DockerBackend._wait_for_socket
+
+    async def then_killed(self: DockerBackend, container: Any, *args: Any) -> None:
+        await appeared(self, container, *args)
+        await asyncio.to_thread(container.kill)
+
+    async def never_ready(self: SandboxClient, timeout_s: float) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(DockerBackend, "_wait_for_socket", then_killed)
+    monkeypatch.setattr(SandboxClient, "wait_ready", never_ready)
+    backend = DockerBackend(DockerOptions(pool=PoolConfig(min_idle=0, max_size=1)))
+    try:
+        started = time.monotonic()
+        with pytest.raises(SandboxUnavailable, match="exited during start-up"):
+            await backend.execute("t", ExecRequest(source="", call="ans = 1"))
+        assert time.monotonic() - started < 10
+        assert backend.own_containers() == []
+    finally:
+        await backend.close()
