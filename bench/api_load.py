@@ -26,13 +26,9 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
-import json
 import multiprocessing as mp
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,13 +43,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import write_report  # noqa: E402 - after the path set-up
+from bench._server import Server, card_json, create_tenant  # noqa: E402
 from bench.sandbox_latency import machine_info, percentile  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "api_load.json"
 TENANT = "bench"
 TOOL = "add"
 TOOL_SOURCE = "def add(a, b):\n    return a + b\n"
-SERVE_TIMEOUT_S = 60.0
 # The requirement's targets.
 TARGET_CALLS_PER_S = 300.0
 TARGET_P99_MS = 50.0
@@ -227,22 +223,8 @@ def api_round(target: str, key: str, clients: int, procs: int, seconds: float) -
 
 
 def tool_card() -> str:
-    sha = hashlib.sha256(TOOL_SOURCE.encode()).hexdigest()
-    card = {
-        "format": "latm.tool/v1",
-        "name": TOOL,
-        "description": "Add two numbers.",
-        "source": TOOL_SOURCE,
-        "entrypoint": TOOL,
-        "usage_demos": [{"question": "2 + 3?", "solution": "ans = add(2, 3)", "answer": "5"}],
-        "verification": {"passed": 1, "total": 1, "cases": []},
-        "provenance": {
-            "maker": "bench",
-            "created_at": dt.datetime.now(dt.UTC).isoformat(),
-            "sha256": sha,
-        },
-    }
-    return json.dumps(card)
+    demo = ("2 + 3?", "ans = add(2, 3)", "5")
+    return card_json(TOOL, TOOL_SOURCE, "Add two numbers.", demo)
 
 
 def server_settings(args: argparse.Namespace, db: Path) -> dict[str, str]:
@@ -260,60 +242,8 @@ def server_settings(args: argparse.Namespace, db: Path) -> dict[str, str]:
     }
 
 
-class Server:
-    """``latm serve`` in a subprocess, its stderr (the logs) in a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, profile_out: Path | None) -> None:
-        command = [sys.executable, "-m", "orchestrator.cli", "serve", "--listen", "127.0.0.1:0"]
-        if profile_out is not None:
-            command[1:1] = ["-m", "cProfile", "-o", str(profile_out)]
-        self.log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True
-        )
-        self.address = self._wait_ready()
-
-    def _wait_ready(self) -> str:
-        assert self.process.stdout is not None
-        began = time.monotonic()
-        for line in self.process.stdout:  # blocks on a line; the server prints it once ready
-            if line.startswith("latm: serving on "):
-                return line.split("serving on ", 1)[1].strip()
-            if time.monotonic() - began > SERVE_TIMEOUT_S:
-                break
-        self.stop()
-        raise RuntimeError(f"latm serve did not start; see {self.log.name}")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        return self.process.returncode
-
-
-def create_tenant(env: dict[str, str], clients: int) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "tenants", "create", TENANT,
-         "--requests-per-minute", "10000000",
-         "--concurrent-executions", str(max(64, 4 * clients))],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return done.stdout.strip().splitlines()[-1]
+def tenant_quotas(clients: int) -> dict[str, int]:
+    return {"requests_per_minute": 10_000_000, "concurrent_executions": max(64, 4 * clients)}
 
 
 async def import_tool(target: str, key: str) -> None:
@@ -426,7 +356,7 @@ def measured(
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     env = {**os.environ, **server_settings(args, workdir / "registry.db")}
-    key = create_tenant(env, args.clients)
+    key = create_tenant(env, TENANT, tenant_quotas(args.clients))
     profile_out = args.profile_out.resolve() if args.profile_out else None
     server = Server(env, workdir / "server.log", profile_out)
     direct = Direct(args)

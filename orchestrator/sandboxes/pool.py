@@ -76,6 +76,7 @@ class WarmPool(Generic[M]):
         self._healthy = healthy
         self._idle: list[tuple[M, float]] = []  # (member, last released), oldest first
         self._busy: list[M] = []
+        self._checking: list[M] = []  # idle members out for a health check: still counted
         self._creating = 0
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -85,7 +86,7 @@ class WarmPool(Generic[M]):
 
     @property
     def size(self) -> int:
-        return len(self._idle) + len(self._busy) + self._creating
+        return len(self._idle) + len(self._busy) + len(self._checking) + self._creating
 
     @property
     def idle(self) -> int:
@@ -96,7 +97,7 @@ class WarmPool(Generic[M]):
         return len(self._busy)
 
     def members(self) -> list[M]:
-        return [m for m, _ in self._idle] + list(self._busy)
+        return [m for m, _ in self._idle] + self._busy + self._checking
 
     async def acquire(self, timeout_s: float | None = None) -> M:
         """A member for one call; waits for a free one until the deadline."""
@@ -122,13 +123,34 @@ class WarmPool(Generic[M]):
                     raise PoolExhausted.for_pool(self.key, self.config.max_size, timeout_s)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), remaining)
-        member = await self._create_counted()
+        # The start belongs to the pool, not to this caller: a caller cancelled meanwhile
+        # (its deadline, or its client gone) must not abandon a half-started member (a
+        # container the Docker SDK goes on starting in its thread) outside the pool.
+        started = self._spawn(self._create_counted())
+        try:
+            member = await asyncio.shield(started)
+        except asyncio.CancelledError:
+            self._spawn(self._adopt(started))
+            raise
+        if self._closed:
+            self._spawn(self._destroy_member(member, "pool closed"))
+            raise SandboxUnavailable(f"pool {self.key} is closed")
+        self._busy.append(member)  # no await since the start: no cancellation in between
+        return member
+
+    async def _adopt(self, started: asyncio.Task[M]) -> None:
+        """The member of a start whose caller went away joins the idle ones."""
+        try:
+            member = await started
+        except Exception as exc:  # noqa: BLE001 - logged; no caller waits for it any more
+            log.warning("pool %s: could not start a member: %s", self.key, exc)
+            return
         async with self._changed:
             if self._closed:
                 self._spawn(self._destroy_member(member, "pool closed"))
-                raise SandboxUnavailable(f"pool {self.key} is closed")
-            self._busy.append(member)
-        return member
+                return
+            self._idle.append((member, time.monotonic()))
+            self._changed.notify_all()
 
     async def release(self, member: M, faulted: bool) -> None:
         """Give a member back; a faulted or worn-out one is destroyed, never reused."""
@@ -169,7 +191,7 @@ class WarmPool(Generic[M]):
         """Start members until ``min_idle`` are idle or starting (caller holds the lock)."""
         if self._closed:
             return
-        missing = self.config.min_idle - len(self._idle) - self._creating
+        missing = self.config.min_idle - len(self._idle) - len(self._checking) - self._creating
         for _ in range(min(missing, self.config.max_size - self.size)):
             self._creating += 1
             self._spawn(self._add_idle())
@@ -206,24 +228,41 @@ class WarmPool(Generic[M]):
             await self.check_idle()
 
     async def check_idle(self) -> None:
-        """One maintenance pass (also callable directly, e.g. by tests)."""
+        """One maintenance pass (also callable directly, e.g. by tests).
+
+        The idle members are checked at once. While under check they stay counted in the
+        pool's size, so an acquisition meanwhile waits, or starts a member only within
+        ``max_size``, never one beyond it.
+        """
         now = time.monotonic()
         async with self._changed:
             candidates = list(self._idle)
             self._idle.clear()
-        keep: list[tuple[M, float]] = []
-        for member, released in candidates:
-            if now - released > self.config.max_idle_s:
-                self._spawn(self._destroy_member(member, "idle too long"))
-            elif not await self._healthy(member):
-                self.stats.health_failures += 1
-                self._spawn(self._destroy_member(member, "health check failed"))
-            else:
-                keep.append((member, released))
-        async with self._changed:
-            self._idle[:0] = keep
-            self._refill()
-            self._changed.notify_all()
+            self._checking += [member for member, _ in candidates]
+        reasons: list[str] = [""] * len(candidates)  # kept as they were if interrupted
+        try:
+            reasons = await asyncio.gather(*(self._verdict(m, t, now) for m, t in candidates))
+        finally:
+            async with self._changed:
+                checked = {id(member) for member, _ in candidates}
+                self._checking = [m for m in self._checking if id(m) not in checked]
+                if not self._closed:  # else close() destroyed them
+                    verdicts = list(zip(candidates, reasons, strict=True))
+                    self._idle[:0] = [item for item, why in verdicts if not why]
+                    for (member, _), why in verdicts:
+                        if why:
+                            self._spawn(self._destroy_member(member, why))
+                    self._refill()
+                self._changed.notify_all()
+
+    async def _verdict(self, member: M, released: float, now: float) -> str:
+        """Why an idle member must go ('' when it stays)."""
+        if now - released > self.config.max_idle_s:
+            return "idle too long"
+        if not await self._healthy(member):
+            self.stats.health_failures += 1
+            return "health check failed"
+        return ""
 
     def _spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
@@ -235,9 +274,10 @@ class WarmPool(Generic[M]):
         """Destroy every member, busy ones included; wait for starts in flight."""
         async with self._changed:
             self._closed = True
-            members = [m for m, _ in self._idle] + self._busy
+            members = self.members()
             self._idle.clear()
             self._busy.clear()
+            self._checking.clear()
             self._changed.notify_all()
         self._maintainer.cancel()
         for member in members:

@@ -156,6 +156,85 @@ async def test_concurrent_acquires_never_exceed_max_size() -> None:
     assert sorted(m.id for m in factory.destroyed) == sorted(m.id for m in factory.created)
 
 
+async def test_a_health_check_pass_never_lets_the_pool_grow_beyond_max_size() -> None:
+    """Found by bench/soak.py: the members under check were not counted, so calls
+    arriving meanwhile started more, and the pool kept them all."""
+
+    class SlowCheck(Factory):
+        async def healthy(self, member: Member) -> bool:
+            await asyncio.sleep(0.05)
+            return member.alive
+
+    factory = SlowCheck()
+    pool = factory.pool(min_idle=2, max_size=2, health_interval_s=60)
+    await settle()
+    check = asyncio.ensure_future(pool.check_idle())
+    await settle()  # the pass is under way
+    held = await asyncio.gather(pool.acquire(timeout_s=1), pool.acquire(timeout_s=1))
+    await check
+    assert pool.size == 2
+    assert len(factory.created) == 2
+    for member in held:
+        await pool.release(member, faulted=False)
+    assert pool.idle == 2
+    await pool.close()
+
+
+async def test_close_during_a_health_check_pass_destroys_the_members_under_check() -> None:
+    gate = asyncio.Event()
+
+    class StuckCheck(Factory):
+        async def healthy(self, member: Member) -> bool:
+            await gate.wait()
+            return member.alive
+
+    factory = StuckCheck()
+    pool = factory.pool(min_idle=2, max_size=2, health_interval_s=60)
+    await settle()
+    check = asyncio.ensure_future(pool.check_idle())
+    await settle()
+    await pool.close()
+    gate.set()
+    await check
+    assert sorted(m.id for m in factory.destroyed) == sorted(m.id for m in factory.created)
+    assert len(factory.destroyed) == 2  # each once
+    assert pool.idle == 0
+
+
+async def test_a_start_whose_caller_is_cancelled_joins_the_pool() -> None:
+    """Found by bench/soak.py: a call cancelled while its member was starting (a client's
+    deadline) left the container the Docker SDK went on starting in its thread outside
+    the pool, running until shutdown."""
+
+    class ThreadedStart(Factory):
+        async def create(self) -> Member:  # like the Docker SDK: the work is in a thread
+            return await asyncio.to_thread(self._start)
+
+        def _start(self) -> Member:
+            time.sleep(0.1)
+            member = Member()
+            self.created.append(member)
+            return member
+
+    factory = ThreadedStart()
+    pool = factory.pool(min_idle=0, max_size=1)
+    caller = asyncio.ensure_future(pool.acquire())
+    await asyncio.sleep(0.03)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    for _ in range(100):
+        if pool.idle:
+            break
+        await asyncio.sleep(0.02)
+    (member,) = factory.created
+    assert pool.idle == 1
+    assert pool.size == 1
+    assert await pool.acquire() is member
+    await pool.close()
+    assert factory.destroyed == [member]
+
+
 async def test_close_destroys_busy_and_idle_members_and_refuses_new_acquires() -> None:
     factory = Factory()
     pool = factory.pool(min_idle=1, max_size=2)
