@@ -46,6 +46,7 @@ bench:
 	$(VENV)/python bench/models.py
 	$(VENV)/python bench/engine.py
 	$(VENV)/python bench/api_load.py
+	$(VENV)/python bench/soak.py
 
 clean:
 	rm -rf .venv build *.egg-info .mypy_cache .ruff_cache .pytest_cache
