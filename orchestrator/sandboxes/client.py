@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +121,10 @@ class SandboxClient:
         if status is Status.OK:
             try:
                 value = json.loads(reply.value_json)
+                if _SURROGATE_ESCAPE.search(reply.value_json):
+                    # An honest worker never sends a lone surrogate; a compromised one could,
+                    # and such a str cannot be printed or sent on as UTF-8.
+                    json.dumps(value, ensure_ascii=False).encode("utf-8")
             except (ValueError, RecursionError):
                 status, error = (
                     Status.ERROR,
@@ -144,6 +149,9 @@ class SandboxClient:
 
     async def close(self) -> None:
         await self._channel.close(None)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _to_proto(request: ExecRequest) -> sandbox_pb2.ExecuteRequest:

@@ -156,3 +156,26 @@ async def test_the_client_refuses_text_protobuf_cannot_carry(
             await client.execute(ExecRequest.model_validate(request_fields), "process")
     finally:
         await client.close()
+
+
+async def test_the_client_refuses_a_value_with_a_lone_surrogate(tmp_path: Path) -> None:
+    """An honest worker never sends one; a compromised sandbox could, as an escape the
+    server relays unchanged. Such a str cannot go on as UTF-8 (an answer, a log)."""
+    server = grpc.aio.server()
+    template = ScriptedTemplate({"status": "ok", "value_json": '["ok", "\\ud800"]'})
+    sandbox_pb2_grpc.add_SandboxServiceServicer_to_server(SandboxServicer(template, []), server)
+    address = f"unix:{tmp_path}/s.sock"
+    server.add_insecure_port(address)
+    await server.start()
+    client = SandboxClient(address)
+    try:
+        result = await client.execute(ExecRequest(source="", call="ans = 1"), "test")
+        assert result.status.value == "error"
+        assert result.error is not None
+        assert result.error.type == "ValueConversionError"
+        template.reply = {"status": "ok", "value_json": '["ok", "\\\\ud800", "\\u00e9"]'}
+        result = await client.execute(ExecRequest(source="", call="ans = 1"), "test")
+        assert result.value == ["ok", "\\ud800", "é"]  # an escaped backslash is fine
+    finally:
+        await client.close()
+        await server.stop(None)
