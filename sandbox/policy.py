@@ -10,6 +10,7 @@ does not have (module allow-list, three-argument ``type``, nesting depth).
 from __future__ import annotations
 
 import ast
+import hashlib
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -274,3 +275,8 @@ def _private_violation(line: int, name: str) -> Violation:
         f"name '{name}' is not allowed: names starting with '_' are private to the sandbox",
         "private-name",
     )
+
+
+def source_id(source: str) -> str:
+    """A tool's id: the sha256 of its source (the server and the template agree on it)."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()

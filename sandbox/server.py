@@ -23,7 +23,7 @@ from sandbox import __version__, jsonio, tunnel
 from sandbox.decoding import RefuseUndecodable
 from sandbox.errors import ValueConversionError
 from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, Limits
-from sandbox.policy import MAX_SOURCE_BYTES, default_allowlist
+from sandbox.policy import MAX_SOURCE_BYTES, default_allowlist, source_id
 from sandbox.supervisor import EarlyTemplate, TemplateDied, TemplateSupervisor, listen_paths
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,11 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         await self._validate(request, context)
         tool_id = request.tool_id
         if request.WhichOneof("tool") == "source":
+            tool_id = source_id(request.source)
+        if request.WhichOneof("tool") == "source" and self.sources.get(tool_id) is None:
+            # A source this server has not loaded yet: one round trip to the template to
+            # compile and check it. A known one goes straight to exec (the template
+            # answers unknown_tool if it lost it, and it is reloaded from here).
             loaded = await self._load(request.source, context)
             if loaded["status"] != "ok":
                 return sandbox_pb2.ExecuteResponse(

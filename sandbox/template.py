@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import hashlib
 import json
 import marshal
 import os
@@ -36,7 +35,7 @@ from sandbox import worker
 from sandbox.errors import PolicyViolation, SourceSyntaxError
 from sandbox.guards import Environment
 from sandbox.limits import Limits
-from sandbox.policy import Allowlist, default_allowlist
+from sandbox.policy import Allowlist, default_allowlist, source_id
 from sandbox.restricted import compile_call, compile_tool
 
 HEADER = struct.Struct(">I")
@@ -227,7 +226,7 @@ class Template:
 
     def _load(self, message: dict[str, Any]) -> None:
         source: str = message["source"]
-        tool_id = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+        tool_id = source_id(source)
         reply: dict[str, Any] = {"id": message["id"], "tool_id": tool_id, "status": "ok"}
         if self.tools.find(tool_id) is None:
             try:

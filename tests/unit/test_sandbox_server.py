@@ -19,6 +19,7 @@ from orchestrator.errors import InvalidRequest
 from orchestrator.sandboxes import ExecRequest
 from orchestrator.sandboxes.client import SandboxClient
 from sandbox.decoding import RefuseUndecodable
+from sandbox.policy import source_id
 from sandbox.server import SandboxServicer
 from sandbox.supervisor import TemplateSupervisor
 
@@ -178,4 +179,46 @@ async def test_the_client_refuses_a_value_with_a_lone_surrogate(tmp_path: Path) 
         assert result.value == ["ok", "\\ud800", "é"]  # an escaped backslash is fine
     finally:
         await client.close()
+        await server.stop(None)
+
+
+class RecordingTemplate(TemplateSupervisor):
+    """Keeps the ops it is sent; loses its tools when ``forget`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+        self.forget = False
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.ops.append(message["op"])
+        if message["op"] == "load":
+            return {"status": "ok", "tool_id": source_id(message["source"])}
+        if self.forget:
+            self.forget = False
+            return {"unknown_tool": message["tool_id"]}
+        return {"status": "ok", "value_json": "1"}
+
+
+async def test_a_known_source_goes_straight_to_exec(tmp_path: Path) -> None:
+    template = RecordingTemplate()
+    servicer = SandboxServicer(template, [])
+    server = grpc.aio.server()
+    sandbox_pb2_grpc.add_SandboxServiceServicer_to_server(servicer, server)
+    address = f"unix:{tmp_path}/s.sock"
+    server.add_insecure_port(address)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = sandbox_pb2_grpc.SandboxServiceStub(channel)
+            request = sandbox_pb2.ExecuteRequest(source="x = 1", call="ans = x")
+            for _ in range(3):
+                reply = await stub.Execute(request, timeout=5)
+                assert reply.status == sandbox_pb2.STATUS_OK
+                assert reply.tool_id == source_id("x = 1")
+            assert template.ops == ["load", "exec", "exec", "exec"]
+            template.forget = True  # a restarted template: reloaded from the server's copy
+            assert (await stub.Execute(request, timeout=5)).status == sandbox_pb2.STATUS_OK
+            assert template.ops[4:] == ["exec", "load", "exec"]
+    finally:
         await server.stop(None)
