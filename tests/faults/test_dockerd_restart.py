@@ -70,11 +70,17 @@ async def api(engine: PrivateEngine, start_api: StartApi) -> AsyncIterator[Api]:
     try:
         backend = DockerBackend(options, client=engine.client())
         try:
-            yield await start_api(backend=backend)
+            # Spins may last longer than the default quota allows (see SPIN_MS).
+            yield await start_api(backend=backend, quota_max_timeout_ms=60_000)
         finally:
             await backend.close()
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
+
+
+# Long enough that no spin ends on its own while a slow machine restarts the engine
+# (within the client's 60 s deadline).
+SPIN_MS = 50_000
 
 
 def spin(client: AsyncClient, timeout_ms: int) -> asyncio.Future[ToolResult]:
@@ -110,7 +116,7 @@ async def test_engine_killed_and_restarted_under_load(api: Api, engine: PrivateE
     async with api.client() as client:
         await client.import_tool(SPIN_CARD)
         await client.import_tool(ADD_CARD)
-        calls = [spin(client, 20_000) for _ in range(IN_FLIGHT)]
+        calls = [spin(client, SPIN_MS) for _ in range(IN_FLIGHT)]
         await eventually(lambda: backend.stats()["busy"] == IN_FLIGHT, 60.0, "calls in flight")
         await asyncio.sleep(0.3)
 
