@@ -506,7 +506,7 @@ def print_summary(report: dict[str, Any], out: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--clients", type=int, default=16, help="concurrent callers")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent callers")
     parser.add_argument("--procs", type=int, default=2, help="client processes")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of a round")
     parser.add_argument("--warmup", type=float, default=5.0, help="warm-up seconds")
