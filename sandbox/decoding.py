@@ -60,12 +60,14 @@ def _guarded(handler: Any) -> Any:
         return handler  # a synchronous handler: ours are all asynchronous
     prepare = _checked_stream if kind.startswith("stream") else _checked_request
     return handler._replace(
-        request_deserializer=_tolerant(handler.request_deserializer),
+        request_deserializer=tolerant(handler.request_deserializer),
         **{kind: _same_kind(behaviour, prepare)},
     )
 
 
-def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``deserializer`` returning :class:`Undecodable` instead of raising."""
+
     def deserialize(data: bytes) -> Any:
         try:
             return deserializer(data)

@@ -19,12 +19,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2, timestamp_pb2
-from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
 from latm.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -52,6 +50,7 @@ from orchestrator.registry import ToolSummary
 from orchestrator.registry.tenants import TenantStore, UsageLine
 from orchestrator.sandboxes import ExecResult
 from orchestrator.telemetry import REQUEST_SECONDS, REQUESTS, tracer
+from sandbox.decoding import Undecodable, tolerant
 
 log = logging.getLogger("latm.api")
 Response = TypeVar("Response")
@@ -76,29 +75,11 @@ _STATUS = {
 }
 
 
-@dataclass(frozen=True)
-class Undecodable:
-    """A request body that does not parse as its message. It reaches the handler, which
-    refuses it with INVALID_ARGUMENT once the caller is authenticated (grpcio would
-    answer a failing deserializer with UNKNOWN and log a traceback)."""
-
-    message: str
-    reason: str
-
-
-def lenient(message: type[Message]) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return message.FromString(data)
-        except DecodeError as exc:
-            return Undecodable(message.DESCRIPTOR.name, str(exc))
-
-    return parse
-
-
 def add_to_server(service: OrchestratorService, server: grpc.aio.Server) -> None:
-    """Register ``service`` like the generated ``add_..._to_server``, with requests
-    parsed by :func:`lenient`."""
+    """Register ``service`` like the generated ``add_..._to_server``, with requests that
+    do not decode passed on as :class:`~sandbox.decoding.Undecodable`: the handler
+    refuses them with INVALID_ARGUMENT once the caller is authenticated (grpcio would
+    answer a failing deserializer with UNKNOWN and log a traceback)."""
     descriptor = pb.DESCRIPTOR.services_by_name["OrchestratorService"]
     handlers = {}
     for method in descriptor.methods:
@@ -111,7 +92,7 @@ def add_to_server(service: OrchestratorService, server: grpc.aio.Server) -> None
         )
         handlers[method.name] = handler(
             getattr(service, method.name),
-            request_deserializer=lenient(request),
+            request_deserializer=tolerant(request.FromString),
             response_serializer=response.SerializeToString,
         )
     generic = grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
@@ -400,7 +381,7 @@ class _Call:
         TENANT.set(who.tenant)
         self.service.quotas.admit(who.tenant, who.quotas)
         if isinstance(request, Undecodable):
-            raise InvalidRequest(f"the request is not a valid {request.message}: {request.reason}")
+            raise InvalidRequest(f"the request does not decode: {request.error}")
         return who
 
     async def run(self, awaitable: Awaitable[Response]) -> Response:

@@ -274,7 +274,8 @@ def load_requests() -> st.SearchStrategy[sandbox_pb2.LoadToolRequest]:
     return sources.filter(is_unicode).map(lambda source: sandbox_pb2.LoadToolRequest(source=source))
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """``value`` as a protobuf varint."""
     out = bytearray()
     while True:
         byte, value = value & 0x7F, value >> 7
@@ -289,9 +290,9 @@ def _wire_field(draw: st.DrawFn) -> bytes:
     fields, wrong wire types for known ones, unknown enum values, bad lengths."""
     number = draw(st.one_of(st.integers(1, 8), st.integers(1, 2**29 - 1)))
     wire_type = draw(st.sampled_from([0, 1, 2, 5, 3, 4, 6, 7]))
-    key = _varint(number << 3 | wire_type)
+    key = varint(number << 3 | wire_type)
     if wire_type == 0:
-        return key + _varint(draw(st.integers(0, 2**64 - 1)))
+        return key + varint(draw(st.integers(0, 2**64 - 1)))
     if wire_type == 1:
         return key + draw(st.binary(min_size=8, max_size=8))
     if wire_type == 5:
@@ -299,7 +300,7 @@ def _wire_field(draw: st.DrawFn) -> bytes:
     if wire_type == 2:
         payload = draw(st.one_of(st.binary(max_size=40), utf8_text(40).map(str.encode)))
         length = draw(st.one_of(st.just(len(payload)), st.integers(0, 2**32)))
-        return key + _varint(length) + payload
+        return key + varint(length) + payload
     return key + draw(st.binary(max_size=8))  # groups and invalid wire types
 
 

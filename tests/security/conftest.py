@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import ExecRequest, ExecResult, Status
 from orchestrator.sandboxes.base import SandboxBackend
 from orchestrator.sandboxes.docker import LABEL_OWNER, DockerBackend, owner_id
@@ -176,6 +177,17 @@ async def assert_healthy(backend: SandboxBackend, os_level: bool = False) -> Non
             left = await backend.execute(tenant, ExecRequest(source="", call=INVENTORY))
             assert left.status is Status.OK, left
             assert left.value == [], f"left behind in {tenant}'s sandbox: {left.value}"
+
+
+def tools_by_tenant(
+    registry: ToolRegistry, tenants: tuple[str, ...]
+) -> dict[str, list[tuple[str, int | None, str]]]:
+    """What each tenant's registry holds (name, version, description): an attack must
+    leave it as it was."""
+    return {
+        tenant: [(t.name, t.version, t.description) for t in registry.list(tenant)]
+        for tenant in tenants
+    }
 
 
 def is_docker(backend: SandboxBackend) -> bool:

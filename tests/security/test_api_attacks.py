@@ -29,8 +29,9 @@ from orchestrator.errors import (
 )
 from orchestrator.sandboxes.docker import DockerBackend
 from orchestrator.sandboxes.process import ProcessBackend
+from tests.fuzz.strategies import varint
 from tests.integration.test_api import ADD, ADD_CARD, Api, card_json, start_server
-from tests.security.conftest import FLAVOUR_PARAMS, _backend
+from tests.security.conftest import FLAVOUR_PARAMS, _backend, tools_by_tenant
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -90,11 +91,7 @@ async def status_of(api: Api, method: str, request: bytes, metadata: Any = None)
 
 
 def registry_state(api: Api) -> dict[str, list[tuple[str, int | None, str]]]:
-    registry = api.server.registry
-    return {
-        tenant: [(t.name, t.version, t.description) for t in registry.list(tenant)]
-        for tenant in ("acme", "globex")
-    }
+    return tools_by_tenant(api.server.registry, ("acme", "globex"))
 
 
 async def assert_api_healthy(api: Api, before: dict[str, Any] | None = None) -> None:
@@ -304,13 +301,4 @@ async def test_limits_above_quota_and_container_options_are_refused_or_ignored(
 def _unknown_string(number: int, text: str) -> bytes:
     """A length-delimited field ``number`` no message defines (protobuf wire format)."""
     data = text.encode()
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+    return varint(number << 3 | 2) + varint(len(data)) + data

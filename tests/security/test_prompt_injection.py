@@ -25,7 +25,7 @@ from orchestrator.models.base import ChatParams, Message, ModelAdapter, RawCompl
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes.base import SandboxBackend
 from tests.integration.test_api import card_json
-from tests.security.conftest import ATTACKER, SECRET, VICTIM, assert_healthy
+from tests.security.conftest import ATTACKER, SECRET, VICTIM, assert_healthy, tools_by_tenant
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -90,10 +90,7 @@ class Deployment:
         self.registry.publish(VICTIM, PLUS)
 
     def state(self) -> dict[str, Any]:
-        return {
-            tenant: [(t.name, t.version, t.description) for t in self.registry.list(tenant)]
-            for tenant in (ATTACKER, VICTIM)
-        }
+        return tools_by_tenant(self.registry, (ATTACKER, VICTIM))
 
     def prompts(self) -> list[str]:
         return [*self.user.prompts, *self.maker.prompts, *self.dispatcher.prompts]
