@@ -104,9 +104,10 @@ def _backend(flavour: str, allow_modules: list[str]) -> SandboxBackend:
     return make_backend(flavour, allow_modules=allow_modules)
 
 
-@pytest_asyncio.fixture(loop_scope="session", scope="session", params=FLAVOUR_PARAMS)
+@pytest_asyncio.fixture(loop_scope="session", scope="package", params=FLAVOUR_PARAMS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBackend]:
-    """A backend with the shipped allow-list, shared by the whole session."""
+    """A backend with the shipped allow-list, shared by the suite (closed when it ends,
+    so later leftover-container checks see none of it)."""
     shared = _backend(request.param, [])
     try:
         yield shared
@@ -114,7 +115,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBacken
         await _close(request, shared)
 
 
-@pytest_asyncio.fixture(loop_scope="session", scope="session", params=FLAVOUR_PARAMS)
+@pytest_asyncio.fixture(loop_scope="session", scope="package", params=FLAVOUR_PARAMS)
 async def os_backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBackend]:
     """A backend whose operator allowed OS modules: only the OS layers stand."""
     shared = _backend(request.param, OS_MODULES)
