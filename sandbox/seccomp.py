@@ -144,18 +144,31 @@ class _SockFprog(ctypes.Structure):
     _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
 
 
-def install() -> bool:
-    """Install the filter in this process (and every thread it may later have).
+class Installer:
+    """The filter and the ``prctl`` calls that install it, prepared once.
 
-    Returns False where it cannot be installed (an unknown architecture, or a
-    kernel without seccomp); the other layers then still apply.
+    The template builds one before it forks (the program, the libc handle and the
+    ctypes structures then live in every worker's inherited heap), so a worker's
+    :meth:`install` is two system calls and no Python set-up.
     """
-    program = build_filter()
-    if program is None:
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    buffer = ctypes.create_string_buffer(program, len(program))
-    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        return False
-    return libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
+
+    def __init__(self, machine: str | None = None) -> None:
+        self.program = build_filter(machine)
+        if self.program is None:
+            return
+        self._prctl = ctypes.CDLL(None, use_errno=True).prctl
+        self._buffer = ctypes.create_string_buffer(self.program, len(self.program))
+        self._fprog = _SockFprog(len(self.program) // 8, ctypes.addressof(self._buffer))
+        self._fprog_ref = ctypes.byref(self._fprog)
+
+    def install(self) -> bool:
+        """Install the filter in this process (and every thread it may later have).
+
+        Returns False where it cannot be installed (an unknown architecture, or a
+        kernel without seccomp); the other layers then still apply.
+        """
+        if self.program is None:
+            return False
+        if self._prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return False
+        return self._prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self._fprog_ref, 0, 0) == 0

@@ -139,6 +139,8 @@ def serve_one(
         os._exit(code)
 
 
+# Built once, in the template that imports this module, and inherited by every worker.
+_SECCOMP = seccomp.Installer()
 _WARMUP = compile("result = [str(n) for n in range(64)]", "<warmup>", "exec")
 
 
@@ -191,7 +193,7 @@ def _apply_rlimits(job: Job) -> None:
     # No new processes or threads. (Ignored for uid 0 outside a user namespace,
     # which a bubblewrap sandbox started by root is: the seccomp filter holds there.)
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-    seccomp.install()
+    _SECCOMP.install()
 
 
 def _execute(job: Job, env: Environment) -> dict[str, Any]:

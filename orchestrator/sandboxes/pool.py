@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -78,6 +79,7 @@ class WarmPool(Generic[M]):
         self._busy: list[M] = []
         self._checking: list[M] = []  # idle members out for a health check: still counted
         self._creating = 0
+        self._queue: deque[object] = deque()  # waiting acquisitions, in arrival order
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -100,29 +102,42 @@ class WarmPool(Generic[M]):
         return [m for m, _ in self._idle] + self._busy + self._checking
 
     async def acquire(self, timeout_s: float | None = None) -> M:
-        """A member for one call; waits for a free one until the deadline."""
+        """A member for one call; waits for a free one until the deadline.
+
+        Waiting callers are served first come, first served: a caller that has just
+        released a member and asks again queues behind those already waiting, so under
+        load no caller waits through more than its turn.
+        """
         timeout_s = self.config.acquire_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
+        turn = object()
         async with self._changed:
-            while True:
-                if self._closed:
-                    raise SandboxUnavailable(f"pool {self.key} is closed")
-                if self._idle:
-                    # Least recently released first: calls rotate over the idle members,
-                    # so each one refills its spare workers while the others serve.
-                    member, _ = self._idle.pop(0)
-                    self._busy.append(member)
-                    self._refill()
-                    return member
-                if self.size < self.config.max_size:
-                    self._creating += 1
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.stats.exhausted += 1
-                    raise PoolExhausted.for_pool(self.key, self.config.max_size, timeout_s)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
+            self._queue.append(turn)
+            try:
+                while True:
+                    if self._closed:
+                        raise SandboxUnavailable(f"pool {self.key} is closed")
+                    if self._queue[0] is turn:
+                        if self._idle:
+                            # Least recently released first: calls rotate over the idle
+                            # members, so each refills its spare workers while others serve.
+                            member, _ = self._idle.pop(0)
+                            self._busy.append(member)
+                            self._refill()
+                            return member
+                        if self.size < self.config.max_size:
+                            self._creating += 1
+                            break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self.stats.exhausted += 1
+                        raise PoolExhausted.for_pool(self.key, self.config.max_size, timeout_s)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), remaining)
+            finally:
+                # Served, timed out or cancelled: the next in line may go.
+                self._queue.remove(turn)
+                self._changed.notify_all()
         # The start belongs to the pool, not to this caller: a caller cancelled meanwhile
         # (its deadline, or its client gone) must not abandon a half-started member (a
         # container the Docker SDK goes on starting in its thread) outside the pool.
