@@ -252,3 +252,42 @@ def test_config_is_validated() -> None:
         PoolConfig(min_idle=3, max_size=2)
     with pytest.raises(ValueError, match="max_uses"):
         PoolConfig(max_uses=0)
+
+
+async def test_waiting_callers_are_served_in_arrival_order() -> None:
+    """A caller that releases and at once asks again queues behind those waiting."""
+    factory = Factory()
+    pool = factory.pool(min_idle=1, max_size=1)
+    await settle()
+    holder = await pool.acquire()
+    served: list[str] = []
+
+    async def wait_for_turn(name: str) -> None:
+        member = await pool.acquire(timeout_s=5)
+        served.append(name)
+        await pool.release(member, faulted=False)
+
+    first = asyncio.ensure_future(wait_for_turn("first"))
+    await settle()
+    second = asyncio.ensure_future(wait_for_turn("second"))
+    await settle()
+    await pool.release(holder, faulted=False)
+    await wait_for_turn("again")  # the releaser asks again before the waiters have run
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert served == ["first", "second", "again"]
+    await pool.close()
+
+
+async def test_a_waiting_caller_that_gives_up_does_not_block_the_next() -> None:
+    factory = Factory()
+    pool = factory.pool(min_idle=1, max_size=1)
+    await settle()
+    holder = await pool.acquire()
+    impatient = asyncio.ensure_future(pool.acquire(timeout_s=0.05))
+    await settle()
+    patient = asyncio.ensure_future(pool.acquire(timeout_s=5))
+    with pytest.raises(PoolExhausted):
+        await impatient
+    await pool.release(holder, faulted=False)
+    assert await asyncio.wait_for(patient, 5) is holder
+    await pool.close()
