@@ -4,10 +4,13 @@ The gRPC server is multi-threaded and must never fork, so it starts this process
 (``python -m sandbox.template --fd N``) and talks to it over a socket pair with
 length-prefixed JSON frames. The template imports RestrictedPython and every
 allowed module once, keeps compiled tools and call snippets by content hash, and
-for each call forks a worker that inherits all of it: a call costs a fork, not an
-interpreter start. A ``selectors`` loop supervises the workers: it reads their
-stdout, stderr and result pipes with caps, kills a worker's process group at its
-wall-clock deadline or when output floods, and reaps it with ``wait4`` for usage.
+for each call has its zygote (:mod:`sandbox.zygote`, a copy of this process made
+once it is warm) fork a worker that inherits the warm heap: a call costs a fork,
+not an interpreter start. A ``selectors`` loop supervises the workers: it writes
+their jobs (the compiled tool and call travel in the job), reads their stdout,
+stderr and result pipes with caps, kills a worker's process group at its
+wall-clock deadline or when output floods, and takes each one's exit status and
+usage from the zygote, which reaps it with ``wait4``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import traceback
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from sandbox import worker
 from sandbox.errors import PolicyViolation, SourceSyntaxError
@@ -37,6 +40,7 @@ from sandbox.guards import Environment
 from sandbox.limits import Limits
 from sandbox.policy import Allowlist, default_allowlist, source_id
 from sandbox.restricted import compile_call, compile_tool
+from sandbox.zygote import Reaped, Zygote, ZygoteGone
 
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -157,15 +161,12 @@ class Template:
         self.selector = selectors.DefaultSelector()
         self.open = True
         self._page_size = os.sysconf("SC_PAGE_SIZE")
+        # Workers are forks of the zygote, a copy of this process as it is now: their
+        # address space starts at this size (tools reach them inside their jobs).
         self._vm_bytes = self._address_space()
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        self._wake_r = wake_r
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.zygote = Zygote(self.env)
         self.selector.register(control, selectors.EVENT_READ, self._on_control)
-        self.selector.register(wake_r, selectors.EVENT_READ, self._on_sigchld)
+        self.selector.register(self.zygote, selectors.EVENT_READ, self._on_reaped)
 
     # --- main loop ----------------------------------------------------------------
 
@@ -173,12 +174,16 @@ class Template:
         gc.freeze()  # keep the warm heap's pages shared with every forked worker
         self._send({"op": "ready", "pid": os.getpid()})
         while self.open or self.running:
-            for key, _ in self.selector.select(self._next_timeout()):
+            # Reports the zygote sent while a spawn waited for its reply are already read.
+            timeout = 0.0 if self.zygote.reaped else self._next_timeout()
+            for key, _ in self.selector.select(timeout):
                 callback: Callable[[], None] = key.data
                 try:
                     callback()
                 except Exception:  # noqa: BLE001 - the loop must outlive any single call
                     traceback.print_exc()
+            if self.zygote.reaped:
+                self._on_reaped()
             self._enforce_deadlines()
             self._scrub_if_idle()
             self._refill_spares()
@@ -187,6 +192,7 @@ class Template:
                 os.killpg(spare.pid, signal.SIGKILL)
         for run in list(self.running.values()):
             self._kill(run, ("crashed", "the sandbox server went away"))
+        self.zygote.close()
 
     def _next_timeout(self) -> float | None:
         deadlines = [
@@ -231,7 +237,6 @@ class Template:
         if self.tools.find(tool_id) is None:
             try:
                 self.tools.put(tool_id, marshal.dumps(compile_tool(source, self.allowlist)))
-                self._vm_bytes = self._address_space()
             except (PolicyViolation, SourceSyntaxError) as exc:
                 reply.update(_compile_failure(exc))
         self._send(reply)
@@ -297,27 +302,12 @@ class Template:
     # --- workers ------------------------------------------------------------------
 
     def _spawn(self) -> Spare:
-        """Fork a worker that waits for its one job (a pre-forked spare)."""
-        pipes = {name: os.pipe() for name in ("job", "stdout", "stderr", "result")}
-        pid = os.fork()
-        if pid == 0:  # the worker; never returns
-            worker.serve_one(
-                self.env,
-                pipes["job"][0],
-                pipes["result"][1],
-                pipes["stdout"][1],
-                pipes["stderr"][1],
-            )
-        with contextlib.suppress(OSError):  # the child may already have done it, or exited
-            os.setpgid(pid, pid)
-        os.close(pipes["job"][0])
-        streams = {}
-        for name in ("stdout", "stderr", "result"):
-            read_end, write_end = pipes[name]
-            os.close(write_end)
-            os.set_blocking(read_end, False)
-            streams[read_end] = name
-        return Spare(pid, pipes["job"][1], streams)
+        """A worker that waits for its one job (a pre-forked spare), from the zygote."""
+        try:
+            spawned = self.zygote.spawn()
+        except ZygoteGone as exc:
+            self._lost_zygote(exc)
+        return Spare(spawned.pid, spawned.job_fd, spawned.streams)
 
     def _refill_spares(self) -> None:
         # Forking competes with running workers for the CPU, so spares are made
@@ -407,31 +397,40 @@ class Template:
                     run, ("timeout", f"wall-clock limit of {run.limits.timeout_ms} ms exceeded")
                 )
 
-    def _on_sigchld(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._wake_r, 512):
-                pass
-        while True:
-            try:
-                pid, status, rusage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            run = self.running.get(pid)
-            if run is None:
-                self._forget_spare(pid)
-                continue
-            run.wait_status, run.rusage = status, rusage
-            if run.answered:
-                del self.running[pid]
-                continue
-            # Anything the worker left behind in its group goes with it.
+    def _on_reaped(self) -> None:
+        try:
+            reports = self.zygote.collect()
+        except ZygoteGone as exc:
+            self._lost_zygote(exc)
+            return
+        for report in reports:
+            self._reaped(report)
+
+    def _reaped(self, report: Reaped) -> None:
+        run = self.running.get(report.pid)
+        if run is None:
+            self._forget_spare(report.pid)
+            return
+        run.wait_status, run.rusage = report.status, report
+        if run.answered:
+            del self.running[report.pid]
+            return
+        # Anything the worker left behind in its group goes with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(report.pid, signal.SIGKILL)
+        for fd in list(run.streams):
+            self._drain(run, fd)
+        self._maybe_finish(run)
+
+    def _lost_zygote(self, exc: Exception) -> NoReturn:
+        """Without its zygote the template can neither start nor reap a worker: it kills
+        what it started and exits, and the server starts a new template (the calls in
+        flight are answered as crashed)."""
+        print(f"sandbox template: {exc}; exiting", file=sys.stderr, flush=True)
+        for pid in [spare.pid for spare in self.spares] + list(self.running):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            for fd in list(run.streams):
-                self._drain(run, fd)
-            self._maybe_finish(run)
+        os._exit(1)
 
     def _forget_spare(self, pid: int) -> None:
         for spare in [s for s in self.spares if s.pid == pid]:

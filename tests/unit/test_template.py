@@ -4,10 +4,14 @@ deadline. A real template process, spoken to over its socket pair as the server 
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +21,16 @@ from sandbox.template import FrameBuffer, encode_frame
 
 
 class TemplateProcess:
-    def __init__(self) -> None:
+    def __init__(self, prefork: int = 0) -> None:
         self.socket, theirs = socket.socketpair()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.template", f"--fd={theirs.fileno()}", "--prefork=0"],
+            [
+                sys.executable,
+                "-m",
+                "sandbox.template",
+                f"--fd={theirs.fileno()}",
+                f"--prefork={prefork}",
+            ],
             pass_fds=[theirs.fileno()],
         )
         theirs.close()
@@ -103,3 +113,77 @@ def test_errors_only_the_compiler_finds_are_answered_as_syntax_errors(
     assert reply["status"] == "error"
     assert reply["error"]["message"] == "line 1: 'break' outside loop"
     assert reply["error"]["origin"] == "call"
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def socket_inodes(pid: int) -> set[str]:
+    links = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            links.append(os.readlink(fd))
+        except OSError:
+            continue
+    return {link for link in links if link.startswith("socket:")}
+
+
+def wait_until(condition: Any, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_workers_come_from_a_zygote_that_holds_none_of_the_templates_sockets() -> None:
+    """The zygote forks every worker. It must not keep the template's control socket
+    open: the server would then never see a dead template's socket close."""
+    template = TemplateProcess(prefork=2)
+    try:
+        reply = template.ask(_exec(1, "ans = 6 * 7"))
+        assert reply["status"] == "ok"
+        assert reply["value_json"] == "42"
+        assert reply["usage"]["cpu_ms"] > 0
+        (zygote,) = children(template.process.pid)
+        assert wait_until(lambda: len(children(zygote)) == 2)  # the spares
+        # Its own end of the socket pair only: the template's control socket is closed.
+        assert len(socket_inodes(zygote)) == 1
+    finally:
+        template.close()
+    assert wait_until(lambda: not Path(f"/proc/{zygote}").exists() or _zombie(zygote))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_template_whose_zygote_dies_exits_and_takes_its_spares_along() -> None:
+    """Without its zygote a template can neither start nor reap a worker: it exits
+    (the server then starts a new one) and leaves no spare behind."""
+    template = TemplateProcess(prefork=2)
+    assert template.ask(_exec(1, "1 + 1"))["value_json"] == "2"
+    (zygote,) = children(template.process.pid)
+    assert wait_until(lambda: len(children(zygote)) == 2)
+    spares = children(zygote)
+    os.kill(zygote, signal.SIGKILL)
+    assert template.process.wait(timeout=10) == 1
+    assert template.socket.recv(65536) == b""
+    template.socket.close()
+    assert wait_until(
+        lambda: all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in spares)
+    )
