@@ -18,10 +18,10 @@ pytestmark = pytest.mark.integration
 def test_api_load_benchmark_writes_its_json(tmp_path: Path) -> None:
     require_docker()
     out = tmp_path / "api_load.json"
-    report = run_benchmark("api_load.py", out, "--clients", "4", timeout=240)
+    report = run_benchmark("api_load.py", out, "--clients", "4", "--rate", "40", timeout=240)
     assert report["benchmark"] == "api_load"
-    assert report["errors"] == {"api": 0, "direct": 0}
-    for name in ("api", "direct"):
+    assert report["errors"] == {"api": 0, "direct": 0, "api_paced": 0, "direct_paced": 0}
+    for name in ("api", "direct", "api_paced", "direct_paced"):
         (measured,) = report[f"{name}_rounds"]
         assert measured["calls"] > 0
         assert measured["errors"] == 0
@@ -30,6 +30,10 @@ def test_api_load_benchmark_writes_its_json(tmp_path: Path) -> None:
         assert measured["p99_ms"] <= measured["max_ms"]
         assert report["medians"][name]["calls_per_s"] > 0
         assert set(measured["cpu_ms_per_call_by_group"]) >= {"server", "containers", "other"}
+    # The paced rounds keep to the offered rate: 40 calls/s for 2 s, not back to back.
+    for name in ("api_paced", "direct_paced"):
+        assert 20 <= report["medians"][name]["calls_per_s"] <= 44, report["medians"][name]
+    assert report["config"]["paced_rate_calls_per_s"] == 40
     assert report["api_over_direct"]["calls_per_s"] > 0
     rss = report["server_rss"]
     assert rss["before_load_kb"] > 0
