@@ -40,7 +40,7 @@ from sandbox.guards import Environment
 from sandbox.limits import Limits
 from sandbox.policy import Allowlist, default_allowlist, source_id
 from sandbox.restricted import compile_call, compile_tool
-from sandbox.zygote import Reaped, Zygote, ZygoteGone
+from sandbox.zygote import Reaped, Spawned, Zygote, ZygoteGone
 
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -99,15 +99,6 @@ class LRU(OrderedDict[str, Any]):
 
 
 @dataclass
-class Spare:
-    """A forked worker waiting for its job."""
-
-    pid: int
-    job_fd: int
-    streams: dict[int, str]
-
-
-@dataclass
 class Running:
     """A worker in flight and what has been read from it so far."""
 
@@ -151,7 +142,7 @@ class Template:
         self.keep = keep  # paths in scratch folders that are the server's (its socket)
         self._scratch_dirty = True
         self.prefork = prefork
-        self.spares: deque[Spare] = deque()
+        self.spares: deque[Spawned] = deque()  # forked workers waiting for a job
         self.allowlist = allowlist
         self.env = Environment(allowlist)
         self.tools = LRU(MAX_TOOLS)
@@ -301,13 +292,12 @@ class Template:
 
     # --- workers ------------------------------------------------------------------
 
-    def _spawn(self) -> Spare:
+    def _spawn(self) -> Spawned:
         """A worker that waits for its one job (a pre-forked spare), from the zygote."""
         try:
-            spawned = self.zygote.spawn()
+            return self.zygote.spawn()
         except ZygoteGone as exc:
             self._lost_zygote(exc)
-        return Spare(spawned.pid, spawned.job_fd, spawned.streams)
 
     def _refill_spares(self) -> None:
         # Forking competes with running workers for the CPU, so spares are made
