@@ -36,11 +36,20 @@ from orchestrator.sandboxes.pool import PoolConfig
 from tests.faults.conftest import eventually
 from tests.faults.dockerd import PrivateEngine
 from tests.integration.conftest import require_docker
-from tests.integration.test_api import ADD_CARD, FOREVER, SPIN_CARD, Api, StartApi
+from tests.integration.test_api import ADD_CARD, Api, StartApi, card_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 IN_FLIGHT = 3
+NAP = '''\
+def nap(seconds):
+    """Sleep for `seconds` and return them."""
+    import time
+    time.sleep(seconds)
+    return seconds
+'''
+NAP_CARD = card_json(NAP, "nap", "Sleep for 0 s", "ans = nap(seconds=0)", "0")
+FOREVER_S = 3600
 DRAINED_MS = 2000  # calls in flight at a graceful stop: well within the servers' 5 s grace
 
 
@@ -61,16 +70,18 @@ def engine() -> Iterator[PrivateEngine]:
 
 @pytest_asyncio.fixture
 async def api(engine: PrivateEngine, start_api: StartApi) -> AsyncIterator[Api]:
-    """The API over a docker backend on the private engine (pool of up to 4, none idle)."""
+    """The API over a docker backend on the private engine (pool of up to 4, none idle);
+    its sandboxes may import ``time``, so a call can wait without using CPU."""
     sockets = Path(tempfile.mkdtemp(prefix="latm-faults-"))
     options = DockerOptions(
         pool=PoolConfig(min_idle=0, max_size=IN_FLIGHT + 1, acquire_timeout_s=10.0),
         socket_root=sockets,
+        allow_modules=["time"],
     )
     try:
         backend = DockerBackend(options, client=engine.client())
         try:
-            # Spins may last longer than the default quota allows (see SPIN_MS).
+            # Calls may last longer than the default quota allows (see LONG_MS).
             yield await start_api(backend=backend, quota_max_timeout_ms=60_000)
         finally:
             await backend.close()
@@ -78,16 +89,17 @@ async def api(engine: PrivateEngine, start_api: StartApi) -> AsyncIterator[Api]:
         shutil.rmtree(sockets, ignore_errors=True)
 
 
-# Long enough that no spin ends on its own while a slow machine restarts the engine
+# Long enough that no call ends on its own while a slow machine restarts the engine
 # (within the client's 60 s deadline).
-SPIN_MS = 50_000
+LONG_MS = 50_000
 
 
-def spin(client: AsyncClient, timeout_ms: int) -> asyncio.Future[ToolResult]:
-    """A call that spins until the sandbox stops it at ``timeout_ms`` (a wall-clock limit, so
-    it lasts as long under any load)."""
+def nap(client: AsyncClient, timeout_ms: int) -> asyncio.Future[ToolResult]:
+    """A call that sleeps until the sandbox stops it at ``timeout_ms``. It uses no CPU, so
+    however long a slow machine takes, it never meets the CPU limit (5 s by default): a
+    spinning call did, and ended ``timeout`` instead of being cut off by the engine."""
     return asyncio.ensure_future(
-        client.execute_tool("spin", {"loops": FOREVER}, timeout_ms=timeout_ms)
+        client.execute_tool("nap", {"seconds": FOREVER_S}, timeout_ms=timeout_ms)
     )
 
 
@@ -114,9 +126,9 @@ async def test_engine_killed_and_restarted_under_load(api: Api, engine: PrivateE
     backend = api.server.backend
     assert isinstance(backend, DockerBackend)
     async with api.client() as client:
-        await client.import_tool(SPIN_CARD)
+        await client.import_tool(NAP_CARD)
         await client.import_tool(ADD_CARD)
-        calls = [spin(client, SPIN_MS) for _ in range(IN_FLIGHT)]
+        calls = [nap(client, LONG_MS) for _ in range(IN_FLIGHT)]
         await eventually(lambda: backend.stats()["busy"] == IN_FLIGHT, 60.0, "calls in flight")
         await asyncio.sleep(0.3)
 
@@ -143,9 +155,9 @@ async def test_engine_stopped_and_restarted_under_load(api: Api, engine: Private
     backend = api.server.backend
     assert isinstance(backend, DockerBackend)
     async with api.client() as client:
-        await client.import_tool(SPIN_CARD)
+        await client.import_tool(NAP_CARD)
         await client.import_tool(ADD_CARD)
-        calls = [spin(client, DRAINED_MS) for _ in range(IN_FLIGHT)]
+        calls = [nap(client, DRAINED_MS) for _ in range(IN_FLIGHT)]
         await eventually(lambda: backend.stats()["busy"] == IN_FLIGHT, 60.0, "calls in flight")
         await asyncio.sleep(0.3)
 
