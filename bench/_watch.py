@@ -106,6 +106,8 @@ async def outlived(
 
 
 def series_summary(samples: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """A series' range, its least-squares trend (per minute, and its fitted value at the
+    first and the last sample) and at most ``SERIES_POINTS`` of its points."""
     values = [s[key] for s in samples]
     times = [s["t_s"] for s in samples]
     if not values:
@@ -113,7 +115,8 @@ def series_summary(samples: list[dict[str, Any]], key: str) -> dict[str, Any]:
     n = len(values)
     mean_t, mean_v = sum(times) / n, sum(values) / n
     spread = sum((t - mean_t) ** 2 for t in times)
-    slope = sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True))
+    moment = sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True))
+    slope = moment / spread if spread else 0.0
     step = max(1, n // SERIES_POINTS)
     return {
         "samples": n,
@@ -122,7 +125,9 @@ def series_summary(samples: list[dict[str, Any]], key: str) -> dict[str, Any]:
         "mean": round(mean_v, 1),
         "first": values[0],
         "last": values[-1],
-        "slope_per_min": round(60 * slope / spread, 2) if spread else 0.0,
+        "slope_per_min": round(60 * slope, 2),
+        "fit_first": round(mean_v + slope * (times[0] - mean_t), 1),
+        "fit_last": round(mean_v + slope * (times[-1] - mean_t), 1),
         "series": [[times[i], values[i]] for i in range(0, n, step)],
     }
 

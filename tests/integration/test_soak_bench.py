@@ -48,6 +48,7 @@ def test_soak_quick_passes_its_criteria(tmp_path: Path) -> None:
     assert report["criteria"]["fd_growth"]["value"] <= 0
     assert report["end"]["children"] <= report["baseline"]["children"]
     assert report["rss_kb"]["samples"] > 0
+    assert isinstance(report["rss_settled_growth_pct"], float)  # the two readings, recorded
     assert report["server_exit_code"] == 0
 
     criteria = report["criteria"]
