@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import ipaddress
 import logging
 import signal
@@ -34,6 +35,25 @@ from orchestrator.sandboxes import SandboxBackend
 log = logging.getLogger("latm.api")
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 USAGE_FLUSH_S = 1.0
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+LARGE_BLOCK_BYTES = 256 * 1024
+
+
+def return_large_blocks() -> bool:
+    """Have glibc map every block of 256 KiB or more on its own, and so give it back to
+    the system when it is freed.
+
+    Requests and results may reach 8 MiB. glibc's default raises its threshold to the
+    largest block freed so far, after which such buffers come from the heap and stay
+    resident once freed: the server's RSS then depends on what the last large call left
+    (an unkept trace: ±8% around 129 MB under the soak's mix; with the fixed threshold
+    ±5% around 118 MB). Returns whether it was set (False off glibc).
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES))
+    except (OSError, AttributeError):
+        return False
 
 
 def default_quotas(settings: Settings) -> Quotas:
@@ -187,6 +207,7 @@ async def serve(settings: Settings, listen: str | None = None) -> int:
 
     listen = listen or settings.listen
     check_listen(settings, listen)
+    return_large_blocks()
     setup_tracing(settings)
     if settings.metrics_listen:
         start_metrics(settings.metrics_listen)
