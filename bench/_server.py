@@ -7,6 +7,8 @@ memory, open file descriptors, threads and the processes it started.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -14,9 +16,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_TIMEOUT_S = 60.0
@@ -40,6 +44,20 @@ def card_json(name: str, source: str, description: str, demo: tuple[str, str, st
         },
     }
     return json.dumps(card)
+
+
+def run_in_workdir(
+    prefix: str, run: Callable[[Path], Coroutine[Any, Any, dict[str, Any]]]
+) -> dict[str, Any]:
+    """``run(workdir)`` in a temporary folder, where the server writes ``server.log``;
+    when it fails, the log's tail goes to stderr before the error."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+        try:
+            return asyncio.run(run(Path(workdir)))
+        except Exception:
+            with contextlib.suppress(OSError):
+                print((Path(workdir) / "server.log").read_text()[-3000:], file=sys.stderr)
+            raise
 
 
 def create_tenant(env: Mapping[str, str], name: str, quotas: Mapping[str, int]) -> str:

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import multiprocessing as mp
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -42,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import write_report  # noqa: E402 - after the path set-up
-from bench._server import Server, card_json, create_tenant  # noqa: E402
+from bench import growth_pct, write_report  # noqa: E402 - after the path set-up
+from bench._server import Server, card_json, create_tenant, run_in_workdir  # noqa: E402
 from bench.sandbox_latency import machine_info, percentile  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "api_load.json"
@@ -155,20 +153,29 @@ async def drive(
 # ------------------------------------------------------------- the API's clients
 
 
-async def _client_process(
-    target: str,
-    key: str,
-    clients: int,
-    offset: int,
-    ready: Any,
-    go: Any,
-    window: Any,
-    pace: tuple[float, int] | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ClientShare:
+    """One client process's part of a round: ``clients`` callers, numbered from
+    ``offset``, against ``target``; and what it shares with the parent (queues, the
+    start event and the round's time window)."""
+
+    target: str
+    key: str
+    clients: int
+    offset: int
+    pace: tuple[float, int] | None
+    ready: Any
+    go: Any
+    window: Any
+    out: Any
+
+
+async def _client_process(share: ClientShare) -> dict[str, Any]:
     from orchestrator.client import AsyncClient
     from orchestrator.errors import LatmError
 
-    connections = [AsyncClient(target, key, timeout_s=30.0) for _ in range(clients)]
+    clients, offset = share.clients, share.offset
+    connections = [AsyncClient(share.target, share.key, timeout_s=30.0) for _ in range(clients)]
 
     def caller_for(client: AsyncClient) -> Call:
         async def call(i: int, k: int) -> tuple[Any, str]:
@@ -188,10 +195,10 @@ async def _client_process(
     try:
         # Connect every channel and make one call each before the clock starts.
         await asyncio.gather(*(calls[n](0, offset + n) for n in range(clients)))
-        ready.put(os.getpid())
-        await asyncio.to_thread(go.wait)
-        start_at, stop_at = window[0], window[1]
-        series = await drive(call, clients, start_at, stop_at, first=offset, pace=pace)
+        share.ready.put(os.getpid())
+        await asyncio.to_thread(share.go.wait)
+        start_at, stop_at = share.window[0], share.window[1]
+        series = await drive(call, clients, start_at, stop_at, first=offset, pace=share.pace)
     finally:
         await asyncio.gather(*(c.close() for c in connections))
     return {
@@ -202,23 +209,13 @@ async def _client_process(
     }
 
 
-def client_process_main(
-    target: str,
-    key: str,
-    clients: int,
-    offset: int,
-    ready: Any,
-    go: Any,
-    window: Any,
-    out: Any,
-    pace: tuple[float, int] | None = None,
-) -> None:
-    """A client process: ``clients`` concurrent callers on one event loop."""
+def client_process_main(share: ClientShare) -> None:
+    """A client process: ``share.clients`` concurrent callers on one event loop."""
     try:
-        out.put(asyncio.run(_client_process(target, key, clients, offset, ready, go, window, pace)))
+        share.out.put(asyncio.run(_client_process(share)))
     except BaseException as exc:  # reported to the parent, which fails the run
-        ready.put(-1)
-        out.put({"crash": f"{type(exc).__name__}: {exc}"})
+        share.ready.put(-1)
+        share.out.put({"crash": f"{type(exc).__name__}: {exc}"})
 
 
 def api_round(
@@ -235,7 +232,7 @@ def api_round(
     workers = [
         ctx.Process(
             target=client_process_main,
-            args=(target, key, share, offset, ready, go, window, out, pace),
+            args=(ClientShare(target, key, share, offset, pace, ready, go, window, out),),
             daemon=True,
         )
         for share, offset in zip(shares, offsets, strict=True)
@@ -462,7 +459,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "before_load_kb": rss_before,
             "after_load_kb": rss_after,
             "after_load_settled_2s_kb": rss_settled,
-            "growth_pct": round(100 * (rss_after - rss_before) / rss_before, 2),
+            "growth_pct": growth_pct(rss_before, rss_after),
         },
     }
 
@@ -595,13 +592,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="latm-api-load-") as workdir:
-        try:
-            result = asyncio.run(run(args, Path(workdir)))
-        except Exception:
-            with contextlib.suppress(OSError):
-                print((Path(workdir) / "server.log").read_text()[-3000:], file=sys.stderr)
-            raise
+    result = run_in_workdir("latm-api-load-", lambda workdir: run(args, workdir))
     report = build_report(args, result)
     write_report(report, args.out)
     print_summary(report, args.out)

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import os
 import random
 import secrets
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import write_report  # noqa: E402 - after the path set-up
-from bench._server import Server, create_tenant, descendants  # noqa: E402
+from bench import growth_pct, write_report  # noqa: E402 - after the path set-up
+from bench._server import Server, create_tenant, descendants, run_in_workdir  # noqa: E402
 from bench._soak_calls import (  # noqa: E402
     CANARY,
     CATEGORIES,
@@ -317,9 +315,8 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         },
         "rss_kb": series_summary(watch.samples, "rss_kb"),
         "fds": series_summary(watch.samples, "fds"),
-        "rss_settled_growth_pct": round(  # the two settled readings, for the record
-            100 * (ran["end"]["rss_kb"] - ran["baseline"]["rss_kb"]) / ran["baseline"]["rss_kb"], 2
-        ),
+        # The two settled readings, for the record.
+        "rss_settled_growth_pct": growth_pct(ran["baseline"]["rss_kb"], ran["end"]["rss_kb"]),
         "server_exit_code": exit_code,
         "server_log": log_summary(workdir / "server.log"),
     }
@@ -343,7 +340,7 @@ def rss_trend_growth_pct(rss: dict[str, Any]) -> float:
     so two readings can differ by more than the limit with no leak; a leak raises every
     reading and so the trend, which the ~30 samples of even ``--quick`` pin down to
     about ±2%."""
-    return round(100 * (rss["fit_last"] - rss["fit_first"]) / rss["fit_first"], 2)
+    return growth_pct(rss["fit_first"], rss["fit_last"])
 
 
 def criteria(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -455,13 +452,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="latm-soak-") as workdir:
-        try:
-            result = asyncio.run(soak(args, Path(workdir)))
-        except Exception:
-            with contextlib.suppress(OSError):
-                print((Path(workdir) / "server.log").read_text()[-3000:], file=sys.stderr)
-            raise
+    result = run_in_workdir("latm-soak-", lambda workdir: soak(args, workdir))
     report = build_report(args, result)
     write_report(report, args.out)
     print_summary(report, args.out)
