@@ -18,7 +18,9 @@ import pytest
 from orchestrator.latm.tasks import load_task
 from orchestrator.models import MeteredModel, ModelAdapter
 from tests.faults.endpoint import FaultyEndpoint
-from tests.integration.conftest import _docker_problem
+from tests.integration.conftest import (
+    no_container_left_behind,  # noqa: F401 - the session check applies here too
+)
 from tests.integration.test_api import (
     BBH,
     Api,
@@ -89,19 +91,3 @@ def endpoint() -> Iterator[FaultyEndpoint]:
     """A started :class:`FaultyEndpoint` on loopback, stopped after the test."""
     with FaultyEndpoint() as server:
         yield server
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_container_left_behind() -> Iterator[None]:
-    """After the run, no container started by this process remains on the main engine."""
-    yield
-    if _docker_problem("runc"):
-        return
-    import docker
-
-    from orchestrator.sandboxes.docker import LABEL_OWNER, owner_id
-
-    left = docker.from_env().containers.list(
-        all=True, filters={"label": f"{LABEL_OWNER}={owner_id()}"}, ignore_removed=True
-    )
-    assert not left, f"containers left behind: {[c.name for c in left]}"

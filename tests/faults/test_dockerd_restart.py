@@ -94,13 +94,24 @@ async def api(engine: PrivateEngine, start_api: StartApi) -> AsyncIterator[Api]:
 LONG_MS = 50_000
 
 
-def nap(client: AsyncClient, timeout_ms: int) -> asyncio.Future[ToolResult]:
-    """A call that sleeps until the sandbox stops it at ``timeout_ms``. It uses no CPU, so
-    however long a slow machine takes, it never meets the CPU limit (5 s by default): a
-    spinning call did, and ended ``timeout`` instead of being cut off by the engine."""
-    return asyncio.ensure_future(
-        client.execute_tool("nap", {"seconds": FOREVER_S}, timeout_ms=timeout_ms)
-    )
+async def calls_in_flight(
+    client: AsyncClient, backend: DockerBackend, timeout_ms: int
+) -> list[asyncio.Task[ToolResult]]:
+    """``IN_FLIGHT`` calls, each holding a container, that sleep until the sandbox stops
+    them at ``timeout_ms``. They use no CPU, so however long a slow machine takes they
+    never meet the CPU limit (5 s by default): spinning calls did, and ended ``timeout``
+    instead of being cut off by the engine."""
+    await client.import_tool(NAP_CARD)
+    await client.import_tool(ADD_CARD)
+    calls = [
+        asyncio.ensure_future(
+            client.execute_tool("nap", {"seconds": FOREVER_S}, timeout_ms=timeout_ms)
+        )
+        for _ in range(IN_FLIGHT)
+    ]
+    await eventually(lambda: backend.stats()["busy"] == IN_FLIGHT, 60.0, "calls in flight")
+    await asyncio.sleep(0.3)
+    return calls
 
 
 async def served_after_restart(api: Api, engine: PrivateEngine) -> None:
@@ -126,11 +137,7 @@ async def test_engine_killed_and_restarted_under_load(api: Api, engine: PrivateE
     backend = api.server.backend
     assert isinstance(backend, DockerBackend)
     async with api.client() as client:
-        await client.import_tool(NAP_CARD)
-        await client.import_tool(ADD_CARD)
-        calls = [nap(client, LONG_MS) for _ in range(IN_FLIGHT)]
-        await eventually(lambda: backend.stats()["busy"] == IN_FLIGHT, 60.0, "calls in flight")
-        await asyncio.sleep(0.3)
+        calls = await calls_in_flight(client, backend, LONG_MS)
 
         await asyncio.to_thread(engine.signal, signal.SIGKILL)
         assert not any(call.done() for call in calls)  # the containers outlive the engine
@@ -155,11 +162,7 @@ async def test_engine_stopped_and_restarted_under_load(api: Api, engine: Private
     backend = api.server.backend
     assert isinstance(backend, DockerBackend)
     async with api.client() as client:
-        await client.import_tool(NAP_CARD)
-        await client.import_tool(ADD_CARD)
-        calls = [nap(client, DRAINED_MS) for _ in range(IN_FLIGHT)]
-        await eventually(lambda: backend.stats()["busy"] == IN_FLIGHT, 60.0, "calls in flight")
-        await asyncio.sleep(0.3)
+        calls = await calls_in_flight(client, backend, DRAINED_MS)
 
         # The engine stops every container: their sandbox servers drain first.
         await asyncio.to_thread(engine.signal, signal.SIGTERM)

@@ -23,10 +23,15 @@ import pytest_asyncio
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import ExecRequest, ExecResult, Status
 from orchestrator.sandboxes.base import SandboxBackend
-from orchestrator.sandboxes.docker import LABEL_OWNER, DockerBackend, owner_id
+from orchestrator.sandboxes.docker import DockerBackend
 from orchestrator.sandboxes.pool import PoolConfig
 from orchestrator.sandboxes.process import ProcessBackend
-from tests.integration.conftest import TOOL, _docker_problem, docker_marks, make_backend
+from tests.integration.conftest import (
+    TOOL,
+    docker_marks,
+    make_backend,
+    no_container_left_behind,  # noqa: F401 - the session check applies here too
+)
 
 FLAVOURS = ["process-bwrap", "docker-runc", "docker-runsc"]
 FLAVOUR_PARAMS = [pytest.param(f, marks=docker_marks(f), id=f) for f in FLAVOURS]
@@ -66,21 +71,6 @@ for pid in os.listdir('/proc'):
             found.append('process ' + pid + ': ' + line.decode('utf-8', 'replace'))
 ans = found
 """
-
-
-@pytest.fixture(scope="session", autouse=True)
-def none_of_our_containers_left_behind() -> Iterator[None]:
-    """After the run, no container this process started remains. (Only ours: other
-    orchestrators may share the engine while this suite runs.)"""
-    yield
-    if _docker_problem("runc"):
-        return
-    import docker
-
-    left = docker.from_env().containers.list(
-        all=True, filters={"label": f"{LABEL_OWNER}={owner_id()}"}, ignore_removed=True
-    )
-    assert not left, f"containers left behind: {[c.name for c in left]}"
 
 
 @pytest.fixture(scope="session", autouse=True)
