@@ -35,6 +35,7 @@ from sandbox.server import MAX_CALL_BYTES
 from tests.conftest import IN_CI
 from tests.integration.conftest import (
     TOOL,
+    close_backend,
     docker_marks,
     make_backend,
     no_container_left_behind,  # noqa: F401 - the session check applies here too
@@ -105,10 +106,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBacken
     try:
         yield shared
     finally:
-        if request.session.testsfailed and isinstance(shared, ProcessBackend):
-            for tenant, server in shared._servers.items():
-                print(f"sandbox server of tenant {tenant!r}, log tail:\n{server.log_tail()}")
-        await shared.close()
+        await close_backend(request, shared)
 
 
 @dataclass

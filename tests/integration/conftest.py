@@ -105,10 +105,15 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBacken
     try:
         yield shared
     finally:
-        if request.session.testsfailed and isinstance(shared, ProcessBackend):
-            for tenant, server in shared._servers.items():
-                print(f"sandbox server of tenant {tenant!r}, log tail:\n{server.log_tail()}")
-        await shared.close()
+        await close_backend(request, shared)
+
+
+async def close_backend(request: pytest.FixtureRequest, shared: SandboxBackend) -> None:
+    """Close a shared backend; after a failed test, print its sandbox servers' log tails."""
+    if request.session.testsfailed and isinstance(shared, ProcessBackend):
+        for tenant, server in shared._servers.items():
+            print(f"sandbox server of tenant {tenant!r}, log tail:\n{server.log_tail()}")
+    await shared.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

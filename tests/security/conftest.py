@@ -25,9 +25,9 @@ from orchestrator.sandboxes import ExecRequest, ExecResult, Status
 from orchestrator.sandboxes.base import SandboxBackend
 from orchestrator.sandboxes.docker import DockerBackend
 from orchestrator.sandboxes.pool import PoolConfig
-from orchestrator.sandboxes.process import ProcessBackend
 from tests.integration.conftest import (
     TOOL,
+    close_backend,
     docker_marks,
     make_backend,
     no_container_left_behind,  # noqa: F401 - the session check applies here too
@@ -102,7 +102,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBacken
     try:
         yield shared
     finally:
-        await _close(request, shared)
+        await close_backend(request, shared)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="package", params=FLAVOUR_PARAMS)
@@ -112,14 +112,7 @@ async def os_backend(request: pytest.FixtureRequest) -> AsyncIterator[SandboxBac
     try:
         yield shared
     finally:
-        await _close(request, shared)
-
-
-async def _close(request: pytest.FixtureRequest, shared: SandboxBackend) -> None:
-    if request.session.testsfailed and isinstance(shared, ProcessBackend):
-        for tenant, server in shared._servers.items():
-            print(f"sandbox server of tenant {tenant!r}, log tail:\n{server.log_tail()}")
-    await shared.close()
+        await close_backend(request, shared)
 
 
 async def attack(
