@@ -125,8 +125,12 @@ class TemplateSupervisor:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            self._writer.write(encode_frame({**message, "id": request_id}))
-            await self._writer.drain()
+            try:
+                self._writer.write(encode_frame({**message, "id": request_id}))
+                await self._writer.drain()
+            except ConnectionError as exc:
+                # It died before its reader saw the end of its stream; that reader will.
+                raise TemplateDied("the template process died") from exc
             return await future
         finally:
             self._pending.pop(request_id, None)
