@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         "runtimes whose sandboxes cannot be connected to, such as gVisor)",
     )
     args = parser.parse_args(argv)
+    # First, before anything else runs: no worker may read or write this process's
+    # memory through /proc (see sandbox.hardening).
+    from sandbox.hardening import make_undumpable
+
+    make_undumpable()
     # The template starts first, before this process imports gRPC (most of a server's
     # start-up: about 0.45 s under gVisor), so that the two start-ups overlap.
     ours, theirs = socket.socketpair()
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     # would import the template's own modules before the template starts.)
     keep = [args.listen.removeprefix("unix:")] if args.listen.startswith("unix:") else []
     template = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.template", f"--fd={theirs.fileno()}",
+        [sys.executable, "-I", "-m", "sandbox.template", f"--fd={theirs.fileno()}",
          *(f"--allow-module={m}" for m in args.allow_module), f"--prefork={args.prefork}",
          *(f"--keep={path}" for path in keep),
          *(f"--scratch={path}" for path in args.scratch)],

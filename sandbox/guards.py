@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import decimal
-import functools
 import importlib
 import operator
 import sys
@@ -23,7 +22,10 @@ from typing import Any
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from sandbox.errors import GuardError
+from sandbox.members import GUARDED_MEMBERS
+from sandbox.ownership import TOOL_CLASS_MARK, is_tool_function, is_tool_object, refuse
 from sandbox.policy import Allowlist
+from sandbox.tripwire import Tripwire
 
 # Attributes refused on any object, whatever its type: they reach frames, code
 # objects or the class hierarchy, or format strings that read attributes.
@@ -56,7 +58,6 @@ BLOCKED_ATTRIBUTES = frozenset(
 # everything that forwards to them (collections.UserString, super() of a str subclass):
 # attributes of these names are refused unless they are the tool's own functions.
 STRING_FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
-TOOL_FILENAMES = frozenset({"<tool>", "<call>"})
 # Objects whose attributes are never readable.
 OPAQUE_TYPES = (types.FrameType, types.TracebackType, types.CodeType)
 
@@ -151,7 +152,6 @@ INPLACE_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 # Objects tool code may write items or attributes into, besides its own (dict and list
 # subclasses included). decimal.Context: ``getcontext().prec = 50`` is how precision is set.
 WRITABLE_CONTAINERS = (dict, list, set, bytearray, deque, decimal.Context)
-TOOL_CLASS_MARK = "_latm_tool_class"
 
 _MISSING = object()
 
@@ -160,24 +160,20 @@ def _is_private(name: str) -> bool:
     return name.startswith("_") and name != "_"
 
 
-def _refuse(what: str) -> GuardError:
-    return GuardError(f"{what} is not allowed in the sandbox")
-
-
 def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> Any:
     """``getattr`` for tool code: public, non-introspective attributes only."""
     name = _exact_name(name)
     if _is_private(name) or name in BLOCKED_ATTRIBUTES:
-        raise _refuse(f"attribute '{name}'")
+        raise refuse(f"attribute '{name}'")
     if isinstance(obj, OPAQUE_TYPES):
-        raise _refuse(f"reading attributes of {type(obj).__name__} objects")
+        raise refuse(f"reading attributes of {type(obj).__name__} objects")
     if name in STRING_FORMAT_ATTRIBUTES and (isinstance(obj, str) or obj is str):
-        raise _refuse(f"str.{name} (use f-strings or %-formatting)")
+        raise refuse(f"str.{name} (use f-strings or %-formatting)")
     if name == "obj" and isinstance(obj, BaseException):
-        raise _refuse("reading the object an exception refers to")
+        raise refuse("reading the object an exception refers to")
     value = getattr(obj, name) if default is _MISSING else getattr(obj, name, default)
-    if name in STRING_FORMAT_ATTRIBUTES and value is not default and not _is_tool_function(value):
-        raise _refuse(f"str.{name} (use f-strings or %-formatting)")
+    if name in STRING_FORMAT_ATTRIBUTES and value is not default and not is_tool_function(value):
+        raise refuse(f"str.{name} (use f-strings or %-formatting)")
     return value
 
 
@@ -193,14 +189,6 @@ def _exact_name(name: object) -> str:
     return str.__str__(name)
 
 
-def _is_tool_function(value: object) -> bool:
-    """True for functions (and bound methods of functions) compiled from tool code."""
-    function = getattr(value, "__func__", value)
-    return isinstance(function, types.FunctionType) and (
-        function.__code__.co_filename in TOOL_FILENAMES
-    )
-
-
 def guarded_hasattr(obj: object, name: object) -> bool:
     try:
         guarded_getattr(obj, name)
@@ -209,36 +197,30 @@ def guarded_hasattr(obj: object, name: object) -> bool:
     return True
 
 
-def _is_tool_object(obj: object) -> bool:
-    """True for classes a tool defined and their instances: the tool owns them."""
-    cls = obj if isinstance(obj, type) else type(obj)
-    return any(TOOL_CLASS_MARK in vars(base) for base in cls.__mro__)
-
-
 def guarded_write(obj: object) -> object:
     """``_write_``: the object an assignment or deletion may target, or a refusal."""
-    if isinstance(obj, WRITABLE_CONTAINERS) or _is_tool_object(obj):
+    if isinstance(obj, WRITABLE_CONTAINERS) or is_tool_object(obj):
         return obj
     if isinstance(obj, ModuleView):
-        raise _refuse(f"changing module '{object.__getattribute__(obj, '_name')}'")
-    raise _refuse(f"changing a {type(obj).__name__} object")
+        raise refuse(f"changing module '{object.__getattribute__(obj, '_name')}'")
+    raise refuse(f"changing a {type(obj).__name__} object")
 
 
 def guarded_setattr(obj: object, name: str, value: object) -> None:
     if not isinstance(name, str) or _is_private(name := _exact_name(name)):
-        raise _refuse(f"setting attribute {name!r}")
+        raise refuse(f"setting attribute {name!r}")
     setattr(guarded_write(obj), name, value)
 
 
 def guarded_delattr(obj: object, name: str) -> None:
     if not isinstance(name, str) or _is_private(name := _exact_name(name)):
-        raise _refuse(f"deleting attribute {name!r}")
+        raise refuse(f"deleting attribute {name!r}")
     delattr(guarded_write(obj), name)
 
 
 def guarded_getitem(obj: Any, key: Any) -> Any:
     if isinstance(obj, types.ModuleType | ModuleView):
-        raise _refuse("indexing a module")
+        raise refuse("indexing a module")
     return obj[key]
 
 
@@ -268,40 +250,11 @@ def apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return func(*args, **kwargs)
 
 
-def guarded_update_wrapper(wrapper: Any, wrapped: Any, **options: Any) -> Any:
-    """``functools.update_wrapper`` with its default attribute lists only.
-
-    Its ``assigned`` and ``updated`` arguments name attributes that it reads and
-    writes with plain ``getattr``/``setattr`` (``updated=['__globals__']`` copies a
-    library module's globals, ``sys`` included, into the tool's namespace), and it
-    writes to any object; here it only decorates the tool's own functions and objects.
-    """
-    if options:
-        raise _refuse(f"functools.update_wrapper() with {', '.join(sorted(options))}")
-    if not (_is_tool_function(wrapper) or _is_tool_object(wrapper)):
-        raise _refuse(f"decorating a {type(wrapper).__name__} object")
-    return functools.update_wrapper(wrapper, wrapped)
-
-
-def guarded_wraps(wrapped: Any, **options: Any) -> Callable[[Any], Any]:
-    """``functools.wraps`` over :func:`guarded_update_wrapper`."""
-    if options:
-        raise _refuse(f"functools.wraps() with {', '.join(sorted(options))}")
-    return functools.partial(guarded_update_wrapper, wrapped=wrapped)
-
-
-# Members of allowed modules that tool code gets in a guarded form.
-GUARDED_MEMBERS: dict[tuple[str, str], object] = {
-    ("functools", "update_wrapper"): guarded_update_wrapper,
-    ("functools", "wraps"): guarded_wraps,
-}
-
-
 def tool_metaclass(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
     """``__metaclass__`` for ``class`` statements in tool code: marks the class as the tool's."""
     if any(isinstance(base, type) and issubclass(base, type) for base in bases):
         # A metaclass of the tool's own would create classes like type() with three arguments.
-        raise _refuse("subclassing type")
+        raise refuse("subclassing type")
     namespace[TOOL_CLASS_MARK] = True
     return type(name, bases, namespace)
 
@@ -317,7 +270,7 @@ class SafeType:
 
     def __call__(self, *args: Any) -> Any:
         if len(args) != 1:
-            raise _refuse("type() with three arguments")
+            raise refuse("type() with three arguments")
         result = type(args[0])
         return self if issubclass(result, type) or result is SafeType else result
 
@@ -349,7 +302,7 @@ class PrintCollector:
         flush: bool = False,
     ) -> None:
         if file is not None:
-            raise _refuse("print(file=...)")
+            raise refuse("print(file=...)")
         text = (" " if sep is None else sep).join(str(o) for o in objects)
         text += "\n" if end is None else end
         self.parts.append(text)
@@ -377,10 +330,10 @@ class ModuleView:
             raise AttributeError(f"module '{self._name}' has no attribute '{item}'") from None
 
     def __setattr__(self, key: str, value: object) -> None:
-        raise _refuse(f"changing module '{self._name}'")
+        raise refuse(f"changing module '{self._name}'")
 
     def __delattr__(self, key: str) -> None:
-        raise _refuse(f"changing module '{self._name}'")
+        raise refuse(f"changing module '{self._name}'")
 
     def __repr__(self) -> str:
         return f"<module '{self._name}' (sandbox view)>"
@@ -399,6 +352,7 @@ class Environment:
         for name in sorted(allowlist.modules, key=lambda n: -n.count(".")):
             self.modules[name] = self._view(name)
         self.builtins = self._builtins()
+        self.tripwire = Tripwire(allowlist.modules)
 
     def _view(self, name: str) -> ModuleView:
         module = importlib.import_module(name)

@@ -6,8 +6,11 @@ namespace, which is what a bubblewrap sandbox started by a root orchestrator
 runs as (uid 65534 inside maps to 0 outside). This filter holds whoever runs the
 server: once installed, ``clone``, ``fork``, ``vfork`` and ``clone3`` fail with
 EPERM, and so do the calls that create namespaces or reach other processes or the
-kernel's more exposed interfaces. It is installed after the worker's last fork-
-free set-up step and cannot be removed. Docker's default profile and gVisor add
+kernel's more exposed interfaces: no signal to any process (``kill``, ``tgkill``,
+``pidfd_send_signal`` ...: the server, template and zygote share the worker's uid),
+no ``ptrace`` or ``process_vm_*``, and no ``prctl`` (a worker cannot make itself
+dumpable again; see :mod:`sandbox.hardening`). It is installed after the worker's
+last fork-free set-up step and cannot be removed. Docker's default profile and gVisor add
 their own filters on top.
 
 The filter is a plain classic-BPF program built here and installed through
@@ -58,6 +61,17 @@ DENIED_NAMES = (
     "add_key",
     "request_key",
     "io_uring_setup",
+    "kill",
+    "tkill",
+    "tgkill",
+    "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pidfd_getfd",
+    "process_madvise",
+    "kcmp",
+    "prctl",
 )
 SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (
@@ -83,6 +97,17 @@ SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
             "add_key": 248,
             "request_key": 249,
             "io_uring_setup": 425,
+            "kill": 62,
+            "tkill": 200,
+            "tgkill": 234,
+            "rt_sigqueueinfo": 129,
+            "rt_tgsigqueueinfo": 297,
+            "pidfd_open": 434,
+            "pidfd_send_signal": 424,
+            "pidfd_getfd": 438,
+            "process_madvise": 440,
+            "kcmp": 312,
+            "prctl": 157,
         },
     ),
     "aarch64": (
@@ -106,6 +131,17 @@ SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
             "add_key": 217,
             "request_key": 218,
             "io_uring_setup": 425,
+            "kill": 129,
+            "tkill": 130,
+            "tgkill": 131,
+            "rt_sigqueueinfo": 138,
+            "rt_tgsigqueueinfo": 240,
+            "pidfd_open": 434,
+            "pidfd_send_signal": 424,
+            "pidfd_getfd": 438,
+            "process_madvise": 440,
+            "kcmp": 272,
+            "prctl": 167,
         },
     ),
 }

@@ -102,6 +102,7 @@ class TemplateSupervisor:
                 ours, theirs = socket.socketpair()
                 self._process = await asyncio.create_subprocess_exec(
                     sys.executable,
+                    "-I",  # no working folder (a writable /tmp) on the module path
                     "-m",
                     "sandbox.template",
                     f"--fd={theirs.fileno()}",

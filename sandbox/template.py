@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 from sandbox import worker
 from sandbox.errors import PolicyViolation, SourceSyntaxError
 from sandbox.guards import Environment
+from sandbox.hardening import make_undumpable
 from sandbox.limits import Limits
 from sandbox.policy import Allowlist, default_allowlist, source_id
 from sandbox.restricted import compile_call, compile_tool
@@ -633,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a private scratch folder emptied between calls (the sandbox's own tmpfs only)",
     )
     args = parser.parse_args(argv)
+    # Before any worker exists: neither this process nor the zygote and workers forked
+    # from it are readable or writable through /proc by a worker (sandbox.hardening).
+    make_undumpable()
     # The server decides when we stop (it closes the control socket once drained): a
     # SIGTERM or SIGINT sent to its whole process group (dumb-init does, on `docker stop`)
     # must not kill the calls it is still draining.

@@ -33,6 +33,7 @@ WORKER_NICENESS = 5
 JOB_FD = 4
 _HEADER = struct.Struct(">I")
 MAX_ARGS_BYTES = 16 * 1024 * 1024
+TRIPWIRE_ERROR = "Tripwire"  # the error type of a call the tripwire ended
 
 
 @dataclass(frozen=True)
@@ -121,22 +122,44 @@ def serve_one(
         _prefault(env)
         job = Job.decode(_read_all(JOB_FD))
         _apply_rlimits(job)
-        frame = _execute(job, env)
-        _flush_streams()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        frame["usage"] = {
-            "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
-            "max_rss_kb": usage.ru_maxrss,
-        }
-        _write_frame(frame)
-        # Closing the pipes lets the template answer now, before the kernel tears
-        # this address space down; it then kills and reaps the process group.
-        os.closerange(0, JOB_FD + 1)
+        # From here on every audit event is judged; the hook cannot be removed.
+        env.tripwire.arm((job.tool_code, job.call.code if job.call else None), _tripped)
+        _finish(_execute(job, env))
         code = 0
     except BaseException:  # noqa: BLE001 - nothing may escape into the template's loop
         code = 70
     finally:
         os._exit(code)
+
+
+def _finish(frame: dict[str, Any]) -> None:
+    """Write the result frame, with this process's usage, and close the pipes."""
+    _flush_streams()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    frame["usage"] = {
+        "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
+        "max_rss_kb": usage.ru_maxrss,
+    }
+    _write_frame(frame)
+    # Closing the pipes lets the template answer now, before the kernel tears
+    # this address space down; it then kills and reaps the process group.
+    os.closerange(0, JOB_FD + 1)
+
+
+def _tripped(event: str) -> NoReturn:
+    """The tripwire's verdict: the call ends here, as a policy violation."""
+    try:
+        _finish(
+            _failure(
+                "policy_violation",
+                TRIPWIRE_ERROR,
+                f"the sandbox stopped the call: tool code caused the audit event {event!r}, "
+                "which it never does legitimately",
+                "tool",
+            )
+        )
+    finally:
+        os._exit(0)
 
 
 # Built once, in the template that imports this module, and inherited by every worker.

@@ -355,7 +355,8 @@ class DockerBackend(SandboxBackend):
         limits = self.options.limits
         tmpfs, inodes = f"{limits.tmpfs_mb}m", limits.tmpfs_inodes
         listen = "unix:/tmp/sandbox.sock" if tunnel else f"unix:{MOUNT_POINT}/sandbox.sock"
-        command = ["python", "-m", "sandbox", "--listen", listen]
+        # -I: the working folder (/tmp, writable) is not on the module path.
+        command = ["python", "-I", "-m", "sandbox", "--listen", listen]
         if tunnel:
             command += ["--dial", f"unix:{MOUNT_POINT}/tunnel.sock"]
         command += [f"--prefork={self.options.prefork}"]
