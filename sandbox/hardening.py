@@ -14,20 +14,43 @@ zygote and every worker inherit it), and a worker's seccomp filter refuses
 from __future__ import annotations
 
 import ctypes
+import os
+import signal
+from collections.abc import Callable
+from functools import cache
 
-PR_SET_DUMPABLE = 4
+PR_SET_PDEATHSIG = 1
 PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
+
+
+@cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, resolved once (the template's copy is inherited by its forks)."""
+    try:
+        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 def make_undumpable() -> bool:
     """Mark this process non-dumpable; False where the kernel refuses (not on Linux)."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return False
-    return int(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
+    prctl = _prctl()
+    return prctl is not None and prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
 
 
 def is_dumpable() -> bool:
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return int(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) == 1
+    prctl = _prctl()
+    return prctl is None or prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Be killed when ``parent`` (the process that forked this one) exits, even while
+    stopped: a zygote dies with its template, a worker with its zygote. If the parent
+    is already gone, exit now."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(70)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import platform
 import struct
 
@@ -38,6 +39,10 @@ BPF_JGE_K = 0x35
 BPF_RET_K = 0x06
 OFFSET_NR = 0
 OFFSET_ARCH = 4
+OFFSET_ARG0 = 16  # the low 32 bits of the first argument (little-endian machines)
+INSTRUCTION_BYTES = 8
+# Calls that send a signal; the pid (or thread group id) they target comes first.
+SIGNAL_NAMES = frozenset({"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"})
 
 # The denied calls, by architecture: (audit arch, {name: number}).
 DENIED_NAMES = (
@@ -151,15 +156,23 @@ def _instruction(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def build_filter(machine: str | None = None) -> bytes | None:
-    """The filter program for ``machine`` (this one by default); None when unknown."""
+def build_filter(machine: str | None = None, pid: int = 0) -> bytes | None:
+    """The filter program for ``machine`` (this one by default); None when unknown.
+
+    The calls that send a signal are allowed only with ``pid`` as their first argument
+    (a worker may signal itself, as ``os.abort()`` does); the word at
+    :func:`pid_offset` holds it, for :meth:`Installer.install` to set in each worker.
+    """
     spec = SYSCALLS.get(machine or platform.machine())
     if spec is None:
         return None
     arch, numbers = spec
     deny = SECCOMP_RET_ERRNO | errno.EPERM
-    denied = sorted(numbers.values())
-    # Each jump skips to the final "deny" instruction when it matches.
+    to_self = sorted(numbers[name] for name in SIGNAL_NAMES if name in numbers)
+    denied = sorted(n for name, n in numbers.items() if name not in SIGNAL_NAMES)
+    # Layout, after the checks: one jump per signal call (to the pid check), one per
+    # denied call (to the final deny), "allow", the pid check, "allow", "deny".
+    after = len(to_self) + len(denied)  # instructions between the x32 check and "allow"
     program = [
         _instruction(BPF_LD_W_ABS, 0, 0, OFFSET_ARCH),
         # Another architecture's calling convention (i386 on x86_64): deny all of it.
@@ -167,13 +180,26 @@ def build_filter(machine: str | None = None) -> bytes | None:
         _instruction(BPF_RET_K, 0, 0, deny),
         _instruction(BPF_LD_W_ABS, 0, 0, OFFSET_NR),
         # The x32 ABI's numbers alias the native ones with this bit set: deny them.
-        _instruction(BPF_JGE_K, len(denied) + 1, 0, X32_SYSCALL_BIT),
+        _instruction(BPF_JGE_K, after + 4, 0, X32_SYSCALL_BIT),
     ]
+    for index, number in enumerate(to_self):
+        program.append(_instruction(BPF_JEQ_K, after - index, 0, number))
     for index, number in enumerate(denied):
-        program.append(_instruction(BPF_JEQ_K, len(denied) - index, 0, number))
-    program.append(_instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
-    program.append(_instruction(BPF_RET_K, 0, 0, deny))
+        program.append(_instruction(BPF_JEQ_K, len(denied) - index + 3, 0, number))
+    program += [
+        _instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+        _instruction(BPF_LD_W_ABS, 0, 0, OFFSET_ARG0),
+        _instruction(BPF_JEQ_K, 0, 1, pid),
+        _instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+        _instruction(BPF_RET_K, 0, 0, deny),
+    ]
     return b"".join(program)
+
+
+def pid_offset(program: bytes) -> int:
+    """Where in ``program`` the pid a worker may signal is: the constant of the
+    third-last instruction."""
+    return len(program) - 3 * INSTRUCTION_BYTES + 4
 
 
 class _SockFprog(ctypes.Structure):
@@ -205,6 +231,7 @@ class Installer:
         """
         if self.program is None:
             return False
+        struct.pack_into("=I", self._buffer, pid_offset(self.program), os.getpid())
         if self._prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             return False
         return self._prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, self._fprog_ref, 0, 0) == 0

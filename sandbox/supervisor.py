@@ -22,6 +22,11 @@ from sandbox.template import HEADER, MAX_FRAME_BYTES, encode_frame
 
 log = logging.getLogger(__name__)
 
+# The template is pinged this often; one that has not answered within HANG_S (stopped,
+# or stuck on a stopped zygote) is killed, and the next request starts a new one.
+PING_INTERVAL_S = 1.0
+HANG_S = 5.0
+
 
 class TemplateDied(Exception):
     """The template process exited while a request was in flight."""
@@ -81,6 +86,7 @@ class TemplateSupervisor:
         self._process: asyncio.subprocess.Process | _Adopted | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
         self._start_lock = asyncio.Lock()
         self._closing = False
@@ -114,6 +120,29 @@ class TemplateSupervisor:
             self._ready = asyncio.get_running_loop().create_future()
             self._reader_task = asyncio.create_task(self._read_loop(reader))
             await asyncio.wait_for(asyncio.shield(self._ready), timeout=30)
+            self._watch_task = asyncio.create_task(self._watch(self._writer))
+
+    async def _watch(self, writer: asyncio.StreamWriter) -> None:
+        """Ping this template until it dies; kill it if it stops answering."""
+        while self._writer is writer and not writer.is_closing():
+            await asyncio.sleep(PING_INTERVAL_S)
+            if self._writer is not writer or self._closing:
+                return
+            try:
+                await asyncio.wait_for(self.request({"op": "ping"}), HANG_S)
+            except TimeoutError:
+                log.warning("template process stopped answering for %.0f s; killing it", HANG_S)
+                self._kill()
+                return
+            except TemplateDied:
+                return
+
+    def _kill(self) -> None:
+        """Kill the template: its reader then sees the end of its stream, answers the
+        calls in flight as crashed, and the zygote and workers die with it."""
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its reply; restarts a dead template first."""
@@ -157,6 +186,8 @@ class TemplateSupervisor:
             await self._on_death()
 
     async def _on_death(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()

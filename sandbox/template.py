@@ -41,7 +41,7 @@ from sandbox.hardening import make_undumpable
 from sandbox.limits import Limits
 from sandbox.policy import Allowlist, default_allowlist, source_id
 from sandbox.restricted import compile_call, compile_tool
-from sandbox.zygote import Reaped, Spawned, Zygote, ZygoteGone
+from sandbox.zygote import REPLY_TIMEOUT_S, Reaped, Spawned, Zygote, ZygoteGone
 
 HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -122,6 +122,8 @@ class Running:
     rusage: Any = None
     # The worker's result frame, parsed and checked once all its pipes closed.
     frame: dict[str, Any] | None = None
+    # When a worker killed by the template must have been reaped by the zygote.
+    reap_by: float | None = None
 
 
 class Template:
@@ -190,6 +192,11 @@ class Template:
         deadlines = [
             r.deadline for r in self.running.values() if r.killed is None and not r.answered
         ]
+        deadlines += [
+            r.reap_by
+            for r in self.running.values()
+            if r.reap_by is not None and r.wait_status is None
+        ]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -213,7 +220,9 @@ class Template:
             self.selector.unregister(self.control)
             return
         for message in self.frames.feed(data):
-            handler = {"load": self._load, "exec": self._exec}.get(message.get("op", ""))
+            handler = {"load": self._load, "exec": self._exec, "ping": self._ping}.get(
+                message.get("op", "")
+            )
             if handler is None:
                 continue
             try:
@@ -221,6 +230,11 @@ class Template:
             except Exception as exc:  # noqa: BLE001 - every request gets an answer, or it hangs
                 traceback.print_exc()
                 self._send({"id": message.get("id"), **_internal_failure(message["op"], exc)})
+
+    def _ping(self, message: dict[str, Any]) -> None:
+        """The server's liveness check: answered from the loop, so a template that is
+        stopped, or stuck (on a stopped zygote), stays silent."""
+        self._send({"id": message["id"], "status": "ok"})
 
     def _load(self, message: dict[str, Any]) -> None:
         source: str = message["source"]
@@ -372,12 +386,16 @@ class Template:
     def _kill(self, run: Running, reason: tuple[str, str]) -> None:
         if run.killed is None and run.wait_status is None:
             run.killed = reason
+            run.reap_by = time.monotonic() + REPLY_TIMEOUT_S
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(run.pid, signal.SIGKILL)
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for run in list(self.running.values()):
+            if run.wait_status is None and run.reap_by is not None and now >= run.reap_by:
+                # SIGKILL is reaped at once: the zygote is stopped or hung.
+                self._lost_zygote(ZygoteGone("the zygote did not reap a killed worker"))
             if (
                 run.killed is None
                 and not run.answered

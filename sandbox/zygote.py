@@ -32,12 +32,15 @@ from typing import NoReturn
 
 from sandbox import worker
 from sandbox.guards import Environment
+from sandbox.hardening import die_with_parent
 
 SPAWN = b"s"
 _SPAWNED = struct.Struct(">ci")  # b"S", pid; four fds ride along
 _REAPED = struct.Struct(">ciiddq")  # b"R", pid, wait status, user s, system s, max RSS KiB
 STREAMS = ("stdout", "stderr", "result")
-REPLY_TIMEOUT_S = 30.0
+# A fork takes milliseconds; a zygote silent this long is stopped or hung, and the
+# template gives up on it (and exits: the server starts a new one).
+REPLY_TIMEOUT_S = 5.0
 
 
 class ZygoteGone(Exception):
@@ -69,8 +72,10 @@ class Zygote:
 
     def __init__(self, env: Environment) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        template = os.getpid()
         pid = os.fork()
         if pid == 0:  # the zygote; never returns
+            die_with_parent(template)
             ours.close()
             _serve(env, theirs)
         theirs.close()
@@ -158,6 +163,7 @@ class _Loop:
         os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
         self.env = env
         self.sock = sock
+        self.pid = os.getpid()
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -187,6 +193,7 @@ class _Loop:
         pipes = {name: os.pipe() for name in ("job", *STREAMS)}
         pid = os.fork()
         if pid == 0:  # the worker; never returns
+            die_with_parent(self.pid)
             worker.serve_one(
                 self.env,
                 pipes["job"][0],

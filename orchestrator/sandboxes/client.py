@@ -29,6 +29,15 @@ STATUS_NAMES = {
 }
 # How long past the call's own timeout the transport may take before giving up.
 DEADLINE_SLACK_S = 5.0
+# A call still running after WATCH_S is watched: every WATCH_S, the server's health
+# service must answer within SILENT_S, or the server is taken as stopped (or hung) and
+# the call is answered ``crashed`` at once rather than at its deadline.
+WATCH_S = 2.0
+SILENT_S = 3.0
+
+
+class ServerSilent(Exception):
+    """The sandbox server stopped answering while a call was in flight."""
 
 
 class SandboxClient:
@@ -77,9 +86,9 @@ class SandboxClient:
             grpc.ChannelConnectivity.SHUTDOWN,
         )
 
-    async def healthy(self) -> bool:
+    async def healthy(self, timeout_s: float = 2.0) -> bool:
         try:
-            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
         except grpc.RpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
@@ -96,18 +105,14 @@ class SandboxClient:
         message = _to_proto(request)
         timeout = (request.timeout_ms or 60_000) / 1000 + DEADLINE_SLACK_S
         try:
-            reply = await self._stub.Execute(message, timeout=timeout)
+            reply = await self._watched(self._stub.Execute(message, timeout=timeout))
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 # The server (or its container) went away mid-call.
-                return ExecResult(
-                    status=Status.CRASHED,
-                    isolation=isolation,
-                    error=ErrorInfo(
-                        type="SandboxUnavailable", message=exc.details() or exc.code().name
-                    ),
-                )
+                return _lost(isolation, exc.details() or exc.code().name)
             raise from_rpc_error(exc) from None
+        except ServerSilent:
+            return _lost(isolation, "the sandbox server stopped answering")
         status = Status(STATUS_NAMES.get(reply.status, "crashed"))
         error = None
         if reply.HasField("error"):
@@ -147,8 +152,33 @@ class SandboxClient:
             ),
         )
 
+    async def _watched(self, call: Any) -> sandbox_pb2.ExecuteResponse:
+        """The reply to ``call``; raises ServerSilent if the server stops answering."""
+        task: asyncio.Future[sandbox_pb2.ExecuteResponse] = asyncio.ensure_future(call)
+        try:
+            while True:
+                done, _ = await asyncio.wait((task,), timeout=WATCH_S)
+                if done:
+                    return task.result()
+                if not await self.healthy(SILENT_S):
+                    raise ServerSilent(self.target)
+        finally:
+            if not task.done():  # silent, or the caller cancelled: the call ends here too
+                call.cancel()
+                task.cancel()
+
     async def close(self) -> None:
         await self._channel.close(None)
+
+
+def _lost(isolation: str, message: str) -> ExecResult:
+    from orchestrator.sandboxes.base import ErrorInfo, ExecResult, Status
+
+    return ExecResult(
+        status=Status.CRASHED,
+        isolation=isolation,
+        error=ErrorInfo(type="SandboxUnavailable", message=message),
+    )
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

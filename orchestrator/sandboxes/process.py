@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ import latm
 import sandbox
 from orchestrator.errors import InvalidRequest, SandboxUnavailable
 from orchestrator.sandboxes.base import IsolationLevel, Sandbox, SandboxBackend
-from orchestrator.sandboxes.client import SandboxClient
+from orchestrator.sandboxes.client import SILENT_S, SandboxClient
 from orchestrator.telemetry import SANDBOX_STARTS
 
 log = logging.getLogger(__name__)
@@ -216,9 +217,13 @@ class _ServerProcess:
         self._log.seek(max(0, end - size))
         return self._log.read().decode("utf-8", "replace").strip()
 
-    async def stop(self) -> None:
+    async def stop(self, kill: bool = False) -> None:
+        """Stop the server: drained on SIGTERM, or at once (``kill``: it is not answering)."""
         if self.client is not None:
             await self.client.close()
+        if kill and self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -293,9 +298,21 @@ class ProcessBackend(SandboxBackend):
         return server.process.pid if server and server.process else None
 
     async def release(self, sandbox: Sandbox, faulted: bool) -> None:
-        # A fault killed only that call's worker; the server stays. A server that
-        # died is replaced on the next acquire.
-        return None
+        """A fault killed only that call's worker, and the server stays, unless the
+        server itself stopped answering: then it is killed and the next acquire starts
+        a new one. (A server that died is replaced on the next acquire.)"""
+        if not faulted:
+            return
+        server = self._servers.get(sandbox.tenant)
+        if server is None or server.client is not sandbox.client:
+            return
+        if not server.alive() or await server.client.healthy(SILENT_S):
+            return
+        log.warning("sandbox server of tenant %s stopped answering; replacing it", sandbox.tenant)
+        async with self._locks.setdefault(sandbox.tenant, asyncio.Lock()):
+            if self._servers.get(sandbox.tenant) is server:
+                del self._servers[sandbox.tenant]
+                await server.stop(kill=True)
 
     async def close(self) -> None:
         servers, self._servers = self._servers, {}
