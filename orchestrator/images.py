@@ -46,7 +46,6 @@ DEBIAN_SUITE = "bookworm"
 # the same image usable by peers measured beside it (llm-sandbox wants `python`
 # and the venv module).
 BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3")
-DUMB_INIT = "dumb-init==1.2.5.post1"
 # What the sandbox server imports, pinned to the versions the orchestrator runs with.
 SANDBOX_REQUIREMENTS = (
     "grpcio",
@@ -183,7 +182,6 @@ def requirements() -> list[str]:
             pins.append(f"{name}=={importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             raise ImageBuildError(f"{name} is not installed here; cannot pin it") from None
-    pins.append(DUMB_INIT)
     return pins
 
 

@@ -13,9 +13,11 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from sandbox.template import HEADER, MAX_FRAME_BYTES, encode_frame
@@ -128,6 +130,7 @@ class TemplateSupervisor:
             await asyncio.sleep(PING_INTERVAL_S)
             if self._writer is not writer or self._closing:
                 return
+            self._reap_orphans()
             try:
                 await asyncio.wait_for(self.request({"op": "ping"}), HANG_S)
             except TimeoutError:
@@ -136,6 +139,18 @@ class TemplateSupervisor:
                 return
             except TemplateDied:
                 return
+
+    def _reap_orphans(self) -> None:
+        """Reap exited children other than the template. Where the server is PID 1 of
+        its sandbox (bubblewrap's ``--as-pid-1``), a zygote or worker whose parent died
+        is reparented to it; asyncio reaps only the template."""
+        keep = self.pid
+        for children in Path("/proc/self/task").glob("*/children"):
+            with contextlib.suppress(OSError, ValueError):
+                for pid in map(int, children.read_text().split()):
+                    if pid != keep:
+                        with contextlib.suppress(ChildProcessError):
+                            os.waitpid(pid, os.WNOHANG)
 
     def _kill(self) -> None:
         """Kill the template: its reader then sees the end of its stream, answers the

@@ -159,6 +159,7 @@ class Template:
         # address space starts at this size (tools reach them inside their jobs).
         self._vm_bytes = self._address_space()
         self.zygote = Zygote(self.env)
+        self._zygote_due = 0.0  # seconds until the zygote's liveness is checked again
         self.selector.register(control, selectors.EVENT_READ, self._on_control)
         self.selector.register(self.zygote, selectors.EVENT_READ, self._on_reaped)
 
@@ -178,6 +179,7 @@ class Template:
                     traceback.print_exc()
             if self.zygote.reaped:
                 self._on_reaped()
+            self._check_zygote()
             self._enforce_deadlines()
             self._scrub_if_idle()
             self._refill_spares()
@@ -188,7 +190,13 @@ class Template:
             self._kill(run, ("crashed", "the sandbox server went away"))
         self.zygote.close()
 
-    def _next_timeout(self) -> float | None:
+    def _check_zygote(self) -> None:
+        try:
+            self._zygote_due = self.zygote.check(time.monotonic())
+        except ZygoteGone as exc:
+            self._lost_zygote(exc)
+
+    def _next_timeout(self) -> float:
         deadlines = [
             r.deadline for r in self.running.values() if r.killed is None and not r.answered
         ]
@@ -197,9 +205,8 @@ class Template:
             for r in self.running.values()
             if r.reap_by is not None and r.wait_status is None
         ]
-        if not deadlines:
-            return None
-        return max(0.0, min(deadlines) - time.monotonic())
+        now = time.monotonic()
+        return max(0.0, min([now + self._zygote_due, *deadlines]) - now)
 
     def _send(self, message: dict[str, Any]) -> None:
         if self.open:
@@ -656,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     # from it are readable or writable through /proc by a worker (sandbox.hardening).
     make_undumpable()
     # The server decides when we stop (it closes the control socket once drained): a
-    # SIGTERM or SIGINT sent to its whole process group (dumb-init does, on `docker stop`)
+    # SIGTERM or SIGINT sent to its whole process group (an init may forward one there)
     # must not kill the calls it is still draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

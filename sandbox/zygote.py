@@ -35,6 +35,11 @@ from sandbox.guards import Environment
 from sandbox.hardening import die_with_parent
 
 SPAWN = b"s"
+PING = b"p"
+PONG = b"P"
+# The template pings its zygote this often when it has not heard from it; a zygote
+# that leaves a ping unanswered for REPLY_TIMEOUT_S is taken as stopped or hung.
+PING_INTERVAL_S = 1.0
 _SPAWNED = struct.Struct(">ci")  # b"S", pid; four fds ride along
 _REAPED = struct.Struct(">ciiddq")  # b"R", pid, wait status, user s, system s, max RSS KiB
 STREAMS = ("stdout", "stderr", "result")
@@ -84,6 +89,8 @@ class Zygote:
         self.sock = ours
         # Reports read while waiting for a spawn reply, for the template's next pass.
         self.reaped: deque[Reaped] = deque()
+        self.heard = time.monotonic()  # when the zygote last said anything
+        self.pinged: float | None = None  # when the unanswered ping went out
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -102,8 +109,12 @@ class Zygote:
                     continue
                 if not message:
                     raise ZygoteGone("the zygote exited")
+                self.heard = time.monotonic()
                 if message[:1] == b"R":
                     self.reaped.append(_reaped(message))
+                    continue
+                if message[:1] == PONG:
+                    self.pinged = None
                     continue
                 _, pid = _SPAWNED.unpack(message)
                 job_fd, *reads = fds
@@ -124,12 +135,44 @@ class Zygote:
                 raise ZygoteGone(f"the zygote's socket failed: {exc}") from exc
             if not message:
                 raise ZygoteGone("the zygote exited")
-            reports.append(_reaped(message))
+            self.heard = time.monotonic()
+            if message[:1] == PONG:
+                self.pinged = None
+            else:
+                reports.append(_reaped(message))
+
+    def check(self, now: float) -> float:
+        """Ping the zygote when it has been quiet; raise ZygoteGone when a ping went
+        unanswered too long. Returns the seconds until the next check is due."""
+        if self.pinged is not None:
+            if now - self.pinged >= REPLY_TIMEOUT_S:
+                raise ZygoteGone(f"the zygote did not answer for {REPLY_TIMEOUT_S:g} s")
+            return self.pinged + REPLY_TIMEOUT_S - now
+        if now - self.heard < PING_INTERVAL_S:
+            return self.heard + PING_INTERVAL_S - now
+        try:
+            self.sock.send(PING)
+        except OSError as exc:
+            raise ZygoteGone(f"the zygote's socket failed: {exc}") from exc
+        self.pinged = now
+        return REPLY_TIMEOUT_S
 
     def close(self) -> None:
         self.sock.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, os.WNOHANG)
+
+
+def channel() -> tuple[int, int]:
+    """A one-way byte channel, ``(read end, write end)`` like ``os.pipe()``, made of a
+    Unix socket pair. Any process of the same uid can open a pipe again through
+    ``/proc/PID/fd/N`` where the kernel does not check its holder's dumpability
+    (gVisor's does not), and so write a job into another worker or read its result;
+    a socket cannot be opened that way at all."""
+    read_end, write_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    read_end.shutdown(socket.SHUT_WR)
+    write_end.shutdown(socket.SHUT_RD)
+    return read_end.detach(), write_end.detach()
 
 
 def _reaped(message: bytes) -> Reaped:
@@ -164,7 +207,7 @@ class _Loop:
         self.env = env
         self.sock = sock
         self.pid = os.getpid()
-        wake_r, wake_w = os.pipe()
+        wake_r, wake_w = channel()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
         self.wake_r = wake_r
@@ -188,9 +231,11 @@ class _Loop:
             return
         for _ in range(requests.count(SPAWN)):
             self._spawn()
+        if PING in requests:
+            self.sock.sendall(PONG)
 
     def _spawn(self) -> None:
-        pipes = {name: os.pipe() for name in ("job", *STREAMS)}
+        pipes = {name: channel() for name in ("job", *STREAMS)}
         pid = os.fork()
         if pid == 0:  # the worker; never returns
             die_with_parent(self.pid)

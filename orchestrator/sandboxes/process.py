@@ -89,6 +89,11 @@ def _wrapper(mode: ProcessIsolation, socket_dir: Path, roots: list[Path]) -> lis
         command = [
             "bwrap",
             "--unshare-all",
+            # The server is PID 1 of the sandbox: bubblewrap's own reaper would be a
+            # dumpable process of the sandbox's uid, whose memory a worker could write
+            # through /proc/1/mem. The server is not dumpable (sandbox.hardening),
+            # reaps orphans itself, and as PID 1 takes no signal from inside.
+            "--as-pid-1",
             "--die-with-parent",
             "--new-session",
             "--cap-drop",

@@ -67,7 +67,7 @@ for pid in os.listdir('/proc'):
             os.close(fd)
         except OSError:
             continue
-        if line and b'sandbox' not in line and b'dumb-init' not in line and b'bwrap' not in line:
+        if line and b'sandbox' not in line and b'bwrap' not in line:
             found.append('process ' + pid + ': ' + line.decode('utf-8', 'replace'))
 ans = found
 """

@@ -158,8 +158,10 @@ def test_workers_come_from_a_zygote_that_holds_none_of_the_templates_sockets() -
         assert reply["usage"]["cpu_ms"] > 0
         (zygote,) = children(template.process.pid)
         assert wait_until(lambda: len(children(zygote)) == 2)  # the spares
-        # Its own end of the socket pair only: the template's control socket is closed.
-        assert len(socket_inodes(zygote)) == 1
+        # Its own end of the socket pair and its wake-up channel's two ends only: the
+        # template's control socket is closed, and it shares no socket with the template.
+        assert len(socket_inodes(zygote)) == 3
+        assert not socket_inodes(zygote) & socket_inodes(template.process.pid)
     finally:
         template.close()
     assert wait_until(lambda: not Path(f"/proc/{zygote}").exists() or _zombie(zygote))
