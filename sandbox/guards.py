@@ -22,7 +22,7 @@ from typing import Any
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from sandbox.errors import GuardError
-from sandbox.members import GUARDED_MEMBERS
+from sandbox.members import GUARDED_MEMBERS, SEALED_CLASSES
 from sandbox.ownership import TOOL_CLASS_MARK, is_tool_function, is_tool_object, refuse
 from sandbox.policy import Allowlist
 from sandbox.tripwire import Tripwire
@@ -255,6 +255,9 @@ def tool_metaclass(name: str, bases: tuple[type, ...], namespace: dict[str, Any]
     if any(isinstance(base, type) and issubclass(base, type) for base in bases):
         # A metaclass of the tool's own would create classes like type() with three arguments.
         raise refuse("subclassing type")
+    for base in bases:
+        if isinstance(base, type) and issubclass(base, SEALED_CLASSES):
+            raise refuse(f"subclassing {base.__module__}.{base.__qualname__}")
     namespace[TOOL_CLASS_MARK] = True
     return type(name, bases, namespace)
 

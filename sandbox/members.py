@@ -17,6 +17,8 @@ refuses (or never takes) the internal path:
   class they are given: only the tool's own classes, never a library's or a guard's.
 * ``collections.namedtuple``: ``module=`` names the module whose globals typing
   uses as an evaluation namespace; the class belongs to the tool's module.
+* ``dataclasses``' generated methods paste field names into source code: only real
+  ``Field`` objects with identifier names, and no tool subclass of ``Field``.
 
 Every route is kept as a test in ``tests/unit/test_members.py`` and, end to end on
 every backend, in ``tests/security/test_internal_eval.py``.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import keyword
 import types
 import typing
 from collections.abc import Callable
@@ -118,7 +121,27 @@ def guarded_dataclass(cls: Any = None, /, **options: Any) -> Any:
 def _dataclass(cls: Any, **options: Any) -> Any:
     if not is_tool_class(cls):
         raise refuse(f"dataclass() of {cls!r}, which is not a class of the tool's")
+    _check_fields(cls)
     return dataclasses.dataclass(cls, **options)
+
+
+def _check_fields(cls: type) -> None:
+    """Every name ``dataclasses`` will paste into the methods' source is an identifier
+    on a real ``Field``: the library writes ``f.name = annotation`` and trusts what it
+    reads back (a ``Field`` subclass with a ``name`` property injected code into it)."""
+    names: list[object] = list(vars(cls).get("__annotations__", {}))
+    for name in names:
+        value = vars(cls).get(name) if isinstance(name, str) else None
+        if isinstance(value, dataclasses.Field) and type(value) is not dataclasses.Field:
+            raise refuse(f"a {type(value).__name__} as the field {name!r}")
+    for base in cls.__mro__[1:]:
+        inherited = vars(base).get("__dataclass_fields__", {})
+        names += [field.name for field in inherited.values()]
+        if any(type(field) is not dataclasses.Field for field in inherited.values()):
+            raise refuse(f"the fields of {base.__qualname__}")
+    for name in names:
+        if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)):
+            raise refuse(f"a dataclass field named {name!r}")
 
 
 def guarded_total_ordering(cls: Any) -> Any:
@@ -143,6 +166,10 @@ def guarded_namedtuple(
         typename, field_names, rename=rename, defaults=defaults, module=TOOL_MODULE
     )
 
+
+# Library classes whose instances library code trusts to be what they say: a tool's
+# subclass could override what the library reads back (``Field.name``).
+SEALED_CLASSES = (dataclasses.Field,)
 
 GUARDED_MEMBERS: dict[tuple[str, str], object] = {
     ("functools", "update_wrapper"): guarded_update_wrapper,

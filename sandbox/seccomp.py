@@ -40,9 +40,13 @@ BPF_RET_K = 0x06
 OFFSET_NR = 0
 OFFSET_ARCH = 4
 OFFSET_ARG0 = 16  # the low 32 bits of the first argument (little-endian machines)
+OFFSET_ARG1 = 24  # ... and of the second
 INSTRUCTION_BYTES = 8
 # Calls that send a signal; the pid (or thread group id) they target comes first.
 SIGNAL_NAMES = frozenset({"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"})
+# Commands that make the kernel signal another process for us: F_SETOWN, F_SETSIG and
+# F_SETOWN_EX with O_ASYNC (SIGIO to any pid of the same uid), FIOSETOWN, SIOCSPGRP.
+DENIED_COMMANDS = {"fcntl": (8, 10, 15), "ioctl": (0x8901, 0x8902)}
 
 # The denied calls, by architecture: (audit arch, {name: number}).
 DENIED_NAMES = (
@@ -77,6 +81,10 @@ DENIED_NAMES = (
     "process_madvise",
     "kcmp",
     "prctl",
+    "setpgid",  # leaving its process group would let it outlive its call
+    "setsid",
+    "fcntl",  # only some commands: DENIED_COMMANDS
+    "ioctl",
 )
 SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (
@@ -113,6 +121,10 @@ SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
             "process_madvise": 440,
             "kcmp": 312,
             "prctl": 157,
+            "setpgid": 109,
+            "setsid": 112,
+            "fcntl": 72,
+            "ioctl": 16,
         },
     ),
     "aarch64": (
@@ -147,6 +159,10 @@ SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
             "process_madvise": 440,
             "kcmp": 272,
             "prctl": 167,
+            "setpgid": 154,
+            "setsid": 157,
+            "fcntl": 25,
+            "ioctl": 29,
         },
     ),
 }
@@ -162,38 +178,53 @@ def build_filter(machine: str | None = None, pid: int = 0) -> bytes | None:
     The calls that send a signal are allowed only with ``pid`` as their first argument
     (a worker may signal itself, as ``os.abort()`` does); the word at
     :func:`pid_offset` holds it, for :meth:`Installer.install` to set in each worker.
+    ``fcntl`` and ``ioctl`` are allowed except with the commands in
+    :data:`DENIED_COMMANDS`; every other listed call is denied.
     """
     spec = SYSCALLS.get(machine or platform.machine())
     if spec is None:
         return None
     arch, numbers = spec
-    deny = SECCOMP_RET_ERRNO | errno.EPERM
-    to_self = sorted(numbers[name] for name in SIGNAL_NAMES if name in numbers)
-    denied = sorted(n for name, n in numbers.items() if name not in SIGNAL_NAMES)
-    # Layout, after the checks: one jump per signal call (to the pid check), one per
-    # denied call (to the final deny), "allow", the pid check, "allow", "deny".
-    after = len(to_self) + len(denied)  # instructions between the x32 check and "allow"
-    program = [
-        _instruction(BPF_LD_W_ABS, 0, 0, OFFSET_ARCH),
+    program: list[_Line] = [
+        (None, BPF_LD_W_ABS, 0, 0, OFFSET_ARCH),
         # Another architecture's calling convention (i386 on x86_64): deny all of it.
-        _instruction(BPF_JEQ_K, 1, 0, arch),
-        _instruction(BPF_RET_K, 0, 0, deny),
-        _instruction(BPF_LD_W_ABS, 0, 0, OFFSET_NR),
+        (None, BPF_JEQ_K, 0, "deny", arch),
+        (None, BPF_LD_W_ABS, 0, 0, OFFSET_NR),
         # The x32 ABI's numbers alias the native ones with this bit set: deny them.
-        _instruction(BPF_JGE_K, after + 4, 0, X32_SYSCALL_BIT),
+        (None, BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT),
     ]
-    for index, number in enumerate(to_self):
-        program.append(_instruction(BPF_JEQ_K, after - index, 0, number))
-    for index, number in enumerate(denied):
-        program.append(_instruction(BPF_JEQ_K, len(denied) - index + 3, 0, number))
+    for name, number in sorted(numbers.items(), key=lambda item: item[1]):
+        target = "self" if name in SIGNAL_NAMES else name if name in DENIED_COMMANDS else "deny"
+        program.append((None, BPF_JEQ_K, target, 0, number))
+    program.append((None, BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
+    for name, commands in DENIED_COMMANDS.items():
+        program.append((name, BPF_LD_W_ABS, 0, 0, OFFSET_ARG1))
+        program += [(None, BPF_JEQ_K, "deny", 0, command) for command in commands]
+        program.append((None, BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
     program += [
-        _instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
-        _instruction(BPF_LD_W_ABS, 0, 0, OFFSET_ARG0),
-        _instruction(BPF_JEQ_K, 0, 1, pid),
-        _instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
-        _instruction(BPF_RET_K, 0, 0, deny),
+        ("self", BPF_LD_W_ABS, 0, 0, OFFSET_ARG0),
+        (None, BPF_JEQ_K, 0, "deny", pid),
+        (None, BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+        ("deny", BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM),
     ]
-    return b"".join(program)
+    return _assemble(program)
+
+
+# One instruction: its label (or None), opcode, jump-if-true and jump-if-false (a label
+# or a relative offset), and constant.
+_Line = tuple[str | None, int, str | int, str | int, int]
+
+
+def _assemble(program: list[_Line]) -> bytes:
+    labels = {line[0]: index for index, line in enumerate(program) if line[0]}
+
+    def offset(target: str | int, index: int) -> int:
+        return target if isinstance(target, int) else labels[target] - index - 1
+
+    return b"".join(
+        _instruction(code, offset(jt, index), offset(jf, index), k)
+        for index, (_, code, jt, jf, k) in enumerate(program)
+    )
 
 
 def pid_offset(program: bytes) -> int:

@@ -184,8 +184,7 @@ class Template:
             self._scrub_if_idle()
             self._refill_spares()
         for spare in self.spares:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(spare.pid, signal.SIGKILL)
+            kill_worker(spare.pid)
         for run in list(self.running.values()):
             self._kill(run, ("crashed", "the sandbox server went away"))
         self.zygote.close()
@@ -394,8 +393,7 @@ class Template:
         if run.killed is None and run.wait_status is None:
             run.killed = reason
             run.reap_by = time.monotonic() + REPLY_TIMEOUT_S
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(run.pid, signal.SIGKILL)
+        kill_worker(run.pid, reaped=run.wait_status is not None)
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
@@ -432,8 +430,7 @@ class Template:
             del self.running[report.pid]
             return
         # Anything the worker left behind in its group goes with it.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(report.pid, signal.SIGKILL)
+        kill_worker(report.pid, reaped=True)
         for fd in list(run.streams):
             self._drain(run, fd)
         self._maybe_finish(run)
@@ -443,9 +440,10 @@ class Template:
         what it started and exits, and the server starts a new template (the calls in
         flight are answered as crashed)."""
         print(f"sandbox template: {exc}; exiting", file=sys.stderr, flush=True)
-        for pid in [spare.pid for spare in self.spares] + list(self.running):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        for spare in self.spares:
+            kill_worker(spare.pid)
+        for pid, run in self.running.items():
+            kill_worker(pid, reaped=run.wait_status is not None)
         os._exit(1)
 
     def _forget_spare(self, pid: int) -> None:
@@ -478,12 +476,20 @@ class Template:
             # complete result, and make sure the process is gone.
             if run.killed is not None or run.frame is None:
                 return
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(run.pid, signal.SIGKILL)
+            kill_worker(run.pid)
         run.answered = True
         self._send({"id": run.request_id, **_outcome(run)})
         if run.wait_status is not None:
             del self.running[run.pid]
+
+
+def kill_worker(pid: int, reaped: bool = False) -> None:
+    """SIGKILL a worker's process group and, until it is reaped (its pid could be reused
+    after), the worker itself: its seccomp filter keeps it in its group, and killing
+    it by pid too does not rely on that."""
+    for kill in (os.killpg,) if reaped else (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
 
 
 def scrub(roots: tuple[str, ...], keep: frozenset[str]) -> None:

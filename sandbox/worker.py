@@ -119,11 +119,12 @@ def serve_one(
         # Workers (and the spares pre-faulting their memory) yield the CPU to the server
         # and template that supervise them: tool code never starves its own supervisor.
         os.nice(WORKER_NICENESS)
+        arm_tripwire = env.tripwire.install(_tripped)
         _prefault(env)
         job = Job.decode(_read_all(JOB_FD))
         _apply_rlimits(job)
         # From here on every audit event is judged; the hook cannot be removed.
-        env.tripwire.arm((job.tool_code, job.call.code if job.call else None), _tripped)
+        arm_tripwire((job.tool_code, job.call.code if job.call else None))
         _finish(_execute(job, env))
         code = 0
     except BaseException:  # noqa: BLE001 - nothing may escape into the template's loop

@@ -86,6 +86,15 @@ class SandboxClient:
             grpc.ChannelConnectivity.SHUTDOWN,
         )
 
+    async def answers(self, timeout_s: float) -> bool:
+        """True when the server answers its health service at all (one that is draining
+        says NOT_SERVING, and is still answering)."""
+        try:
+            await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+        except grpc.RpcError:
+            return False
+        return True
+
     async def healthy(self, timeout_s: float = 2.0) -> bool:
         try:
             reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
@@ -160,7 +169,7 @@ class SandboxClient:
                 done, _ = await asyncio.wait((task,), timeout=WATCH_S)
                 if done:
                     return task.result()
-                if not await self.healthy(SILENT_S):
+                if not await self.answers(SILENT_S):
                     raise ServerSilent(self.target)
         finally:
             if not task.done():  # silent, or the caller cancelled: the call ends here too

@@ -35,9 +35,9 @@ FAULT = frozenset({Status.TIMEOUT, Status.MEMORY_LIMIT, Status.OUTPUT_LIMIT, Sta
 async def test_rebinding_library_state_does_not_reach_the_next_call(
     backend: SandboxBackend,
 ) -> None:
-    """Run-time guards refuse writes to module views and library classes; what tool
-    code may change (decimal precision, random's seed, a class it decorates) dies
-    with its forked worker. Layer: guards + a fresh worker per call."""
+    """Run-time guards refuse writes to module views and library classes (and
+    decorating them); what tool code may change (decimal precision, random's seed)
+    dies with its forked worker. Layer: guards + a fresh worker per call."""
     tool = "".join(
         f"import {m}\n" for m in ("collections", "dataclasses", "decimal", "json", "math", "random")
     )
@@ -46,12 +46,13 @@ async def test_rebinding_library_state_does_not_reach_the_next_call(
         "setattr(math, 'pi', 3)\nans = 1",
         "collections.OrderedDict.poison = 1\nans = 1",
         "json.dumps.poison = 1\nans = 1",
+        "dataclasses.dataclass(collections.UserList)\nans = 1",  # only the tool's own classes
     ):
         assert_contained(await attack(backend, call, tool), {Status.POLICY_VIOLATION})
     changed = await attack(
         backend,
         "decimal.getcontext().prec = 2\ndecimal.DefaultContext.prec = 3\nrandom.seed(1)\n"
-        "dataclasses.dataclass(collections.UserList)\nans = str(decimal.Decimal(1) / 3)",
+        "ans = str(decimal.Decimal(1) / 3)",
         tool,
     )
     assert (changed.status, changed.value) == (Status.OK, "0.33"), changed

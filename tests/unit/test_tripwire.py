@@ -22,7 +22,9 @@ def tripped(event):
 
 tool = compile(TOOL, '<tool>', 'exec')
 namespace = {}
-Tripwire(MODULES).arm([tool], tripped)
+arm = Tripwire(MODULES).install(tripped)
+compile('1', 'dormant', 'eval')  # dormant until armed: nothing trips yet
+arm([tool])
 exec(tool, namespace)
 print('FINISHED', flush=True)
 """
