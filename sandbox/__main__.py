@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -45,6 +46,13 @@ def main(argv: list[str] | None = None) -> None:
         help="also dial this host socket and relay it to --listen (a reverse tunnel, for "
         "runtimes whose sandboxes cannot be connected to, such as gVisor)",
     )
+    parser.add_argument(
+        "--dial-token-file",
+        default=None,
+        metavar="PATH",
+        help="a file holding the token that opens each --dial connection; it is read and "
+        "removed at start, before any tool code runs",
+    )
     args = parser.parse_args(argv)
     # First, before anything else runs: no worker may read or write this process's
     # memory through /proc (see sandbox.hardening).
@@ -79,10 +87,22 @@ def main(argv: list[str] | None = None) -> None:
             args.prefork,
             args.max_concurrency,
             dial=args.dial,
+            dial_token=_take_token(args.dial_token_file),
             early=(template, ours),
             scratch=args.scratch,
         )
     )
+
+
+def _take_token(path: str | None) -> bytes:
+    """Read the dial token and remove its file: afterwards it lives only in this
+    process's memory, which no worker can read (not dumpable)."""
+    if path is None:
+        return b""
+    with open(path, "rb") as file:
+        token = file.read()
+    os.unlink(path)
+    return token
 
 
 if __name__ == "__main__":

@@ -275,6 +275,7 @@ async def serve(  # noqa: PLR0917
     dial: str | None = None,
     early: EarlyTemplate | None = None,
     scratch: list[str] | None = None,
+    dial_token: bytes = b"",
 ) -> None:
     """Run the server until SIGTERM or SIGINT, then drain and stop.
 
@@ -304,7 +305,7 @@ async def serve(  # noqa: PLR0917
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    if server.add_insecure_port(listen) == 0 and not listen.startswith("unix:"):
+    if server.add_insecure_port(listen) == 0 and not listen.startswith("unix"):
         raise OSError(f"cannot listen on {listen}")
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -313,7 +314,12 @@ async def serve(  # noqa: PLR0917
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if dial:
-        tunnel.start_dialer(dial, listen, on_give_up=lambda: loop.call_soon_threadsafe(stop.set))
+        tunnel.start_dialer(
+            dial,
+            listen,
+            on_give_up=lambda: loop.call_soon_threadsafe(stop.set),
+            token=dial_token,
+        )
         log.info("sandbox server dialling the host at %s", dial)
     await template_ready
     for name in ("", SERVICE_NAME):

@@ -26,6 +26,10 @@ GIVE_UP_AFTER_S = 30.0
 
 
 def _unix_path(address: str) -> str:
+    """The socket address of ``unix:PATH`` or ``unix-abstract:NAME`` (Linux's abstract
+    namespace: no file that another process of the sandbox's uid could replace)."""
+    if address.startswith("unix-abstract:"):
+        return "\0" + address.removeprefix("unix-abstract:")
     if not address.startswith("unix:"):
         raise ValueError(f"the tunnel needs a unix: address, not {address!r}")
     return address.removeprefix("unix:").removeprefix("//")
@@ -80,8 +84,12 @@ def _relay(first: bytes, upstream: socket.socket, local_path: str) -> None:
     threading.Thread(target=_pump, args=(local, upstream, pair), daemon=True).start()
 
 
-def dial_forever(dial: str, listen: str, stop: threading.Event, on_give_up: object = None) -> None:
-    """Keep one idle connection to the host; turn each used one into a relay."""
+def dial_forever(
+    dial: str, listen: str, stop: threading.Event, on_give_up: object = None, token: bytes = b""
+) -> None:
+    """Keep one idle connection to the host; turn each used one into a relay. Each
+    connection starts with ``token``, which the host checks: a tool that connects to
+    the host's socket itself is not taken for the server."""
     dial_path, local_path = _unix_path(dial), _unix_path(listen)
     last_ok = time.monotonic()
     delay = 0.01
@@ -89,6 +97,7 @@ def dial_forever(dial: str, listen: str, stop: threading.Event, on_give_up: obje
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             upstream.connect(dial_path)
+            upstream.sendall(token)
         except OSError as exc:
             upstream.close()
             if time.monotonic() - last_ok > GIVE_UP_AFTER_S:
@@ -110,12 +119,17 @@ def dial_forever(dial: str, listen: str, stop: threading.Event, on_give_up: obje
         _relay(first, upstream, local_path)
 
 
-def start_dialer(dial: str, listen: str, on_give_up: object = None) -> threading.Event:
+def start_dialer(
+    dial: str, listen: str, on_give_up: object = None, token: bytes = b""
+) -> threading.Event:
     """Run :func:`dial_forever` in a daemon thread; set the returned event to stop."""
     _unix_path(dial)
     _unix_path(listen)
     stop = threading.Event()
     threading.Thread(
-        target=dial_forever, args=(dial, listen, stop, on_give_up), name="tunnel", daemon=True
+        target=dial_forever,
+        args=(dial, listen, stop, on_give_up, token),
+        name="tunnel",
+        daemon=True,
     ).start()
     return stop

@@ -59,6 +59,7 @@ LABEL_INSTANCE = "io.latm.instance"  # one backend object within that process
 LABEL_RUNTIME = "io.latm.runtime"
 SANDBOX_UID = 10001
 MOUNT_POINT = "/run/latm"
+TOKEN_FILE = "dial.token"  # noqa: S105 - a file name; the token is made per container
 START_TIMEOUT_S = 30.0
 GVISOR_PIDS_OVERHEAD = 256
 SLUG_MAX = 24
@@ -354,11 +355,14 @@ class DockerBackend(SandboxBackend):
 
         limits = self.options.limits
         tmpfs, inodes = f"{limits.tmpfs_mb}m", limits.tmpfs_inodes
-        listen = "unix:/tmp/sandbox.sock" if tunnel else f"unix:{MOUNT_POINT}/sandbox.sock"
+        # Through the tunnel the server listens in the abstract namespace: a socket file
+        # in /tmp could be replaced by anything else running as the sandbox's uid.
+        listen = "unix-abstract:latm-sandbox" if tunnel else f"unix:{MOUNT_POINT}/sandbox.sock"
         # -I: the working folder (/tmp, writable) is not on the module path.
         command = ["python", "-I", "-m", "sandbox", "--listen", listen]
         if tunnel:
             command += ["--dial", f"unix:{MOUNT_POINT}/tunnel.sock"]
+            command += ["--dial-token-file", f"{MOUNT_POINT}/{TOKEN_FILE}"]
         command += [f"--prefork={self.options.prefork}"]
         # The container's own tmpfs mounts: emptied between calls by the template.
         command += ["--scratch=/tmp", "--scratch=/dev/shm"]
@@ -425,7 +429,9 @@ class DockerBackend(SandboxBackend):
         client: SandboxClient | None = None
         try:
             if use_tunnel:
-                tunnel = TunnelHost(folder / "tunnel.sock", self.root / f"{name}.sock")
+                token = secrets.token_hex(32).encode()
+                _write_token(folder / TOKEN_FILE, token)
+                tunnel = TunnelHost(folder / "tunnel.sock", self.root / f"{name}.sock", token)
                 await tunnel.start()
                 if os.geteuid() == 0:
                     os.chown(tunnel.tunnel_path, SANDBOX_UID, SANDBOX_UID)
@@ -536,6 +542,16 @@ class DockerBackend(SandboxBackend):
         for container_id in list(self._unremoved):
             if not await self._remove(container_id):
                 return  # the engine still does not answer
+
+
+def _write_token(path: Path, token: bytes) -> None:
+    """The dial token, readable by the sandbox's uid only (its server reads and removes
+    it at start, before any tool code runs)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(token)
+    if os.geteuid() == 0:
+        os.chown(path, SANDBOX_UID, SANDBOX_UID)
 
 
 def _lock_folder(folder: Path) -> None:

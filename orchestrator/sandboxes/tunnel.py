@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from pathlib import Path
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 # How long a new client connection waits for the sandbox to offer a tunnel.
 PAIR_TIMEOUT_S = 10.0
+# How long a dial-in may take to present its token.
+AUTH_S = 5.0
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -32,9 +35,12 @@ Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 class TunnelHost:
     """Listens for the sandbox's dial-ins and for local gRPC clients; pairs them."""
 
-    def __init__(self, tunnel_path: Path, client_path: Path) -> None:
+    def __init__(self, tunnel_path: Path, client_path: Path, token: bytes = b"") -> None:
         self.tunnel_path = tunnel_path
         self.client_path = client_path
+        # Each dial-in must start with this: anything else of the sandbox's uid can
+        # connect to ``tunnel.sock`` too, and must not be paired with a client.
+        self.token = token
         self._spares: asyncio.Queue[Stream] = asyncio.Queue()
         self._servers: list[asyncio.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
@@ -53,6 +59,16 @@ class TunnelHost:
 
     async def _on_spare(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        if self.token:
+            try:
+                offered = await asyncio.wait_for(reader.readexactly(len(self.token)), AUTH_S)
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                offered = b""
+            if not hmac.compare_digest(offered, self.token):
+                log.warning("tunnel: refused a dial-in without the sandbox server's token")
+                self._writers.discard(writer)
+                writer.close()
+                return
         self.dialled.set()
         await self._spares.put((reader, writer))
 

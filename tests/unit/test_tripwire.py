@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 PRELUDE = """
-import collections, dataclasses, gc, os, sys, typing
+import collections, copy, copyreg, dataclasses, gc, json, os, sys, typing
 from sandbox.tripwire import Tripwire
 
 def tripped(event):
@@ -88,6 +88,21 @@ def test_what_tools_legitimately_do_passes() -> None:
         ("import gc\ngc.get_referrers(1)", "gc.get_referrers"),
         ("def f():\n    return 1\nf.__defaults__ = (1,)", "object.__setattr__"),
         ("def f():\n    return 1\nf.__code__.replace(co_consts=(2,))", "object.__getattr__"),
+        # A library function as a trampoline: the frame read is ChainMap's, not a reader's.
+        (
+            "import collections, sys\n"
+            "frame = collections.ChainMap(collections.defaultdict(sys._getframe))['k']",
+            "sys._getframe",
+        ),
+        # copy._reconstruct (library code) writing a private attribute by name.
+        (
+            "import copy, copyreg, json\n"
+            "class Box:\n    pass\n"
+            "state = (None, {'__kwdefaults__': {}})\n"
+            "copyreg.dispatch_table[Box] = lambda x: (lambda: json.dumps, (), state)\n"
+            "copy.copy(Box())",
+            "object.__setattr__",
+        ),
     ],
 )
 def test_an_escape_trips_the_wire(tool: str, event: str) -> None:
@@ -103,3 +118,22 @@ def test_the_modules_an_operator_allows_bring_their_events() -> None:
 def test_a_tool_cannot_catch_the_trip() -> None:
     tool = "try:\n    eval('1')\nexcept BaseException:\n    pass\n"
     assert run_armed(tool) == "TRIPPED compile"
+
+
+def test_the_judgement_cannot_be_rebound_once_installed() -> None:
+    """Escaped code that finds the Tripwire object and rebinds what it holds changes
+    nothing: the hook judges from its closure, built when it was installed."""
+    tool = "import gc\nwire = [o for o in gc.get_objects() if type(o).__name__ == 'Tripwire'][0]\n"
+    assert run_armed(tool) == "TRIPPED gc.get_objects"
+    script = (
+        "import os\nfrom sandbox.tripwire import Tripwire\n"
+        "wire = Tripwire(['math'])\n"
+        "arm = wire.install(lambda event: (print('TRIPPED', event, flush=True), os._exit(9)))\n"
+        "arm([])\n"
+        "wire.families = frozenset({'os', 'open'})\nwire.modules = frozenset({'os'})\n"
+        "os.listdir('/')\nprint('FINISHED')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.stdout.strip() == "TRIPPED os.listdir", done.stderr
