@@ -87,12 +87,13 @@ class SandboxClient:
         )
 
     async def answers(self, timeout_s: float) -> bool:
-        """True when the server answers its health service at all (one that is draining
-        says NOT_SERVING, and is still answering)."""
+        """False only when the server says nothing at all within ``timeout_s`` (stopped,
+        or hung). One that is draining answers NOT_SERVING, or refuses new calls at
+        once: it is still answering, and its calls in flight run to their end."""
         try:
             await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
-        except grpc.RpcError:
-            return False
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() is not grpc.StatusCode.DEADLINE_EXCEEDED
         return True
 
     async def healthy(self, timeout_s: float = 2.0) -> bool:
