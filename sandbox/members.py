@@ -134,6 +134,10 @@ def _check_fields(cls: type) -> None:
         value = vars(cls).get(name) if isinstance(name, str) else None
         if isinstance(value, dataclasses.Field) and type(value) is not dataclasses.Field:
             raise refuse(f"a {type(value).__name__} as the field {name!r}")
+        if isinstance(value, classmethod | staticmethod | property):
+            # Read while the class is processed: tool code would run between this
+            # check and the library's use of what it checked.
+            raise refuse(f"a {type(value).__name__} as the default of the field {name!r}")
     for base in cls.__mro__[1:]:
         inherited = vars(base).get("__dataclass_fields__", {})
         names += [field.name for field in inherited.values()]
@@ -168,8 +172,10 @@ def guarded_namedtuple(
 
 
 # Library classes whose instances library code trusts to be what they say: a tool's
-# subclass could override what the library reads back (``Field.name``).
-SEALED_CLASSES = (dataclasses.Field,)
+# subclass could override what the library reads back (``Field.name``), or write what
+# it steers by (``cached_property.attrname``: any key, ``__reduce_ex__`` included,
+# into an instance's ``__dict__``, which ``copy`` then calls with the library's trust).
+SEALED_CLASSES = (dataclasses.Field, functools.cached_property)
 
 GUARDED_MEMBERS: dict[tuple[str, str], object] = {
     ("functools", "update_wrapper"): guarded_update_wrapper,

@@ -47,6 +47,10 @@ SIGNAL_NAMES = frozenset({"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsi
 # Commands that make the kernel signal another process for us: F_SETOWN, F_SETSIG and
 # F_SETOWN_EX with O_ASYNC (SIGIO to any pid of the same uid), FIOSETOWN, SIOCSPGRP.
 DENIED_COMMANDS = {"fcntl": (8, 10, 15), "ioctl": (0x8901, 0x8902)}
+# Calls allowed only on the calling process itself, named by pid 0 (glibc's getrlimit
+# and setrlimit): prlimit64 on another pid would change the limits of the zygote or the
+# server that later calls run under.
+SELF_ONLY = frozenset({"prlimit64"})
 
 # The denied calls, by architecture: (audit arch, {name: number}).
 DENIED_NAMES = (
@@ -85,6 +89,33 @@ DENIED_NAMES = (
     "setsid",
     "fcntl",  # only some commands: DENIED_COMMANDS
     "ioctl",
+    "setpriority",  # another process's priority, limits or scheduling: the server's too
+    "ioprio_set",
+    "migrate_pages",
+    "move_pages",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_setaffinity",
+    "sched_setattr",
+    "shmget",  # SysV and POSIX message-queue IPC: objects that outlive the call
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "semget",
+    "semop",
+    "semctl",
+    "semtimedop",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+    "prlimit64",
 )
 SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (
@@ -125,6 +156,33 @@ SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
             "setsid": 112,
             "fcntl": 72,
             "ioctl": 16,
+            "setpriority": 141,
+            "ioprio_set": 251,
+            "migrate_pages": 256,
+            "move_pages": 279,
+            "sched_setparam": 142,
+            "sched_setscheduler": 144,
+            "sched_setaffinity": 203,
+            "sched_setattr": 314,
+            "shmget": 29,
+            "shmat": 30,
+            "shmctl": 31,
+            "shmdt": 67,
+            "semget": 64,
+            "semop": 65,
+            "semctl": 66,
+            "semtimedop": 220,
+            "msgget": 68,
+            "msgsnd": 69,
+            "msgrcv": 70,
+            "msgctl": 71,
+            "mq_open": 240,
+            "mq_unlink": 241,
+            "mq_timedsend": 242,
+            "mq_timedreceive": 243,
+            "mq_notify": 244,
+            "mq_getsetattr": 245,
+            "prlimit64": 302,
         },
     ),
     "aarch64": (
@@ -163,6 +221,33 @@ SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
             "setsid": 157,
             "fcntl": 25,
             "ioctl": 29,
+            "setpriority": 140,
+            "ioprio_set": 30,
+            "migrate_pages": 238,
+            "move_pages": 239,
+            "sched_setparam": 118,
+            "sched_setscheduler": 119,
+            "sched_setaffinity": 122,
+            "sched_setattr": 274,
+            "shmget": 194,
+            "shmat": 196,
+            "shmctl": 195,
+            "shmdt": 197,
+            "semget": 190,
+            "semop": 193,
+            "semctl": 191,
+            "semtimedop": 192,
+            "msgget": 186,
+            "msgsnd": 189,
+            "msgrcv": 188,
+            "msgctl": 187,
+            "mq_open": 180,
+            "mq_unlink": 181,
+            "mq_timedsend": 182,
+            "mq_timedreceive": 183,
+            "mq_notify": 184,
+            "mq_getsetattr": 185,
+            "prlimit64": 261,
         },
     ),
 }
@@ -179,7 +264,8 @@ def build_filter(machine: str | None = None, pid: int = 0) -> bytes | None:
     (a worker may signal itself, as ``os.abort()`` does); the word at
     :func:`pid_offset` holds it, for :meth:`Installer.install` to set in each worker.
     ``fcntl`` and ``ioctl`` are allowed except with the commands in
-    :data:`DENIED_COMMANDS`; every other listed call is denied.
+    :data:`DENIED_COMMANDS`, ``prlimit64`` only on pid 0 (the caller); every other
+    listed call is denied.
     """
     spec = SYSCALLS.get(machine or platform.machine())
     if spec is None:
@@ -194,20 +280,31 @@ def build_filter(machine: str | None = None, pid: int = 0) -> bytes | None:
         (None, BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT),
     ]
     for name, number in sorted(numbers.items(), key=lambda item: item[1]):
-        target = "self" if name in SIGNAL_NAMES else name if name in DENIED_COMMANDS else "deny"
-        program.append((None, BPF_JEQ_K, target, 0, number))
+        program.append((None, BPF_JEQ_K, _target(name), 0, number))
     program.append((None, BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
     for name, commands in DENIED_COMMANDS.items():
         program.append((name, BPF_LD_W_ABS, 0, 0, OFFSET_ARG1))
         program += [(None, BPF_JEQ_K, "deny", 0, command) for command in commands]
         program.append((None, BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
     program += [
+        ("pid 0", BPF_LD_W_ABS, 0, 0, OFFSET_ARG0),
+        (None, BPF_JEQ_K, 0, "deny", 0),
+        (None, BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         ("self", BPF_LD_W_ABS, 0, 0, OFFSET_ARG0),
         (None, BPF_JEQ_K, 0, "deny", pid),
         (None, BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         ("deny", BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM),
     ]
     return _assemble(program)
+
+
+def _target(name: str) -> str:
+    """Where the jump for call ``name`` goes: the check of its arguments, or "deny"."""
+    if name in SIGNAL_NAMES:
+        return "self"
+    if name in SELF_ONLY:
+        return "pid 0"
+    return name if name in DENIED_COMMANDS else "deny"
 
 
 # One instruction: its label (or None), opcode, jump-if-true and jump-if-false (a label

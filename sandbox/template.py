@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import json
 import marshal
 import os
 import selectors
-import shutil
 import signal
 import socket
 import struct
@@ -181,7 +181,10 @@ class Template:
                 self._on_reaped()
             self._check_zygote()
             self._enforce_deadlines()
-            self._scrub_if_idle()
+            try:
+                self._scrub_if_idle()
+            except Exception:  # noqa: BLE001 - the loop must outlive any single call
+                traceback.print_exc()
             self._refill_spares()
         for spare in self.spares:
             kill_worker(spare.pid)
@@ -497,8 +500,10 @@ def scrub(roots: tuple[str, ...], keep: frozenset[str]) -> None:
     that lead to them). Mount points are left alone. Best effort: what cannot be
     removed stays, and nothing here may stop the template."""
     for root in roots:
-        with contextlib.suppress(OSError):
+        try:
             _scrub_folder(root, keep, os.stat(root).st_dev)
+        except Exception:  # noqa: BLE001 - whatever a worker left, the template lives on
+            traceback.print_exc()
 
 
 def _scrub_folder(folder: str, keep: frozenset[str], device: int) -> None:
@@ -519,15 +524,41 @@ def _scrub_folder(folder: str, keep: frozenset[str], device: int) -> None:
 
 
 def _remove_tree(path: str) -> None:
-    """``rmtree``, after giving back the access a worker may have taken from its folders."""
-    os.chmod(path, 0o700)
-    for parent, dirs, _ in os.walk(path):  # top-down: each folder is opened before its children
-        for name in dirs:
-            child = os.path.join(parent, name)
-            if not os.path.islink(child):
-                with contextlib.suppress(OSError):
-                    os.chmod(child, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
+    """Remove a folder and all it holds, after giving back the access a worker may have
+    taken from its folders. Without recursion and with short paths: a worker may leave
+    a tree thousands of levels deep (``rmtree`` recursed, and the paths outgrew
+    PATH_MAX). Each subfolder is moved up next to ``path`` and emptied in turn."""
+    parent = os.path.dirname(path)
+    queue, emptied = [path], []
+    while queue:
+        folder = queue.pop()
+        with contextlib.suppress(OSError):
+            os.chmod(folder, 0o700)
+        try:
+            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            for entry in os.scandir(descriptor):
+                if entry.is_dir(follow_symlinks=False):
+                    moved = os.path.join(parent, f".latm-scrub-{next(_SCRUBBED)}")
+                    with contextlib.suppress(OSError):
+                        os.rename(entry.name, moved, src_dir_fd=descriptor)
+                        queue.append(moved)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.name, dir_fd=descriptor)
+        except OSError:
+            pass
+        finally:
+            os.close(descriptor)
+        emptied.append(folder)
+    for folder in emptied:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+_SCRUBBED = itertools.count()
 
 
 def _outcome(run: Running) -> dict[str, Any]:

@@ -50,6 +50,10 @@ import sandbox
 
 ALWAYS_ALLOWED = frozenset({"builtins.id"})
 ATTRIBUTE_WRITES = frozenset({"object.__setattr__", "object.__delattr__"})
+# What no code of the allowed modules writes while a call runs, whoever the caller:
+# replacing a function's code (the tripwire's own reporter's, to silence it) or an
+# object's class. (namedtuple writes ``__defaults__``, typing ``__bases__``.)
+NEVER_WRITTEN = frozenset({"__code__", "__kwdefaults__", "__class__"})
 # The module whose admission allows a family of events, where their names differ.
 FAMILY_MODULES = {"open": "os", "posix": "os", "shutil": "os", "_thread": "threading"}
 
@@ -156,7 +160,7 @@ def _judge(modules: frozenset[str], families: frozenset[str]) -> Judge:
             return ours or file in READER_FILES
         if event in ATTRIBUTE_WRITES:
             public = isinstance(args[1], str) and not args[1].startswith("_")
-            return public or ours or file in WRITER_FILES
+            return public or ((ours or file in WRITER_FILES) and args[1] not in NEVER_WRITTEN)
         return False
 
     return judge

@@ -14,6 +14,7 @@ from orchestrator.sandboxes.base import SandboxBackend
 from tests.security.conftest import (
     Payload,
     assert_contained,
+    assert_healthy,
     attack,
     is_gvisor,
     payload_params,
@@ -63,6 +64,22 @@ LIBRARY_INTERNALS: list[Payload] = [
         "dataclass-inherits-a-renamed-field",
         "import dataclasses\n\n@dataclasses.dataclass\nclass Base:\n    x: int = 1\n",
         "fld = dataclasses.fields(Base)[0]\nfld.name = 'a) + 1'\nans = 'ESCAPED'",
+    ),
+    (
+        # Second pass: a cached_property subclass writes any key into an instance's
+        # __dict__ (here __reduce_ex__, which copy then calls with the library's trust).
+        "cached-property-subclass-writes-reduce-ex",
+        "import copy\nimport functools\n\nclass CP(functools.cached_property):\n    pass\n",
+        "ans = 'ESCAPED' + str(CP)",
+    ),
+    (
+        # Second pass: tool code run while dataclasses processes the class, after the
+        # guard checked the fields (a classmethod-wrapped property as a default).
+        "dataclass-default-runs-tool-code-mid-processing",
+        "import dataclasses\n\nseen = []\n\n"
+        "def hook(cls):\n    seen.append(cls)\n    return 0\n\n"
+        "class Sub:\n    b: int = classmethod(property(hook))\n",
+        "dataclasses.dataclass(Sub)\nans = 'ESCAPED' + str(len(seen))",
     ),
 ]
 
@@ -154,3 +171,54 @@ async def test_no_worker_poses_as_the_server_on_the_tunnel(os_backend: SandboxBa
     if is_gvisor(os_backend):
         assert result.value.get("paired") is False, result.value
     await assert_unaffected(os_backend)
+
+
+# With ``os`` and ``ctypes`` allowed: reach the serving processes' limits, priority and
+# the sandbox's SysV IPC, all of which would outlive the call.
+OUTLIVING = """
+import ctypes
+import os
+libc = ctypes.CDLL(None, use_errno=True)
+target = os.getppid()
+refused = {}
+limit = (ctypes.c_ulong * 2)(12, 12)
+refused['prlimit64 of the zygote'] = libc.prlimit(target, 7, ctypes.byref(limit), None) == -1
+refused['setpriority of the zygote'] = libc.setpriority(0, target, 19) == -1
+refused['setpriority of PID 1'] = libc.setpriority(0, 1, 19) == -1
+refused['SysV shmget'] = libc.shmget(0, 1 << 20, 0o1600) == -1
+refused['SysV semget'] = libc.semget(0, 1, 0o1600) == -1
+refused['SysV msgget'] = libc.msgget(0, 0o1600) == -1
+refused['own rlimit still readable'] = libc.prlimit(0, 7, None, ctypes.byref(limit)) == 0
+ans = refused
+"""
+
+DEEP_TREE = """
+import os
+fd = os.open('/tmp', os.O_RDONLY)
+for depth in range(1500):
+    os.mkdir('d', dir_fd=fd)
+    inner = os.open('d', os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    fd = inner
+os.close(fd)
+ans = 'left a tree 1500 deep'
+"""
+
+
+async def test_no_worker_reaches_the_limits_priority_or_ipc_that_outlive_it(
+    os_backend: SandboxBackend,
+) -> None:
+    """Layer: the worker's seccomp filter (prlimit64 only on itself; no setpriority,
+    scheduling or SysV/POSIX-queue IPC)."""
+    result = await attack(os_backend, OUTLIVING)
+    assert result.status is Status.OK, result
+    assert all(result.value.values()), result.value
+    await assert_unaffected(os_backend)
+
+
+async def test_a_tree_deeper_than_recursion_is_cleaned_up(os_backend: SandboxBackend) -> None:
+    """The template's scratch clean-up neither recurses nor dies on what a call left."""
+    result = await attack(os_backend, DEEP_TREE)
+    assert result.status is Status.OK, result
+    await assert_unaffected(os_backend)
+    await assert_healthy(os_backend, os_level=True)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from sandbox.limits import Limits
-from sandbox.template import FrameBuffer, encode_frame
+from sandbox.template import FrameBuffer, encode_frame, scrub
 
 
 class TemplateProcess:
@@ -189,3 +189,23 @@ def test_a_template_whose_zygote_dies_exits_and_takes_its_spares_along() -> None
     assert wait_until(
         lambda: all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in spares)
     )
+
+
+def test_scrub_removes_a_tree_deeper_than_recursion_and_paths_allow(tmp_path: Path) -> None:
+    """A worker may leave 3,000 nested folders (and take its own access away): the
+    template's clean-up neither recurses nor builds paths longer than PATH_MAX."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "keep.sock").write_text("")
+    descriptor = os.open(scratch, os.O_RDONLY)
+    for _ in range(3000):
+        os.mkdir("d", dir_fd=descriptor)
+        inner = os.open("d", os.O_RDONLY, dir_fd=descriptor)
+        os.close(descriptor)
+        descriptor = inner
+    with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=descriptor), "w") as file:
+        file.write("left behind")
+    os.fchmod(descriptor, 0)
+    os.close(descriptor)
+    scrub((str(scratch),), frozenset({str(scratch / "keep.sock")}))
+    assert sorted(p.name for p in scratch.iterdir()) == ["keep.sock"]

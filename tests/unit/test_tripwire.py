@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 PRELUDE = """
-import collections, copy, copyreg, dataclasses, gc, json, os, sys, typing
+import collections, copy, copyreg, dataclasses, functools, gc, inspect, json, os, sys, typing
 from sandbox.tripwire import Tripwire
 
 def tripped(event):
@@ -88,6 +88,17 @@ def test_what_tools_legitimately_do_passes() -> None:
         ("import gc\ngc.get_referrers(1)", "gc.get_referrers"),
         ("def f():\n    return 1\nf.__defaults__ = (1,)", "object.__setattr__"),
         ("def f():\n    return 1\nf.__code__.replace(co_consts=(2,))", "object.__getattr__"),
+        # A trusted writer used to replace the tripwire's reporter's code.
+        (
+            "import functools\n"
+            "def quiet(event):\n    return None\n"
+            "def loud(event):\n    return 1\n"
+            "class Holder:\n    pass\n"
+            "import inspect\n"
+            "h = Holder()\nh.__dict__['__code__'] = dict(inspect.getmembers(quiet))['__code__']\n"
+            "functools.update_wrapper(loud, h, assigned=('__code__',), updated=())\n",
+            "object.__setattr__",
+        ),
         # A library function as a trampoline: the frame read is ChainMap's, not a reader's.
         (
             "import collections, sys\n"
