@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.config import Settings
+from orchestrator.models import catalog
 from tests.integration.conftest import require_docker
 from tests.integration.test_cli import run_benchmark
 
@@ -17,6 +19,8 @@ pytestmark = pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_api_load_benchmark_writes_its_json(tmp_path: Path) -> None:
     require_docker()
+    # latm serve starts only with its default model in the cache (whatever the test order).
+    catalog.fetch(catalog.CATALOG["qwen2.5-coder-0.5b"], Settings().models_dir)
     out = tmp_path / "api_load.json"
     report = run_benchmark("api_load.py", out, "--clients", "4", "--rate", "40", timeout=240)
     assert report["benchmark"] == "api_load"

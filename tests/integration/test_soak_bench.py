@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.config import Settings
+from orchestrator.models import catalog
 from tests.integration.conftest import require_docker
 from tests.integration.test_cli import run_benchmark
 
@@ -20,6 +22,8 @@ CATEGORIES = {"legit", "read", "escape", "exhaustion", "api"}
 @pytest.mark.timeout(480)
 def test_soak_quick_passes_its_criteria(tmp_path: Path) -> None:
     require_docker()
+    # latm serve starts only with its default model in the cache (whatever the test order).
+    catalog.fetch(catalog.CATALOG["qwen2.5-coder-0.5b"], Settings().models_dir)
     out = tmp_path / "soak.json"
     report = run_benchmark("soak.py", out, timeout=420)
     assert report["benchmark"] == "soak"
