@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.errors import InvalidRequest
 
 CARD_FORMAT = "latm.tool/v1"
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Matched whole (``fullmatch``): with ``match`` and ``$``, "add\n" passed as a name
+# distinct from "add".
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_SOURCE = 512 * 1024
 
 
@@ -86,7 +88,7 @@ class ToolCard(BaseModel):
     @field_validator("name", "entrypoint")
     @classmethod
     def _identifier(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a tool name: lower_snake_case, a letter first, 64 at most"
             )

@@ -187,7 +187,7 @@ class _Job:
         shape = tool_shape(source)
         if shape is None:
             raise Rejected(["the tool block defines no function"])
-        if not NAME_PATTERN.match(shape.name):
+        if not NAME_PATTERN.fullmatch(shape.name):
             raise Rejected([f"name the function in lower_snake_case (not {shape.name!r})"])
         reason = memorisation(source, self.demos + self.validation)
         if reason:

@@ -7,6 +7,7 @@ PostgreSQL server. A subclass provides ``new_database_url``: a factory of empty 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -254,6 +255,16 @@ class RegistryContract:
     def test_import_refuses_malformed_cards(self, registry: ToolRegistry, text: str) -> None:
         with pytest.raises(InvalidRequest, match=r"not a valid latm\.tool/v1 tool card"):
             registry.import_card("acme", text)
+
+    @pytest.mark.parametrize("name", ["sort_words\n", "sort_words\r\n", " sort_words"])
+    def test_import_refuses_look_alike_names(self, registry: ToolRegistry, name: str) -> None:
+        """A trailing newline made a name distinct from the tool it spells."""
+        card = json.loads(make_card("sort_words").to_json())
+        with pytest.raises(InvalidRequest, match="is not a tool name"):
+            registry.import_card("globex", json.dumps({**card, "name": name}))
+        with pytest.raises(InvalidRequest, match="is not a tool name"):
+            registry.import_card("globex", json.dumps({**card, "entrypoint": name}))
+        assert registry.list("globex") == []
 
     # --- persistence, tenants, removal ---
 
