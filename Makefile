@@ -47,6 +47,8 @@ bench:
 	$(VENV)/python bench/engine.py
 	$(VENV)/python bench/api_load.py
 	$(VENV)/python bench/soak.py
+	$(VENV)/python bench/tripwire.py
+	$(VENV)/python bench/healing.py
 
 clean:
 	rm -rf .venv build *.egg-info .mypy_cache .ruff_cache .pytest_cache
