@@ -36,6 +36,9 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+# The least memory a call may ask for: below it the limit is too small to be a limit
+# (the interpreter's own pages are not counted) and such a request is refused.
+MIN_MEMORY_MB = 16
 MAX_LIMITS = Limits(
     timeout_ms=60_000,
     cpu_ms=60_000,

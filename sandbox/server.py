@@ -22,7 +22,7 @@ from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from sandbox import __version__, jsonio, tunnel
 from sandbox.decoding import RefuseUndecodable
 from sandbox.errors import ValueConversionError
-from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, Limits
+from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, MIN_MEMORY_MB, Limits
 from sandbox.policy import MAX_SOURCE_BYTES, default_allowlist, source_id
 from sandbox.supervisor import EarlyTemplate, TemplateDied, TemplateSupervisor, listen_paths
 
@@ -163,6 +163,8 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             problem = "give call code, or an entrypoint to call with the arguments"
         elif request.entrypoint and not _public_name(request.entrypoint):
             problem = f"entrypoint {request.entrypoint!r} is not a function name"
+        elif 0 < request.limits.memory_mb < MIN_MEMORY_MB:
+            problem = f"memory_mb must be 0 (the default) or at least {MIN_MEMORY_MB}"
         elif request.WhichOneof("tool") == "tool_id" and not _is_sha256(request.tool_id):
             problem = "tool_id must be the 64-character hex id returned by LoadTool"
         else:

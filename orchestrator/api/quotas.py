@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from orchestrator.errors import QuotaExceeded
+from orchestrator.errors import InvalidRequest, QuotaExceeded
 from orchestrator.registry.tenants import Quotas
+from sandbox.limits import MIN_MEMORY_MB
 
 # A refused concurrent call is retried after this long: slots free up as calls finish.
 CONCURRENCY_RETRY_S = 0.05
@@ -115,6 +116,10 @@ def check_limits(tenant: str, quotas: Quotas, timeout_ms: int, memory_mb: int) -
         raise QuotaExceeded(
             f"timeout_ms {timeout_ms} is above tenant {tenant!r}'s quota of "
             f"{quotas.max_timeout_ms} ms"
+        )
+    if 0 < memory_mb < MIN_MEMORY_MB:
+        raise InvalidRequest(
+            f"memory_mb {memory_mb} is below the least a call may have, {MIN_MEMORY_MB} MiB"
         )
     if memory_mb > quotas.max_memory_mb:
         raise QuotaExceeded(

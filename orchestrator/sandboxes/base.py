@@ -8,11 +8,12 @@ import json
 from enum import IntEnum, StrEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.deadlines import clamp_timeout_ms
 from orchestrator.sandboxes.client import SandboxClient
 from orchestrator.telemetry import SANDBOX_CALLS, SANDBOX_FAULTS, tracer
+from sandbox.limits import MIN_MEMORY_MB
 
 
 class Status(StrEnum):
@@ -78,7 +79,16 @@ class ExecRequest(BaseModel):
     entrypoint: str = Field(default="", description="function called with args when no call")
     timeout_ms: int = Field(default=0, ge=0, description="wall-clock limit; 0: default")
     cpu_ms: int = Field(default=0, ge=0, description="CPU limit; 0: default")
-    memory_mb: int = Field(default=0, ge=0, description="memory limit; 0: default")
+    memory_mb: int = Field(
+        default=0, ge=0, description=f"memory limit; 0: default, else {MIN_MEMORY_MB} or more"
+    )
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _enough_memory(cls, value: int) -> int:
+        if 0 < value < MIN_MEMORY_MB:
+            raise ValueError(f"memory_mb must be 0 (the default) or at least {MIN_MEMORY_MB}")
+        return value
 
     @model_validator(mode="after")
     def _one_tool(self) -> ExecRequest:

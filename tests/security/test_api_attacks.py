@@ -263,6 +263,9 @@ async def test_limits_above_quota_and_container_options_are_refused_or_ignored(
         assert getattr(over.value, "retry_after_s", None) is None  # retrying cannot help
         with pytest.raises((QuotaExceeded, PermissionDenied)):
             await acme.execute_tool("add", {"a": 1, "b": 2}, memory_mb=1_000_000)
+        with pytest.raises(InvalidRequest, match="least a call may have"):
+            await acme.execute_tool("add", {"a": 1, "b": 2}, memory_mb=1)  # not a limit
+        assert (await acme.execute_tool("add", {"a": 1, "b": 2}, memory_mb=16)).value == 3
 
     # No request of the public API has a field for how its code is isolated ...
     files = descriptor_pb2.FileDescriptorProto()

@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from orchestrator.api.quotas import QuotaGate, check_limits
 from orchestrator.errors import InvalidRequest, QuotaExceeded, Unauthenticated
 from orchestrator.registry import ToolRegistry
 from orchestrator.registry.tenants import KEY_PATTERN, Quotas, TenantStore, hash_key
+from orchestrator.sandboxes import ExecRequest
+from sandbox.limits import MIN_MEMORY_MB
 
 
 @pytest.fixture
@@ -173,3 +176,15 @@ def test_limits_above_the_quota_are_refused_without_a_retry_hint() -> None:
     assert over.value.retry_after_s is None
     with pytest.raises(QuotaExceeded, match="memory_mb 65"):
         check_limits("acme", quotas, 0, 65)
+
+
+def test_a_memory_limit_below_the_least_a_call_may_have_is_refused() -> None:
+    """memory_mb=1 used to run as if it were a limit; below 16 MiB it is refused, at
+    the API as at the sandbox's own request model."""
+    quotas = Quotas(max_memory_mb=64)
+    check_limits("acme", quotas, 0, MIN_MEMORY_MB)
+    with pytest.raises(InvalidRequest, match=f"least a call may have, {MIN_MEMORY_MB} MiB"):
+        check_limits("acme", quotas, 0, MIN_MEMORY_MB - 1)
+    with pytest.raises(ValidationError, match="at least 16"):
+        ExecRequest(source="", call="ans = 1", memory_mb=1)
+    assert ExecRequest(source="", call="ans = 1", memory_mb=0).memory_mb == 0
