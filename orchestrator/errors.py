@@ -17,9 +17,19 @@ class LatmError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     by_name: ClassVar[dict[str, type[LatmError]]] = {}
 
+    def __init__(self, message: str = "", *, public: str | None = None) -> None:
+        super().__init__(message)
+        # What a caller of the public API may read, where the message holds more (an
+        # internal address, a provider's own text): that stays in the server's log.
+        self.public = public
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         LatmError.by_name[cls.__name__] = cls
+
+    @property
+    def public_message(self) -> str:
+        return self.public if self.public is not None else str(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Compact form for callers and models: the type and the message."""
@@ -55,8 +65,10 @@ class ResourceExhausted(LatmError):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, *, public: str | None = None
+    ) -> None:
+        super().__init__(message, public=public)
         self.retry_after_s = retry_after_s
 
 

@@ -443,13 +443,15 @@ def _finish(call: _Call, code: grpc.StatusCode, error: LatmError | None) -> None
             "code": code.name,
             "ms": round(elapsed * 1000, 2),
             "error_type": type(error).__name__ if error else None,
+            # The whole message, for the operator (the caller got the public one).
+            "error": str(error) if error else None,
         },
     )
 
 
 async def _abort(context: Context, error: LatmError) -> None:
     """End the call with the error's status (raises grpc's abort exception)."""
-    message = str(error) or error.code.name
+    message = error.public_message or error.code.name
     trailing: list[tuple[str, str | bytes]] = [(ERROR_TYPE_KEY, type(error).__name__)]
     if isinstance(error, ResourceExhausted) and error.retry_after_s is not None:
         delay = duration_pb2.Duration()

@@ -111,35 +111,57 @@ def read_reply(where: str, read: Callable[[], T]) -> T:
 
 
 def not_a_reply(where: str, exc: Exception) -> ModelError:
-    return ModelError(f"{where} answered with something that is not a valid reply: {_detail(exc)}")
+    return ModelError(
+        f"{where} answered with something that is not a valid reply: {_detail(exc)}",
+        public="the model endpoint answered with something that is not a valid reply",
+    )
 
 
 def map_sdk_error(  # noqa: PLR0911 - one return per kind of failure
     exc: Exception, sdk: ModuleType, *, where: str, timeout_s: float, attempts: int
 ) -> ModelError:
     """The platform error for an SDK exception raised after the SDK's own retries."""
+    tries = _tries(attempts)
     if isinstance(exc, sdk.APITimeoutError):
-        return ModelTimeout(f"{where} gave no answer within {timeout_s:g} s ({_tries(attempts)})")
+        public = f"the model gave no answer within {timeout_s:g} s ({tries})"
+        return ModelTimeout(
+            f"{where} gave no answer within {timeout_s:g} s ({tries})", public=public
+        )
     if isinstance(exc, sdk.APIConnectionError):
         cause = exc.__cause__ or exc
-        return ModelError(f"lost the connection to {where} ({_tries(attempts)}): {_detail(cause)}")
+        return ModelError(
+            f"lost the connection to {where} ({tries}): {_detail(cause)}",
+            public=f"lost the connection to the model endpoint ({tries})",
+        )
     if isinstance(exc, sdk.AuthenticationError | sdk.PermissionDeniedError):
         return ModelAuthError(
             f"{where} rejected the API key (HTTP {exc.status_code}); check the key in the "
-            "environment or the secrets folder"
+            "environment or the secrets folder",
+            public="the model provider rejected the platform's API key (a deployment fault)",
         )
     if isinstance(exc, sdk.RateLimitError):
         return ModelRateLimited(
-            f"{where} kept answering 'rate limited' (HTTP 429, {_tries(attempts)}); "
+            f"{where} kept answering 'rate limited' (HTTP 429, {tries}); "
             "retry later or raise the account's limits",
             retry_after_s=_retry_after_s(exc),
+            public=f"the model endpoint kept answering 'rate limited' (HTTP 429, {tries}); "
+            "retry later",
         )
     if isinstance(exc, sdk.APIStatusError):
         status = exc.status_code
         if status >= 500:
-            return ModelError(f"{where} failed with HTTP {status} ({_tries(attempts)})")
-        return ModelRejected(f"{where} refused the request (HTTP {status}): {_detail(exc)}")
-    return ModelError(f"{where}: unexpected reply: {_detail(exc)}")
+            return ModelError(
+                f"{where} failed with HTTP {status} ({tries})",
+                public=f"the model endpoint failed with HTTP {status} ({tries})",
+            )
+        return ModelRejected(
+            f"{where} refused the request (HTTP {status}): {_detail(exc)}",
+            public=f"the model endpoint refused the request (HTTP {status})",
+        )
+    return ModelError(
+        f"{where}: unexpected reply: {_detail(exc)}",
+        public="the model endpoint gave an unexpected reply",
+    )
 
 
 def _retry_after_s(exc: Exception) -> float | None:

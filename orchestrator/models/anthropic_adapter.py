@@ -78,7 +78,10 @@ class AnthropicModel(SdkModel):
     def _read(self, response: Any) -> RawCompletion:
         text = "".join(block.text for block in response.content if block.type == "text")
         if response.usage is None:
-            raise ModelError(f"{self.where} answered without token usage")
+            raise ModelError(
+                f"{self.where} answered without token usage",
+                public="the model endpoint answered without token usage",
+            )
         return RawCompletion(
             text=text,
             model=response.model or self.model,

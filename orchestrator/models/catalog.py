@@ -162,7 +162,8 @@ def cached_path(name: str, models_dir: Path) -> Path:
     target = models_dir / model.filename
     if not _manifest_matches(target, model):
         raise ModelNotAvailable(
-            f"local model {name!r} is not in the cache {models_dir}; run: latm models fetch {name}"
+            f"local model {name!r} is not in the cache {models_dir}; run: latm models fetch {name}",
+            public=f"local model {name!r} is not available on this server",
         )
     return target
 

@@ -103,7 +103,8 @@ class LocalModelServer:
             tail = self.log_tail()
             await self.stop()
             raise ModelError(
-                f"the local model server did not start; its log ends: {tail}"
+                f"the local model server did not start; its log ends: {tail}",
+                public="the local model server did not start",
             ) from None
         self.load_s = time.monotonic() - started
         return self.base_url

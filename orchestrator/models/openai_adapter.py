@@ -71,7 +71,10 @@ class OpenAIModel(SdkModel):
 
     def _read(self, response: Any, messages: list[Message]) -> RawCompletion:
         if not response.choices:
-            raise ModelError(f"{self.where} answered with no choices")
+            raise ModelError(
+                f"{self.where} answered with no choices",
+                public="the model endpoint answered with no choices",
+            )
         choice = response.choices[0]
         text = choice.message.content or ""
         usage = response.usage

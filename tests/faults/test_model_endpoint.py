@@ -146,6 +146,9 @@ async def test_a_failing_endpoint_gives_a_typed_status_then_recovers(
         assert fault.error.code is fault.code
         assert re.search(fault.words, str(caught.value)), caught.value
         assert DEFAULT_KEY not in str(caught.value)
+        # No internal address reaches the caller (the server's log keeps it).
+        assert endpoint.url.split("://")[1].split("/")[0] not in str(caught.value)
+        assert "127.0.0.1" not in str(caught.value)
         if isinstance(caught.value, ModelRateLimited):  # the provider's wait is passed on
             wanted = 0.2 if name == "429-retry-after" else None
             assert caught.value.retry_after_s == wanted
