@@ -202,10 +202,8 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         return pb.DeleteToolResponse(removed=removed)
 
     async def _import(self, who: Principal, request: pb.ImportToolRequest) -> pb.ImportToolResponse:
-        card = await asyncio.to_thread(
-            self.engine.registry.import_card, who.tenant, request.card_json
-        )
-        self.engine.forget(who.tenant)
+        with self.quotas.execution(who.tenant, who.quotas):  # it runs the demos
+            card = await self.engine.import_card(who.tenant, request.card_json)
         return pb.ImportToolResponse(tool=_card(card))
 
     async def _export(self, who: Principal, request: pb.ExportToolRequest) -> pb.ExportToolResponse:

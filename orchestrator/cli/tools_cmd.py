@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,10 @@ from orchestrator.cli._runtime import DEFAULT_TENANT, open_registry
 from orchestrator.cli.make_cmd import show_card
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
+from orchestrator.latm.cards import ToolCard
+from orchestrator.latm.imports import reverified
+from orchestrator.latm.runner import ToolRunner
+from orchestrator.sandboxes import create_backend
 
 
 def register(commands: Any) -> None:
@@ -106,9 +111,20 @@ def run_import(args: argparse.Namespace, registry: Any) -> int:
     except OSError as exc:
         print(f"latm tools import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
-    card = registry.import_card(args.tenant, text)
-    print(f"{card.name} v{card.version}")
+    card = registry.publish(args.tenant, asyncio.run(_reverified(args.tenant, text)))
+    print(f"{card.name} v{card.version} (usage demos proven {card.verification.passed}/"
+          f"{card.verification.total} in the sandbox)")  # fmt: skip
     return 0
+
+
+async def _reverified(tenant: str, text: str) -> ToolCard:
+    """The card proven again in the tenant's sandbox (see orchestrator.latm.imports)."""
+    settings = Settings()
+    backend = create_backend(settings.backend, settings)
+    try:
+        return await reverified(ToolCard.from_json(text), ToolRunner(backend, tenant))
+    finally:
+        await backend.close()
 
 
 @_guarded

@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator.errors import InvalidRequest, LatmError, RegistryUnavailable
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher
+from orchestrator.latm.imports import reverified
 from orchestrator.latm.maker import CaseReport, MakeResult, Progress, ToolMaker
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.tasks import Split, Task
@@ -128,6 +129,14 @@ class Engine:
                 wall_s=result.wall_s,
             )
         return result
+
+    async def import_card(self, tenant: str, text: str | bytes) -> ToolCard:
+        """Parse a card, prove it again in the tenant's sandbox, and publish it (see
+        :mod:`orchestrator.latm.imports`)."""
+        card = await reverified(ToolCard.from_json(text), self.runner(tenant))
+        published = await asyncio.to_thread(self.registry.publish, tenant, card)
+        self.forget(tenant)
+        return published
 
     async def solve(self, tenant: str, question: str, tool: str | None = None) -> Solved:
         """Answer ``question``: with the named tool, the dispatcher's pick, or directly."""

@@ -206,7 +206,11 @@ class ToolRegistry:
         return self.get(tenant, name, version).to_json()
 
     def import_card(self, tenant: str, text: str | bytes) -> ToolCard:
-        """Parse a card's JSON (checking its sha256) and publish it into ``tenant``.
+        """Parse a card's JSON (checking its sha256) and publish it into ``tenant`` as given.
+
+        The registry cannot run code: the API and ``latm tools import`` go through
+        :meth:`orchestrator.latm.engine.Engine.import_card`, which proves the card in the
+        tenant's sandbox first. This is for cards the platform has already proven.
 
         An import never overwrites: the same source gives back the latest version,
         a changed source becomes a new version.

@@ -49,7 +49,10 @@ SPINNING = SORT.replace(
 
 def numbered_card(number: int) -> str:
     source = f'def add_{number}(a, b):\n    """Add two numbers."""\n    return a + b + {number}\n'
-    return card_json(source, f"add_{number}", "What is 2 plus 3?", f"ans = add_{number}(2, 3)", "5")
+    answer = str(5 + number)
+    return card_json(
+        source, f"add_{number}", "What is 2 plus 3?", f"ans = add_{number}(2, 3)", answer
+    )
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ grades them with the task's scorer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.errors import InvalidRequest
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.tasks import Example, Task, load_task
@@ -286,3 +288,70 @@ def _sha(source: str) -> str:
     from orchestrator.latm.cards import source_sha256
 
     return source_sha256(source)
+
+
+# --- importing a card: proven again, never believed ------------------------------------
+
+IMPORTED_SOURCE = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n'
+
+
+def imported_card(**changes: Any) -> str:
+    card = {
+        "format": "latm.tool/v1",
+        "name": "add",
+        "description": "Add two numbers.",
+        "source": IMPORTED_SOURCE,
+        "entrypoint": "add",
+        "usage_demos": [
+            {"question": "2 plus 3?", "solution": "ans = add(2, 3)", "answer": "5"},
+            {"question": "2 plus 2?", "solution": "ans = add(2, 2)", "answer": "5"},  # wrong
+        ],
+        "verification": {"passed": 99, "total": 99, "cases": []},
+        "provenance": {
+            "maker": "openai:gpt-4o",
+            "attempts": 1,
+            "cost_usd": 123.0,
+            "created_at": "2026-11-23T00:00:00+00:00",
+            "sha256": hashlib.sha256(IMPORTED_SOURCE.encode()).hexdigest(),
+        },
+    }
+    card.update(changes)
+    return json.dumps(card)
+
+
+async def test_an_imported_card_is_proven_again_and_its_claims_are_marked(
+    backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    card = await engine(backend, registry, tmp_path).import_card("acme", imported_card())
+    # The platform's own record replaces "verified 99/99"; the demo whose answer is wrong
+    # is dropped, so it never reaches the user model's prompt as a worked example.
+    assert (card.verification.passed, card.verification.total) == (1, 2)
+    assert [case.passed for case in card.verification.cases] == [True, False]
+    assert [demo.answer for demo in card.usage_demos] == ["5"]
+    claims = card.provenance.model_dump()
+    assert claims["claimed"] is True  # who made it, at what cost: kept, marked as claimed
+    assert claims["cost_usd"] == 123.0
+    assert registry.get("acme", "add").verification == card.verification
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"entrypoint": "plus"}, "defines no function 'plus'"),
+        (
+            {"usage_demos": [{"question": "q", "solution": "ans = add(1, 1)", "answer": "3"}]},
+            "none of its 1 usage demos gives its answer",
+        ),
+        ({"usage_demos": []}, "none of its 0 usage demos"),
+    ],
+)
+async def test_an_import_that_cannot_be_proven_is_refused(
+    backend: SandboxBackend,
+    registry: ToolRegistry,
+    tmp_path: Path,
+    changes: dict[str, Any],
+    words: str,
+) -> None:
+    with pytest.raises(InvalidRequest, match=words):
+        await engine(backend, registry, tmp_path).import_card("acme", imported_card(**changes))
+    assert registry.list("acme") == []

@@ -75,11 +75,16 @@ def test_make_then_solve_in_new_processes_then_export_and_import(
     card = json.loads(exported.stdout)
     assert card["format"] == "latm.tool/v1"
     imported = latm(env, "tools", "--tenant", "globex", "import", "-", stdin=exported.stdout)
-    assert imported.stdout.strip() == "sort_words v1", imported.stderr
+    # Proven again in globex's sandbox: its verification is the platform's own record of
+    # the demos, its provenance the exporter's claim.
+    assert imported.stdout.strip() == "sort_words v1 (usage demos proven 3/3 in the sandbox)"
     again = json.loads(latm(env, "tools", "--tenant", "globex", "export", "sort_words").stdout)
-    assert {k: v for k, v in again.items() if k != "version"} == {
-        k: v for k, v in card.items() if k != "version"
+    own = ("version", "verification", "provenance")
+    assert {k: v for k, v in again.items() if k not in own} == {
+        k: v for k, v in card.items() if k not in own
     }
+    assert again["verification"]["passed"] == again["verification"]["total"] == 3
+    assert again["provenance"] == {**card["provenance"], "claimed": True}
 
     tampered = dict(card, source=card["source"].replace("sorted(words)", "words"))
     refused = latm(env, "tools", "import", "-", stdin=json.dumps(tampered))
