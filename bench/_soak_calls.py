@@ -26,7 +26,14 @@ from typing import Any
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
 
 from bench._server import card_json
-from bench._soak_tools import LEGIT_TOOLS, HostileTool, hostile_tools, spin_tool, tool_names
+from bench._soak_tools import (
+    LEGIT_TOOLS,
+    REFUSED_AT_IMPORT,
+    HostileTool,
+    hostile_tools,
+    spin_tool,
+    tool_names,
+)
 from orchestrator.client import AsyncClient, ToolResult
 from orchestrator.errors import LatmError, from_rpc_error
 
@@ -278,7 +285,9 @@ async def read_usage(session: Session, _rng: random.Random) -> Outcome:
 def hostile_probe(name: str, tool: HostileTool) -> Probe:
     async def run(session: Session, _rng: random.Random) -> Outcome:
         call = session.client.execute_tool(name, {}, **tool.limits)
-        return await judge(session, call, tool.accepted)
+        # A tool refused at import was never published: asking for it is not_found.
+        refused = frozenset({"not_found"}) if name in REFUSED_AT_IMPORT else frozenset()
+        return await judge(session, call, tool.accepted | refused)
 
     category = "exhaustion" if name.startswith("exhaust_") else "escape"
     return Probe(category, tool.label, run)

@@ -11,6 +11,7 @@ than copied), each turned into a tool module, plus a few the soak adds
 from __future__ import annotations
 
 import functools
+import textwrap
 from dataclasses import dataclass, field
 
 from bench._server import card_json
@@ -44,9 +45,14 @@ def private_tool(tenant: str, token: str) -> tuple[str, str]:
     return f"private_{tenant}", f"def private_{tenant}():\n    return {token!r}\n"
 
 
+# Hostile tools the platform refused to import: an import runs the card's demos in the
+# sandbox, and a source the policy refuses defines no entrypoint (filled by the soak).
+REFUSED_AT_IMPORT: set[str] = set()
+
+
 def tool_names(tenant: str) -> set[str]:
-    """The names of every tool ``tenant`` imports."""
-    return {*LEGIT_TOOLS, f"private_{tenant}", *hostile_tools()}
+    """The names of every tool ``tenant`` has (imported, and not refused)."""
+    return {*LEGIT_TOOLS, f"private_{tenant}", *hostile_tools()} - REFUSED_AT_IMPORT
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,10 @@ EXTRA_EXHAUSTION = [
 
 
 def _module(tool: str, call: str, name: str) -> str:
-    """A payload as a tool: its code runs at import, the entrypoint returns ``ans``."""
-    return f"{tool}\n{call}\n\n\ndef {name}():\n    return ans\n"
+    """A payload as a tool: the payload's tool part at module level, its call in the
+    entrypoint, which returns ``ans`` (an import runs the module, not the entrypoint)."""
+    body = textwrap.indent(call, "    ")
+    return f"{tool}\n\n\ndef {name}():\n{body}\n    return ans\n"
 
 
 @functools.cache
@@ -99,13 +107,16 @@ def hostile_tools() -> dict[str, HostileTool]:
     return tools
 
 
-def tool_cards(tenant: str, token: str) -> list[str]:
-    """Every card a tenant imports: the legit tools, its private one, the hostile ones."""
+def tool_cards(tenant: str, token: str) -> dict[str, str]:
+    """Every card a tenant imports, by name: the legit tools, its private one, the hostile
+    ones."""
     demo = ("", "ans = 1", "1")
     private, source = private_tool(tenant, token)
     sources = {**LEGIT_TOOLS, private: source}
     sources |= {name: tool.source for name, tool in hostile_tools().items()}
-    return [card_json(name, source, f"soak tool {name}", demo) for name, source in sources.items()]
+    return {
+        name: card_json(name, source, f"soak tool {name}", demo) for name, source in sources.items()
+    }
 
 
 def spin_tool() -> str:

@@ -59,9 +59,10 @@ from bench._soak_calls import (  # noqa: E402
     Session,
     probes,
 )
-from bench._soak_tools import tool_cards  # noqa: E402
+from bench._soak_tools import REFUSED_AT_IMPORT, hostile_tools, tool_cards  # noqa: E402
 from bench._watch import Watch, log_summary, outlived, series_summary  # noqa: E402
 from bench.sandbox_latency import machine_info, percentile  # noqa: E402
+from orchestrator.errors import InvalidRequest  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "soak.json"
 TENANTS = ("alpha", "beta", "gamma")
@@ -232,10 +233,15 @@ async def import_tools(sessions: list[Session]) -> None:
     firsts = {s.tenant: s for s in reversed(sessions)}
 
     async def one(session: Session) -> None:
-        for card in tool_cards(session.tenant, session.tokens[session.tenant]):
+        for name, card in tool_cards(session.tenant, session.tokens[session.tenant]).items():
             for attempt in range(50):  # the tight tenant's rate quota refuses some
                 try:
                     await session.client.import_tool(card)
+                    break
+                except InvalidRequest:
+                    if name not in hostile_tools():
+                        raise
+                    REFUSED_AT_IMPORT.add(name)  # its demos could not even run
                     break
                 except Exception as exc:
                     if attempt == 49 or "quota" not in str(exc):
@@ -375,6 +381,8 @@ def build_report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, 
         "started_at": args.started_at,
         "passed": all(c["passed"] for c in checks.values()),
         "criteria": checks,
+        # Hostile tools the platform would not publish: their demos cannot run.
+        "hostile_tools_refused_at_import": sorted(REFUSED_AT_IMPORT),
         "config": {
             "seconds": args.seconds,
             "warmup_s": args.warmup,
