@@ -10,7 +10,7 @@ answers or keys: only names, codes, counts and durations.
 from __future__ import annotations
 
 from opentelemetry import trace
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 tracer = trace.get_tracer("latm.orchestrator")
 
@@ -24,6 +24,9 @@ REQUEST_SECONDS = Histogram(
     "API call latency, by method and status code",
     ["method", "code"],
     buckets=LATENCY_BUCKETS,
+)
+CARD_CACHE_BYTES = Gauge(
+    "latm_card_cache_bytes", "Bytes of tool cards held by the engine's card cache"
 )
 SANDBOX_STARTS = Counter("latm_sandbox_starts", "Sandboxes started, by backend", ["backend"])
 SANDBOX_CALLS = Counter(

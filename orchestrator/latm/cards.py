@@ -21,6 +21,13 @@ CARD_FORMAT = "latm.tool/v1"
 # distinct from "add".
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_SOURCE = 512 * 1024
+# Every card is bounded, field by field and as a whole: a card is stored, cached, sent in
+# ListTools and GetTool, and its demos go into the user model's prompt.
+MAX_CARD_BYTES = 2 * 1024 * 1024
+MAX_TEXT = 16 * 1024  # a question, a solution snippet, an answer
+MAX_NOTE = 8 * 1024  # what the sandbox gave or said, a signature, a task's name
+MAX_DEMOS = 32
+MAX_CASES = 256
 
 
 class UsageDemo(BaseModel):
@@ -28,9 +35,13 @@ class UsageDemo(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    question: str = Field(description="the request, as a user would send it")
-    solution: str = Field(description="the snippet that calls the tool and sets `ans`")
-    answer: str = Field(description="the answer the snippet produced in the sandbox")
+    question: str = Field(max_length=MAX_TEXT, description="the request, as a user would send it")
+    solution: str = Field(
+        max_length=MAX_TEXT, description="the snippet that calls the tool and sets `ans`"
+    )
+    answer: str = Field(
+        max_length=MAX_TEXT, description="the answer the snippet produced in the sandbox"
+    )
 
 
 class VerificationCase(BaseModel):
@@ -38,11 +49,13 @@ class VerificationCase(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    question: str
-    expected: str
-    got: str | None = None
+    question: str = Field(max_length=MAX_TEXT)
+    expected: str = Field(max_length=MAX_TEXT)
+    got: str | None = Field(default=None, max_length=MAX_NOTE)
     passed: bool
-    error: str | None = Field(default=None, description="the sandbox's error, if any")
+    error: str | None = Field(
+        default=None, max_length=MAX_NOTE, description="the sandbox's error, if any"
+    )
 
 
 class Verification(BaseModel):
@@ -50,7 +63,7 @@ class Verification(BaseModel):
 
     passed: int = Field(ge=0)
     total: int = Field(ge=0)
-    cases: list[VerificationCase] = Field(default_factory=list)
+    cases: list[VerificationCase] = Field(default_factory=list, max_length=MAX_CASES)
 
 
 class Provenance(BaseModel):
@@ -77,13 +90,19 @@ class ToolCard(BaseModel):
     description: str = Field(max_length=4000)
     source: str = Field(max_length=MAX_SOURCE, description="the tool module's source")
     entrypoint: str = Field(description="the function the usage demos call")
-    signature: str | None = Field(default=None, description="e.g. sort_words(text: str) -> str")
-    usage_demos: list[UsageDemo] = Field(default_factory=list)
+    signature: str | None = Field(
+        default=None, max_length=MAX_NOTE, description="e.g. sort_words(text: str) -> str"
+    )
+    usage_demos: list[UsageDemo] = Field(default_factory=list, max_length=MAX_DEMOS)
     verification: Verification
     provenance: Provenance
     version: int | None = Field(default=None, ge=1, description="set by the registry")
-    task: str | None = Field(default=None, description="the task it was made for")
-    scorer: str | None = Field(default=None, description="the scorer its answers need")
+    task: str | None = Field(
+        default=None, max_length=MAX_NOTE, description="the task it was made for"
+    )
+    scorer: str | None = Field(
+        default=None, max_length=64, description="the scorer its answers need"
+    )
 
     @field_validator("name", "entrypoint")
     @classmethod
@@ -104,6 +123,11 @@ class ToolCard(BaseModel):
     @classmethod
     def from_json(cls, text: str | bytes) -> ToolCard:
         """Parse and check a card; the source must match its recorded sha256."""
+        size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+        if size > MAX_CARD_BYTES:
+            raise InvalidRequest(
+                f"a tool card is limited to {MAX_CARD_BYTES} bytes; this one has {size}"
+            )
         try:
             card = cls.model_validate_json(text)
         except ValidationError as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import InvalidRequest, LatmError, RegistryUnavailable
+from orchestrator.latm.card_cache import CardCache
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher
 from orchestrator.latm.imports import reverified
@@ -31,6 +32,7 @@ FLUSH_RETRY_S = 2.0  # and tried again this often while the registry cannot take
 PENDING_MAX = 100_000  # tool uses kept for a registry that is down
 LATEST_TTL_S = 2.0  # how long "the latest version of a tool" is taken from the cache
 CARDS_CACHED = 10_000
+CARD_CACHE_MAX_BYTES = 64 * 1024 * 1024  # the cards kept in memory, whatever their count
 
 
 @dataclass
@@ -92,7 +94,7 @@ class Engine:
         )
         self.max_attempts = max_attempts
         self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
-        self._cards: dict[tuple[str, str, int | None], tuple[float, ToolCard]] = {}
+        self._cards = CardCache(CARD_CACHE_MAX_BYTES, CARDS_CACHED)
         self._pending: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -196,15 +198,12 @@ class Engine:
         if cached is not None and (version is not None or cached[0] > now):
             return cached[1]
         card = await asyncio.to_thread(self.registry.get, tenant, name, version)
-        if len(self._cards) >= CARDS_CACHED:
-            self._cards.clear()
-        self._cards[key] = (now + LATEST_TTL_S, card)
+        self._cards.put(key, now + LATEST_TTL_S, card)
         return card
 
     def forget(self, tenant: str) -> None:
         """Drop the cached cards of ``tenant`` (after its tools changed)."""
-        for key in [key for key in self._cards if key[0] == tenant]:
-            del self._cards[key]
+        self._cards.forget(tenant)
 
     async def _dispatch(self, tenant: str, question: str, solved: Solved) -> ToolCard | None:
         tools = self.tools(tenant)
