@@ -238,7 +238,15 @@ class Client:
             call.cancel()
 
     def list_tools(self) -> list[pb.ToolSummary]:
-        return list(self._call(self.stub.ListTools, pb.ListToolsRequest(), None).tools)
+        """Every tool of the tenant (the latest versions), page after page."""
+        tools: list[pb.ToolSummary] = []
+        token = ""
+        while True:
+            page = self._call(self.stub.ListTools, pb.ListToolsRequest(page_token=token), None)
+            tools += page.tools
+            token = page.next_page_token
+            if not token:
+                return tools
 
     def get_tool(self, name: str, version: int = 0) -> pb.ToolCard:
         request = pb.GetToolRequest(name=name, version=version)
@@ -347,8 +355,16 @@ class AsyncClient:
             call.cancel()
 
     async def list_tools(self) -> list[pb.ToolSummary]:
-        response = await self._call(self.stub.ListTools, pb.ListToolsRequest(), None)
-        return list(response.tools)
+        """Every tool of the tenant (the latest versions), page after page."""
+        tools: list[pb.ToolSummary] = []
+        token = ""
+        while True:
+            request = pb.ListToolsRequest(page_token=token)
+            page = await self._call(self.stub.ListTools, request, None)
+            tools += page.tools
+            token = page.next_page_token
+            if not token:
+                return tools
 
     async def get_tool(self, name: str, version: int = 0) -> pb.ToolCard:
         request = pb.GetToolRequest(name=name, version=version)

@@ -10,6 +10,7 @@ with the error's class named in trailing metadata so clients raise the same type
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import datetime as dt
 import functools
@@ -42,7 +43,7 @@ from orchestrator.errors import (
     Unavailable,
     metadata_value,
 )
-from orchestrator.latm.cards import ToolCard, VerificationCase
+from orchestrator.latm.cards import NAME_PATTERN, ToolCard, VerificationCase
 from orchestrator.latm.engine import Engine, Solved
 from orchestrator.latm.tasks import Split, task_from_examples
 from orchestrator.models import TokenUsage
@@ -64,6 +65,11 @@ MAX_QUESTION_CHARS = 20_000
 MAX_ARGUMENTS_BYTES = 1024 * 1024
 MAX_EXAMPLES = 1000
 MAX_PENDING_USAGE = 100_000  # usage events kept for a registry that is down
+# ListTools: tools per page at most (and by default), the bytes a page may hold (well
+# under the 4 MiB default message size), and the characters of a summary's texts.
+PAGE_SIZE = 1000
+PAGE_BYTES = 2 * 1024 * 1024
+SUMMARY_TEXT = 1000
 _STATUS = {
     "ok": pb.EXEC_STATUS_OK,
     "error": pb.EXEC_STATUS_ERROR,
@@ -184,9 +190,9 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
             )
         return _executed(card, result)
 
-    async def _list(self, who: Principal, _request: pb.ListToolsRequest) -> pb.ListToolsResponse:
+    async def _list(self, who: Principal, request: pb.ListToolsRequest) -> pb.ListToolsResponse:
         tools = await asyncio.to_thread(self.engine.tools, who.tenant)
-        return pb.ListToolsResponse(tools=[_summary(tool) for tool in tools])
+        return _page(tools, request.page_size, request.page_token)
 
     async def _get(self, who: Principal, request: pb.GetToolRequest) -> pb.GetToolResponse:
         card = await asyncio.to_thread(
@@ -563,12 +569,36 @@ def _card(card: ToolCard) -> pb.ToolCard:
     return message
 
 
+def _page(tools: list[ToolSummary], size: int, token: str) -> pb.ListToolsResponse:
+    """One page of ``tools`` (sorted by name): after the token's name, at most ``size``
+    tools, and ended early before it passes ``PAGE_BYTES``."""
+    size = min(size or PAGE_SIZE, PAGE_SIZE)
+    if token and not NAME_PATTERN.fullmatch(token):
+        raise InvalidRequest("page_token is not one this server gave")
+    names = [tool.name for tool in tools]
+    start = bisect.bisect_right(names, token) if token else 0
+    page: list[pb.ToolSummary] = []
+    used = 0
+    for tool in tools[start : start + size]:
+        summary = _summary(tool)
+        used += summary.ByteSize()
+        if page and used > PAGE_BYTES:
+            break
+        page.append(summary)
+    more = start + len(page) < len(tools)
+    return pb.ListToolsResponse(tools=page, next_page_token=page[-1].name if more else "")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _summary(tool: ToolSummary) -> pb.ToolSummary:
     return pb.ToolSummary(
         name=tool.name,
         version=tool.version,
-        description=tool.description,
-        signature=tool.signature or "",
+        description=_cut(tool.description, SUMMARY_TEXT),
+        signature=_cut(tool.signature or "", SUMMARY_TEXT),
         entrypoint=tool.entrypoint,
         sha256=tool.sha256,
         created_at=_timestamp(tool.created_at),

@@ -645,3 +645,32 @@ async def test_graceful_stop_removes_the_docker_containers(start_api: StartApi) 
     engine = docker.from_env()
     alive = {c.id for c in engine.containers.list(all=True, ignore_removed=True)}
     assert not alive & set(owned)
+
+
+async def test_list_tools_pages_through_thousands_and_always_fits_a_response(
+    start_api: StartApi,
+) -> None:
+    """2,500 tools: before pages, about 1,100 ordinary cards made a tenant's ListTools
+    fail for good ("Sent message larger than max")."""
+    from tests.unit.test_registry import seed_tools
+
+    api = await start_api()
+    seed_tools(f"sqlite:///{api.folder / 'registry.db'}", "acme", 2500)
+    async with api.client() as client:
+        tools = await client.list_tools()  # follows next_page_token
+        assert [t.name for t in tools] == [f"tool_{i:05d}" for i in range(2500)]
+        first = await client._call(client.stub.ListTools, pb.ListToolsRequest(page_size=7), None)
+        assert [t.name for t in first.tools] == [f"tool_{i:05d}" for i in range(7)]
+        assert first.next_page_token == "tool_00006"
+        second = await client._call(
+            client.stub.ListTools,
+            pb.ListToolsRequest(page_size=7, page_token=first.next_page_token),
+            None,
+        )
+        assert second.tools[0].name == "tool_00007"
+        with pytest.raises(InvalidRequest, match="page_token"):
+            await client._call(
+                client.stub.ListTools, pb.ListToolsRequest(page_token="tool_1\n"), None
+            )
+    async with api.client(api.globex) as other:
+        assert await other.list_tools() == []
