@@ -581,7 +581,7 @@ def _page(tools: list[ToolSummary], size: int, token: str) -> pb.ListToolsRespon
     used = 0
     for tool in tools[start : start + size]:
         summary = _summary(tool)
-        used += summary.ByteSize()
+        used += summary.ByteSize() + 8  # and its field tag and length in the page
         if page and used > PAGE_BYTES:
             break
         page.append(summary)

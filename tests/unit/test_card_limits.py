@@ -59,7 +59,7 @@ def test_a_card_at_each_limit_is_accepted() -> None:
                 }
             },
             "verification.cases",
-        ),  # noqa: E501
+        ),
         ({"provenance": {**card()["provenance"], "note": "x" * MAX_CARD_BYTES}}, "limited to"),
     ],
     ids=["demos", "demo-field", "signature", "cases", "whole-card"],
