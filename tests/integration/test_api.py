@@ -655,7 +655,7 @@ async def test_list_tools_pages_through_thousands_and_always_fits_a_response(
     from tests.unit.test_registry import seed_tools
 
     api = await start_api()
-    seed_tools(f"sqlite:///{api.folder / 'registry.db'}", "acme", 2500)
+    seed_tools(f"sqlite:///{api.tmp / 'registry.db'}", "acme", 2500)
     async with api.client() as client:
         tools = await client.list_tools()  # follows next_page_token
         assert [t.name for t in tools] == [f"tool_{i:05d}" for i in range(2500)]
