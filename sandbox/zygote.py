@@ -109,12 +109,7 @@ class Zygote:
                     continue
                 if not message:
                     raise ZygoteGone("the zygote exited")
-                self.heard = time.monotonic()
-                if message[:1] == b"R":
-                    self.reaped.append(_reaped(message))
-                    continue
-                if message[:1] == PONG:
-                    self.pinged = None
+                if self._note(message):
                     continue
                 _, pid = _SPAWNED.unpack(message)
                 job_fd, *reads = fds
@@ -124,22 +119,31 @@ class Zygote:
 
     def collect(self) -> list[Reaped]:
         """Every report that has arrived, without waiting; raises once the zygote is gone."""
-        reports = list(self.reaped)
-        self.reaped.clear()
         while True:
             try:
                 message = self.sock.recv(64)
             except BlockingIOError:
-                return reports
+                break
             except OSError as exc:
                 raise ZygoteGone(f"the zygote's socket failed: {exc}") from exc
             if not message:
                 raise ZygoteGone("the zygote exited")
-            self.heard = time.monotonic()
-            if message[:1] == PONG:
-                self.pinged = None
-            else:
-                reports.append(_reaped(message))
+            if not self._note(message):
+                self.reaped.append(_reaped(message))
+        reports = list(self.reaped)
+        self.reaped.clear()
+        return reports
+
+    def _note(self, message: bytes) -> bool:
+        """Take in a reap report or a pong (True); anything else is the caller's."""
+        self.heard = time.monotonic()
+        if message[:1] == PONG:
+            self.pinged = None
+            return True
+        if message[:1] == b"R":
+            self.reaped.append(_reaped(message))
+            return True
+        return False
 
     def check(self, now: float) -> float:
         """Ping the zygote when it has been quiet; raise ZygoteGone when a ping went
