@@ -25,8 +25,9 @@ PR_SET_DUMPABLE = 4
 
 
 @cache
-def _prctl() -> Callable[..., int] | None:
-    """libc's ``prctl``, resolved once (the template's copy is inherited by its forks)."""
+def libc_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, resolved once (the template's copy is inherited by its forks);
+    None where there is none. The seccomp installer uses it too."""
     try:
         function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
@@ -36,12 +37,12 @@ def _prctl() -> Callable[..., int] | None:
 
 def make_undumpable() -> bool:
     """Mark this process non-dumpable; False where the kernel refuses (not on Linux)."""
-    prctl = _prctl()
+    prctl = libc_prctl()
     return prctl is not None and prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
 
 
 def is_dumpable() -> bool:
-    prctl = _prctl()
+    prctl = libc_prctl()
     return prctl is None or prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1
 
 
@@ -49,7 +50,7 @@ def die_with_parent(parent: int) -> None:
     """Be killed when ``parent`` (the process that forked this one) exits, even while
     stopped: a zygote dies with its template, a worker with its zygote. If the parent
     is already gone, exit now."""
-    prctl = _prctl()
+    prctl = libc_prctl()
     if prctl is not None:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:

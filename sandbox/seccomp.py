@@ -25,6 +25,8 @@ import os
 import platform
 import struct
 
+from sandbox.hardening import libc_prctl
+
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -343,10 +345,11 @@ class Installer:
     """
 
     def __init__(self, machine: str | None = None) -> None:
-        self.program = build_filter(machine)
-        if self.program is None:
+        prctl = libc_prctl()
+        self.program = build_filter(machine) if prctl is not None else None
+        if prctl is None or self.program is None:
             return
-        self._prctl = ctypes.CDLL(None, use_errno=True).prctl
+        self._prctl = prctl
         self._buffer = ctypes.create_string_buffer(self.program, len(self.program))
         self._fprog = _SockFprog(len(self.program) // 8, ctypes.addressof(self._buffer))
         self._fprog_ref = ctypes.byref(self._fprog)
