@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from orchestrator.errors import InvalidRequest
 from orchestrator.latm.cards import Provenance, ToolCard, UsageDemo, Verification, VerificationCase
+from orchestrator.latm.maker import graded_case
 from orchestrator.latm.runner import ToolRunner
-from orchestrator.latm.scoring import Scorer, choose_scorer, get_scorer
+from orchestrator.latm.scoring import choose_scorer, get_scorer
 from orchestrator.latm.tasks import Example, Task
 
 
@@ -36,23 +37,18 @@ async def reverified(card: ToolCard, runner: ToolRunner) -> ToolCard:
             f"tool card {card.name!r}: its source defines no function {card.entrypoint!r} "
             f"({found.error or 'not callable'})"
         )
-    scorer = _scorer(card)
+    examples = [
+        Example(index, demo.question, demo.answer) for index, demo in enumerate(card.usage_demos)
+    ]
+    if card.scorer:
+        scorer = get_scorer(card.scorer)
+    else:  # the one the demos' answers fit
+        scorer = choose_scorer(Task(card.name, tuple(examples), source="import"))
     kept: list[UsageDemo] = []
     cases: list[VerificationCase] = []
-    for index, demo in enumerate(card.usage_demos):
-        outcome = await runner.run(card.source, demo.solution)
-        example = Example(index, demo.question, demo.answer)
-        passed = outcome.ok and scorer.matches(outcome.value, example)
-        cases.append(
-            VerificationCase(
-                question=demo.question,
-                expected=demo.answer,
-                got=outcome.shown() if outcome.ok else None,
-                passed=passed,
-                error=outcome.error,
-            )
-        )
-        if passed:
+    for demo, example in zip(card.usage_demos, examples, strict=True):
+        cases.append(graded_case(example, await runner.run(card.source, demo.solution), scorer))
+        if cases[-1].passed:
             kept.append(demo)
     if not kept:
         raise InvalidRequest(
@@ -68,12 +64,3 @@ async def reverified(card: ToolCard, runner: ToolRunner) -> ToolCard:
             "scorer": scorer.name,
         }
     )
-
-
-def _scorer(card: ToolCard) -> Scorer:
-    if card.scorer:
-        return get_scorer(card.scorer)
-    examples = tuple(
-        Example(index, demo.question, demo.answer) for index, demo in enumerate(card.usage_demos)
-    )
-    return choose_scorer(Task(card.name, examples, source="import"))

@@ -244,13 +244,7 @@ class _Job:
             )
         outcomes = [await self.maker.runner.run(draft.source, call) for call in blocks]
         cases = [
-            VerificationCase(
-                question=example.input,
-                expected=example.target,
-                got=outcome.shown() if outcome.ok else None,
-                passed=outcome.ok and self.scorer.matches(outcome.value, example),
-                error=outcome.error,
-            )
+            graded_case(example, outcome, self.scorer)
             for example, outcome in zip(self.validation, outcomes, strict=True)
         ]
         for case in cases:
@@ -295,3 +289,15 @@ class _Job:
             task=self.task.name,
             scorer=self.scorer.name,
         )
+
+
+def graded_case(example: Example, outcome: Outcome, scorer: Scorer) -> VerificationCase:
+    """One held-out case as recorded on a card: what was expected, what the sandbox
+    gave, and whether the scorer (never the model) found them the same."""
+    return VerificationCase(
+        question=example.input,
+        expected=example.target,
+        got=outcome.shown() if outcome.ok else None,
+        passed=outcome.ok and scorer.matches(outcome.value, example),
+        error=outcome.error,
+    )
