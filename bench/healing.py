@@ -1,8 +1,8 @@
 """How fast a sandbox heals when its server, template or zygote stops answering.
 
 For each backend flavour and each serving process: a call spins in the sandbox, the
-process is stopped (SIGSTOP, from outside the sandbox, as
-``tests/security/test_serving_processes.py`` does), and the bench times how long the
+process is stopped (SIGSTOP, from outside the sandbox, with the
+security suite's own helper), and the bench times how long the
 call in flight takes to be answered (``crashed``) and how long the next call takes
 (served by a new server, template or container). Writes JSON.
 
@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 from bench import write_report  # noqa: E402 - after the path set-up
 from orchestrator.sandboxes import ExecRequest  # noqa: E402
 from tests.integration.conftest import make_backend  # noqa: E402
-from tests.security.test_serving_processes import SPIN, stop_serving_process  # noqa: E402
+from tests.security.conftest import SPIN, stop_serving_process  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "healing.json"
 ROLES = ("server", "template", "zygote")

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import textwrap
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -22,9 +25,11 @@ import pytest_asyncio
 
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import ExecRequest, ExecResult, Status
-from orchestrator.sandboxes.base import SandboxBackend
-from orchestrator.sandboxes.docker import DockerBackend
+from orchestrator.sandboxes.base import Sandbox, SandboxBackend
+from orchestrator.sandboxes.docker import DockerBackend, DockerSandbox
 from orchestrator.sandboxes.pool import PoolConfig
+from orchestrator.sandboxes.process import ProcessBackend
+from tests.faults.conftest import descendants
 from tests.integration.conftest import (
     TOOL,
     close_backend,
@@ -187,3 +192,73 @@ Payload = tuple[str, str, str]  # (id, tool source, call code)
 
 def payload_params(payloads: list[Payload]) -> list[Any]:
     return [pytest.param(tool, call, id=name) for name, tool, call in payloads]
+
+
+# --- later calls, and the processes that serve them ---------------------------------
+
+PI = 3.141592653589793
+
+
+async def assert_unaffected(backend: SandboxBackend, tenant: str = ATTACKER) -> None:
+    """Later calls see the real ``math.pi`` and ordinary tools work, for every tenant."""
+    result = await backend.execute(
+        tenant, ExecRequest(source="import math\n", call="ans = [math.pi, sorted([3, 1, 2])]")
+    )
+    assert result.status is Status.OK, result
+    assert result.value == [PI, [1, 2, 3]]
+    await assert_healthy(backend)
+
+
+SPIN = "while True:\n    pass"
+
+# Finds the role's pid from the sandbox's /proc and stops it (run inside a container, or
+# on the host against the pids below one bubblewrap).
+STOP_ROLE = """
+import os, signal, sys
+def processes(pids):
+    found = {}
+    for pid in pids:
+        try:
+            command = open('/proc/%d/cmdline' % pid, 'rb').read().split(b'\\0')
+            stat = open('/proc/%d/stat' % pid).read()
+        except OSError:
+            continue
+        found[pid] = (command, int(stat.rsplit(')', 1)[1].split()[1]))
+    return found
+def stop(role, pids):
+    found = processes(pids)
+    server = [p for p, (command, _) in found.items() if b'--listen' in command][0]
+    template = [p for p, (_, parent) in found.items() if parent == server][0]
+    zygote = [p for p, (_, parent) in found.items() if parent == template][0]
+    target = {'server': server, 'template': template, 'zygote': zygote}[role]
+    os.kill(target, signal.SIGSTOP)
+    return target
+if __name__ == '__main__':
+    print(stop(sys.argv[1], [int(n) for n in os.listdir('/proc') if n.isdigit()]))
+"""
+
+
+def stop_serving_process(backend: SandboxBackend, sandbox: Sandbox, role: str) -> None:
+    """SIGSTOP the sandbox's server, template or zygote from outside its layers."""
+    if isinstance(sandbox, DockerSandbox) and role == "server" and not is_gvisor(backend):
+        # The server is the container's PID 1, which ignores SIGSTOP sent from inside
+        # its own pid namespace: stop it from the host.
+        sandbox.container.reload()
+        os.kill(sandbox.container.attrs["State"]["Pid"], signal.SIGSTOP)
+        return
+    if isinstance(sandbox, DockerSandbox):
+        done = subprocess.run(
+            ["docker", "exec", sandbox.container_id, "python", "-I", "-c", STOP_ROLE, role],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return
+    assert isinstance(backend, ProcessBackend)
+    wrapper = backend.server_pid(sandbox.tenant)
+    assert wrapper is not None
+    namespace: dict[str, object] = {"__name__": "stop_role"}
+    exec(textwrap.dedent(STOP_ROLE), namespace)
+    namespace["stop"](role, descendants(wrapper))  # type: ignore[operator]

@@ -15,11 +15,11 @@ from tests.security.conftest import (
     Payload,
     assert_contained,
     assert_healthy,
+    assert_unaffected,
     attack,
     is_gvisor,
     payload_params,
 )
-from tests.security.test_serving_processes import assert_unaffected
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

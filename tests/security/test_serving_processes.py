@@ -22,33 +22,26 @@ value check (``math.pi``) and an ordinary tool, for the attacker and another ten
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
-import textwrap
 import time
 
 import pytest
 
 from orchestrator.sandboxes import ExecRequest, Status
-from orchestrator.sandboxes.base import Sandbox, SandboxBackend
-from orchestrator.sandboxes.docker import DockerSandbox
-from orchestrator.sandboxes.process import ProcessBackend
-from tests.faults.conftest import descendants
+from orchestrator.sandboxes.base import SandboxBackend
 from tests.security.conftest import (
-    ATTACKER,
+    SPIN,
     Payload,
     assert_contained,
-    assert_healthy,
+    assert_unaffected,
     attack,
     is_gvisor,
     payload_params,
+    stop_serving_process,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-PI = 3.141592653589793
 DISPATCH = "import functools\nimport typing\n\nd = functools.singledispatch(lambda x: 0)\n"
 # Each annotation, evaluated, would hand tool code the real object behind a guard.
 LEAK = "(leak := ().__class__.__base__.__subclasses__()) and int"
@@ -95,16 +88,6 @@ INTERNAL_ROUTES: list[Payload] = [
         "collections.namedtuple('P', 'a', module='sys')\nans = 'ESCAPED'",
     ),
 ]
-
-
-async def assert_unaffected(backend: SandboxBackend, tenant: str = ATTACKER) -> None:
-    """Later calls see the real ``math.pi`` and ordinary tools work, for every tenant."""
-    result = await backend.execute(
-        tenant, ExecRequest(source="import math\n", call="ans = [math.pi, sorted([3, 1, 2])]")
-    )
-    assert result.status is Status.OK, result
-    assert result.value == [PI, [1, 2, 3]]
-    await assert_healthy(backend)
 
 
 # --- 18. internal evaluation routes ------------------------------------------------------
@@ -204,59 +187,7 @@ async def test_no_worker_signals_the_serving_processes(os_backend: SandboxBacken
 
 # --- 21. a serving process that stops answering --------------------------------------------
 
-SPIN = "while True:\n    pass"
 HEALED_WITHIN_S = 15.0
-# Finds the role's pid from the sandbox's /proc and stops it (run inside a container, or
-# on the host against the pids below one bubblewrap).
-STOP_ROLE = """
-import os, signal, sys
-def processes(pids):
-    found = {}
-    for pid in pids:
-        try:
-            command = open('/proc/%d/cmdline' % pid, 'rb').read().split(b'\\0')
-            stat = open('/proc/%d/stat' % pid).read()
-        except OSError:
-            continue
-        found[pid] = (command, int(stat.rsplit(')', 1)[1].split()[1]))
-    return found
-def stop(role, pids):
-    found = processes(pids)
-    server = [p for p, (command, _) in found.items() if b'--listen' in command][0]
-    template = [p for p, (_, parent) in found.items() if parent == server][0]
-    zygote = [p for p, (_, parent) in found.items() if parent == template][0]
-    target = {'server': server, 'template': template, 'zygote': zygote}[role]
-    os.kill(target, signal.SIGSTOP)
-    return target
-if __name__ == '__main__':
-    print(stop(sys.argv[1], [int(n) for n in os.listdir('/proc') if n.isdigit()]))
-"""
-
-
-def stop_serving_process(backend: SandboxBackend, sandbox: Sandbox, role: str) -> None:
-    """SIGSTOP the sandbox's server, template or zygote from outside its layers."""
-    if isinstance(sandbox, DockerSandbox) and role == "server" and not is_gvisor(backend):
-        # The server is the container's PID 1, which ignores SIGSTOP sent from inside
-        # its own pid namespace: stop it from the host.
-        sandbox.container.reload()
-        os.kill(sandbox.container.attrs["State"]["Pid"], signal.SIGSTOP)
-        return
-    if isinstance(sandbox, DockerSandbox):
-        done = subprocess.run(
-            ["docker", "exec", sandbox.container_id, "python", "-I", "-c", STOP_ROLE, role],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return
-    assert isinstance(backend, ProcessBackend)
-    wrapper = backend.server_pid(sandbox.tenant)
-    assert wrapper is not None
-    namespace: dict[str, object] = {"__name__": "stop_role"}
-    exec(textwrap.dedent(STOP_ROLE), namespace)
-    namespace["stop"](role, descendants(wrapper))  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("role", ["server", "template", "zygote"])
