@@ -447,8 +447,10 @@ def _finish(call: _Call, code: grpc.StatusCode, error: LatmError | None) -> None
             "code": code.name,
             "ms": round(elapsed * 1000, 2),
             "error_type": type(error).__name__ if error else None,
-            # The whole message, for the operator (the caller got the public one).
-            "error": str(error) if error else None,
+            # What was kept from the caller (an endpoint's address, a provider's reply),
+            # for the operator; messages a caller reads in full (which may quote a tool's
+            # own error text) are not logged, as before.
+            "error": str(error) if error is not None and error.public is not None else None,
         },
     )
 
