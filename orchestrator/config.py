@@ -215,6 +215,30 @@ class Settings(BaseSettings):
     quota_max_memory_mb: int = Field(
         default=512, ge=1, description="largest sandbox memory a request may ask for"
     )
+    quota_max_tools: int = Field(default=1000, ge=1, description="tools a tenant may keep")
+    quota_max_versions: int = Field(default=100, ge=1, description="versions of one tool")
+    quota_max_stored_mb: int = Field(
+        default=256, ge=1, description="MiB of tool cards a tenant may keep in all"
+    )
+    quota_max_card_kb: int = Field(
+        default=2048, ge=1, le=2048, description="KiB of one tool card's JSON"
+    )
+    quota_max_demos: int = Field(default=32, ge=1, le=32, description="usage demos per card")
+    quota_max_cases: int = Field(
+        default=256, ge=1, le=256, description="verification cases per card"
+    )
+    quota_max_make_examples: int = Field(
+        default=1000, ge=1, le=10_000, description="solved examples per MakeTool request"
+    )
+    quota_max_make_kb: int = Field(
+        default=1024, ge=1, le=3072, description="KiB of a MakeTool request's examples"
+    )
+    quota_max_question_chars: int = Field(
+        default=20_000, ge=1, le=1_000_000, description="characters of a Solve question"
+    )
+    quota_max_prompt_tokens: int = Field(
+        default=32_000, ge=1, description="prompt tokens of one model call (estimated)"
+    )
 
     @field_validator("maker_model", "user_model")
     @classmethod

@@ -46,3 +46,11 @@ MODEL_SECONDS = Histogram(
     "latm_model_seconds", "Model completion latency, by model spec", ["model"],
     buckets=LATENCY_BUCKETS,
 )  # fmt: skip
+MODEL_QUEUE_WAITING = Gauge(
+    "latm_model_queue_waiting", "Completions waiting for a shared local model, by model spec",
+    ["model"],
+)  # fmt: skip
+MODEL_QUEUE_SECONDS = Histogram(
+    "latm_model_queue_seconds", "Time a completion waited for a shared local model",
+    ["model"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip

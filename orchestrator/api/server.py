@@ -14,7 +14,7 @@ import ctypes
 import ipaddress
 import logging
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import grpc
@@ -57,13 +57,8 @@ def return_large_blocks() -> bool:
 
 
 def default_quotas(settings: Settings) -> Quotas:
-    return Quotas(
-        requests_per_minute=settings.quota_requests_per_minute,
-        concurrent_executions=settings.quota_concurrent_executions,
-        concurrent_makes=settings.quota_concurrent_makes,
-        max_timeout_ms=settings.quota_max_timeout_ms,
-        max_memory_mb=settings.quota_max_memory_mb,
-    )
+    """A new tenant's quotas: each ``LATM_QUOTA_<NAME>`` setting."""
+    return Quotas(**{item.name: getattr(settings, f"quota_{item.name}") for item in fields(Quotas)})
 
 
 def check_listen(settings: Settings, listen: str) -> None:
@@ -136,8 +131,10 @@ class ApiServer:
         authenticator = Authenticator(
             tenants, default_quotas(self.settings), self.settings.api_key_cache_s
         )
-        self.service = OrchestratorService(self.engine, tenants, authenticator)
         cap = self.settings.max_message_bytes
+        self.service = OrchestratorService(
+            self.engine, tenants, authenticator, max_message_bytes=cap
+        )
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", cap),

@@ -38,6 +38,7 @@ from orchestrator.errors import (
     DeadlineExceeded,
     InvalidRequest,
     LatmError,
+    QuotaExceeded,
     RegistryUnavailable,
     ResourceExhausted,
     Unavailable,
@@ -47,6 +48,7 @@ from orchestrator.latm.cards import NAME_PATTERN, ToolCard, VerificationCase
 from orchestrator.latm.engine import Engine, Solved
 from orchestrator.latm.tasks import Split, task_from_examples
 from orchestrator.models import TokenUsage
+from orchestrator.models.admission import limit_prompt_tokens
 from orchestrator.registry import ToolSummary
 from orchestrator.registry.tenants import TenantStore, UsageLine
 from orchestrator.sandboxes import ExecResult
@@ -61,10 +63,9 @@ Context = grpc.aio.ServicerContext[Any, Any]
 REQUEST_ID: ContextVar[str] = ContextVar("latm_request_id", default="")
 TENANT: ContextVar[str] = ContextVar("latm_tenant", default="")
 
-MAX_QUESTION_CHARS = 20_000
 MAX_ARGUMENTS_BYTES = 1024 * 1024
-MAX_EXAMPLES = 1000
 MAX_PENDING_USAGE = 100_000  # usage events kept for a registry that is down
+DEFAULT_MESSAGE_BYTES = 4 * 1024 * 1024  # grpc's default cap, and the settings' default
 # ListTools: tools per page at most (and by default), the bytes a page may hold (well
 # under the 4 MiB default message size), and the characters of a summary's texts.
 PAGE_SIZE = 1000
@@ -114,11 +115,13 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         tenants: TenantStore,
         authenticator: Authenticator,
         quotas: QuotaGate | None = None,
+        max_message_bytes: int = DEFAULT_MESSAGE_BYTES,
     ) -> None:
         self.engine = engine
         self.tenants = tenants
         self.auth = authenticator
         self.quotas = quotas or QuotaGate()
+        self.max_message_bytes = max_message_bytes
         self.draining = False
         self._usage: list[dict[str, Any]] = []
         engine.ledger.subscribe(self._on_completion)
@@ -169,7 +172,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
     # --- the work of each call, for an authenticated principal ---
 
     async def _solve(self, who: Principal, request: pb.SolveRequest) -> pb.SolveResponse:
-        question = _text("question", request.question, MAX_QUESTION_CHARS)
+        question = _text("question", request.question, who.quotas.max_question_chars)
         with self.quotas.execution(who.tenant, who.quotas):
             solved = await self.engine.solve(who.tenant, question, request.tool or None)
         return _solved(solved)
@@ -209,7 +212,9 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
 
     async def _import(self, who: Principal, request: pb.ImportToolRequest) -> pb.ImportToolResponse:
         with self.quotas.execution(who.tenant, who.quotas):  # it runs the demos
-            card = await self.engine.import_card(who.tenant, request.card_json)
+            card = await self.engine.import_card(
+                who.tenant, request.card_json, who.quotas.store_limits()
+            )
         return pb.ImportToolResponse(tool=_card(card))
 
     async def _export(self, who: Principal, request: pb.ExportToolRequest) -> pb.ExportToolResponse:
@@ -246,14 +251,12 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         self, who: Principal, request: pb.MakeToolRequest
     ) -> AsyncIterator[pb.MakeToolResponse]:
         """The events of one tool-making job, as they happen."""
-        if not request.examples or len(request.examples) > MAX_EXAMPLES:
-            raise InvalidRequest(f"give between 1 and {MAX_EXAMPLES} solved examples")
-        task = task_from_examples(
-            _text("task", request.task, 64),
-            [(example.question, example.answer) for example in request.examples],
-        )
+        examples = _examples(request, who)
+        task = task_from_examples(_text("task", request.task, 64), examples)
         split = Split.parse(request.split) if request.split else None
         task.split(split)  # refuse a split the examples cannot fill before any model call
+        limits = who.quotas.store_limits()
+        await asyncio.to_thread(self.engine.registry.check_room, who.tenant, task.name, limits)
         events: asyncio.Queue[pb.MakeToolResponse] = asyncio.Queue()
 
         def progress(stage: str, message: str) -> None:
@@ -273,8 +276,9 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
 
         with self.quotas.making(who.tenant, who.quotas):
             job = asyncio.ensure_future(
-                self.engine.make(who.tenant, task, split, progress, on_case)
+                self.engine.make(who.tenant, task, split, progress, on_case, limits=limits)
             )
+            getter: asyncio.Future[pb.MakeToolResponse] | None = None
             try:
                 while not job.done() or not events.empty():
                     getter = asyncio.ensure_future(events.get())
@@ -285,10 +289,13 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
                         getter.cancel()
                 result = job.result()
             finally:
-                if not job.done():  # the caller went away or its deadline passed
-                    job.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, LatmError):
-                        await job
+                # The caller went away or its deadline passed: stop the job, and the wait
+                # for its next event, and see both end (no task left pending).
+                for task_left in (getter, job):
+                    if task_left is not None and not task_left.done():
+                        task_left.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, LatmError):
+                            await task_left
         usage = _usage(result.usage)
         if result.card is not None:
             yield pb.MakeToolResponse(tool=_card(result.card), usage=usage)
@@ -340,7 +347,7 @@ async def _unary(
 ) -> Response:
     async with _call(service, method, context) as call:
         who = await call.begin(request)
-        return await call.run(work(who, request))
+        return call.fits(await call.run(work(who, request)))
     raise AssertionError("unreachable: _call aborts the call on every error")
 
 
@@ -360,7 +367,7 @@ async def _streaming(
                     event = await call.run(anext(stream))
                 except StopAsyncIteration:
                     break
-                yield event
+                yield call.fits(event)
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
 
@@ -384,9 +391,26 @@ class _Call:
         self.tenant = who.tenant
         TENANT.set(who.tenant)
         self.service.quotas.admit(who.tenant, who.quotas)
+        limit_prompt_tokens(who.quotas.max_prompt_tokens)
         if isinstance(request, Undecodable):
             raise InvalidRequest(f"the request does not decode: {request.error}")
         return who
+
+    def fits(self, message: Response) -> Response:
+        """``message``, unless it is over the server's send cap: grpc would fail to send it
+        after the handler returned, and the caller, logs and metrics would disagree.
+
+        Raises:
+            ResourceExhausted: the message is too large to send.
+        """
+        size = message.ByteSize()  # type: ignore[attr-defined]
+        cap = self.service.max_message_bytes
+        if size > cap:
+            raise ResourceExhausted(
+                f"the {self.method} response would be {size} bytes, over this server's "
+                f"message cap of {cap}; ask for less (a page, one version)"
+            )
+        return message
 
     async def run(self, awaitable: Awaitable[Response]) -> Response:
         left = self.context.time_remaining()
@@ -498,6 +522,23 @@ def _text(what: str, value: str, limit: int) -> str:
     if len(value) > limit:
         raise InvalidRequest(f"{what} is limited to {limit} characters, got {len(value)}")
     return value
+
+
+def _examples(request: pb.MakeToolRequest, who: Principal) -> list[tuple[str, str]]:
+    """The request's solved examples, within the tenant's count and byte quotas."""
+    count, most = len(request.examples), who.quotas.max_make_examples
+    if not count:
+        raise InvalidRequest("give at least one solved example; got no examples")
+    if count > most:
+        raise QuotaExceeded(f"{count} solved examples is over this tenant's quota of {most}")
+    examples = [(example.question, example.answer) for example in request.examples]
+    size = sum(len(q.encode()) + len(a.encode()) for q, a in examples)
+    if size > who.quotas.max_make_kb * 1024:
+        raise QuotaExceeded(
+            f"the solved examples hold {size} bytes, over this tenant's quota of "
+            f"{who.quotas.max_make_kb} KiB"
+        )
+    return examples
 
 
 def _name(value: str) -> str:

@@ -23,7 +23,7 @@ from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.tasks import Split, Task
 from orchestrator.latm.user import Answer, ToolUser, chain_of_thought
 from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
-from orchestrator.registry import ToolRegistry, ToolSummary
+from orchestrator.registry import StoreLimits, ToolRegistry, ToolSummary, check_card
 from orchestrator.sandboxes import ExecRequest, ExecResult, SandboxBackend
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,11 @@ class Engine:
         split: Split | None = None,
         progress: Progress | None = None,
         on_case: CaseReport | None = None,
+        *,
+        limits: StoreLimits | None = None,
     ) -> MakeResult:
-        """Make, verify and (only when verified) publish a tool for ``task``."""
+        """Make, verify and (only when verified) publish a tool for ``task``, within the
+        tenant's store ``limits``."""
         if self.maker_model is None:
             raise InvalidRequest("this engine has no maker model")
         maker = ToolMaker(self.maker_model, self.runner(tenant), max_attempts=self.max_attempts)
@@ -117,7 +120,7 @@ class Engine:
         with usage_scope(tenant=tenant, request_id=request_id, role="maker", tool=task.name):
             result = await maker.make(task, split, progress, on_case)
         if result.card is not None:
-            result.card = self.registry.publish(tenant, result.card)
+            result.card = self.registry.publish(tenant, result.card, limits)
             self.forget(tenant)
             self.registry.record_use(
                 tenant,
@@ -132,11 +135,18 @@ class Engine:
             )
         return result
 
-    async def import_card(self, tenant: str, text: str | bytes) -> ToolCard:
-        """Parse a card, prove it again in the tenant's sandbox, and publish it (see
-        :mod:`orchestrator.latm.imports`)."""
-        card = await reverified(ToolCard.from_json(text), self.runner(tenant))
-        published = await asyncio.to_thread(self.registry.publish, tenant, card)
+    async def import_card(
+        self, tenant: str, text: str | bytes, limits: StoreLimits | None = None
+    ) -> ToolCard:
+        """Parse a card, prove it again in the tenant's sandbox, and publish it within the
+        tenant's store ``limits`` (see :mod:`orchestrator.latm.imports`). A card over them
+        is refused before anything runs."""
+        card = ToolCard.from_json(text)
+        if limits is not None:
+            check_card(card, limits)
+            await asyncio.to_thread(self.registry.check_room, tenant, card.name, limits)
+        card = await reverified(card, self.runner(tenant))
+        published = await asyncio.to_thread(self.registry.publish, tenant, card, limits)
         self.forget(tenant)
         return published
 

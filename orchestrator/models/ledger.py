@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
+from orchestrator.models.admission import check_prompt
 from orchestrator.models.base import ChatParams, Completion, Message, ModelAdapter, RawCompletion
 from orchestrator.telemetry import MODEL_COST, MODEL_SECONDS, MODEL_TOKENS, tracer
 
@@ -171,6 +172,7 @@ class MeteredModel(ModelAdapter):
         self, messages: list[Message] | tuple[Message, ...], params: ChatParams | None = None
     ) -> Completion:
         model = str(self.inner.spec)
+        check_prompt(messages)
         with tracer.start_as_current_span("model.complete") as span:
             span.set_attribute("latm.model", model)
             span.set_attribute("latm.role", current_scope().role or "")

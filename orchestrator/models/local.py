@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import IO
 
 from orchestrator.errors import MissingDependencyError, ModelError
+from orchestrator.models.admission import FairQueue
 from orchestrator.models.base import ChatParams, Message, ModelAdapter, PriceLookup, RawCompletion
+from orchestrator.models.ledger import current_scope
 from orchestrator.models.openai_adapter import OpenAIModel
 
 log = logging.getLogger(__name__)
@@ -178,6 +180,8 @@ class LocalModel(ModelAdapter):
         self.max_retries = max_retries
         self._client: OpenAIModel | None = None
         self._starting = asyncio.Lock()
+        # llama.cpp's server decodes one completion at a time: tenants take turns at it.
+        self.queue = FairQueue(spec)
 
     async def start(self) -> OpenAIModel:
         """Start the server now rather than on the first completion.
@@ -205,7 +209,8 @@ class LocalModel(ModelAdapter):
     async def _complete(self, messages: list[Message], params: ChatParams) -> RawCompletion:
         client = await self.start()
         try:
-            return await client._complete(messages, params)
+            async with self.queue.turn(current_scope().tenant):
+                return await client._complete(messages, params)
         except ModelError as exc:
             # A dropped connection: was it the server dying? (It may still be exiting.)
             lost = type(exc) is ModelError

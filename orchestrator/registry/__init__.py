@@ -2,13 +2,22 @@
 usage and the requests no tool fitted (SQLite by default, PostgreSQL by URL)."""
 
 from orchestrator.registry._engine import RegistryUnavailable, default_database_url
-from orchestrator.registry.store import ToolRegistry, ToolSummary, Usage, UsageTotals
+from orchestrator.registry.store import (
+    StoreLimits,
+    ToolRegistry,
+    ToolSummary,
+    Usage,
+    UsageTotals,
+    check_card,
+)
 
 __all__ = [
     "RegistryUnavailable",
+    "StoreLimits",
     "ToolRegistry",
     "ToolSummary",
     "Usage",
     "UsageTotals",
+    "check_card",
     "default_database_url",
 ]

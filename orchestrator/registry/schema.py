@@ -57,6 +57,8 @@ class ToolRow(Base):
     signature: Mapped[str | None] = mapped_column(Text)
     task: Mapped[str | None] = mapped_column(Text)
     card_json: Mapped[str] = mapped_column(Text)
+    # The UTF-8 size of card_json (None for versions stored before it was kept).
+    card_bytes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
@@ -109,6 +111,16 @@ class TenantRow(Base):
     concurrent_makes: Mapped[int | None] = mapped_column(Integer)
     max_timeout_ms: Mapped[int | None] = mapped_column(Integer)
     max_memory_mb: Mapped[int | None] = mapped_column(Integer)
+    max_tools: Mapped[int | None] = mapped_column(Integer)
+    max_versions: Mapped[int | None] = mapped_column(Integer)
+    max_stored_mb: Mapped[int | None] = mapped_column(Integer)
+    max_card_kb: Mapped[int | None] = mapped_column(Integer)
+    max_demos: Mapped[int | None] = mapped_column(Integer)
+    max_cases: Mapped[int | None] = mapped_column(Integer)
+    max_make_examples: Mapped[int | None] = mapped_column(Integer)
+    max_make_kb: Mapped[int | None] = mapped_column(Integer)
+    max_question_chars: Mapped[int | None] = mapped_column(Integer)
+    max_prompt_tokens: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKeyRow(Base):

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.errors import InvalidRequest, ToolNotFound
+from orchestrator.errors import InvalidRequest, QuotaExceeded, ToolNotFound
 from orchestrator.latm.cards import ToolCard
 from orchestrator.registry._engine import (
     RegistryUnavailable,
@@ -43,6 +43,19 @@ CANDIDATES_MAX = 10_000
 # Concurrent publishes of one name race for the next version; each loser looks again, and
 # every round has a winner.
 PUBLISH_ATTEMPTS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """What one tenant may keep: tools, versions of one tool, card bytes in all, and the
+    size of one card (its JSON, its usage demos, its verification cases)."""
+
+    tools: int
+    versions: int
+    stored_bytes: int
+    card_bytes: int
+    demos: int
+    cases: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,28 +127,45 @@ class ToolRegistry:
 
     # --- tools ---
 
-    def publish(self, tenant: str, card: ToolCard) -> ToolCard:
+    def publish(self, tenant: str, card: ToolCard, limits: StoreLimits | None = None) -> ToolCard:
         """Store ``card`` as the next version of its name, and return it with that version.
 
         Publishing the source the latest version already has returns that version unchanged.
+        With ``limits``, a card that would take the tenant past one is refused (two
+        publishes at once in different transactions may each fit alone: the bound can be
+        passed by at most the tenant's concurrent calls).
 
         Raises:
             InvalidRequest: a bad tenant, or a source that does not match its sha256.
+            QuotaExceeded: the card is over ``limits``, or there is no room for it.
         """
         tenant = _tenant(tenant)
         if card.provenance.sha256 != card.sha256:
             raise InvalidRequest(
                 f"tool card {card.name!r}: the source does not match provenance.sha256"
             )
+        if limits is not None:
+            check_card(card, limits)
         attempt = 1
         while True:
             try:
                 with self.transaction(f"publishing {card.name!r}") as session:
-                    return _publish_in(session, tenant, card)
+                    return _publish_in(session, tenant, card, limits)
             except RegistryUnavailable as exc:
                 if attempt >= PUBLISH_ATTEMPTS or not isinstance(exc.__cause__, IntegrityError):
                     raise
                 attempt += 1
+
+    def check_room(self, tenant: str, name: str, limits: StoreLimits) -> None:
+        """Refuse early, before a tool is made, when ``tenant`` could not keep a new
+        version of ``name`` (too many tools, versions, or bytes stored already).
+
+        Raises:
+            QuotaExceeded: no room.
+        """
+        tenant = _tenant(tenant)
+        with self.transaction(f"checking room for {name!r}") as session:
+            _check_room(session, tenant, name, limits, adding=0)
 
     def get(self, tenant: str, name: str, version: int | None = None) -> ToolCard:
         """The card of ``name`` at ``version`` (the latest by default).
@@ -318,12 +348,18 @@ class ToolRegistry:
             yield session
 
 
-def _publish_in(session: Session, tenant: str, card: ToolCard) -> ToolCard:
+def _publish_in(
+    session: Session, tenant: str, card: ToolCard, limits: StoreLimits | None
+) -> ToolCard:
     latest = session.scalars(one_version(ToolRow, tenant, card.name, None)).first()
     if latest is not None and latest.sha256 == card.sha256:
         return _stored_card(latest.card_json)
     version = latest.version + 1 if latest else 1
     stored = card.model_copy(update={"version": version})
+    text = stored.to_json()
+    size = len(text.encode())
+    if limits is not None:
+        _check_room(session, tenant, card.name, limits, adding=size)
     session.add(
         ToolRow(
             tenant=tenant,
@@ -334,10 +370,57 @@ def _publish_in(session: Session, tenant: str, card: ToolCard) -> ToolCard:
             entrypoint=stored.entrypoint,
             signature=stored.signature,
             task=stored.task,
-            card_json=stored.to_json(),
+            card_json=text,
+            card_bytes=size,
         )
     )
     return stored
+
+
+def check_card(card: ToolCard, limits: StoreLimits) -> None:
+    """Raise :class:`QuotaExceeded` when ``card`` is over the size limits of one card."""
+    size = len(card.to_json().encode())
+    for what, count, limit in (
+        ("bytes of card JSON", size, limits.card_bytes),
+        ("usage demos", len(card.usage_demos), limits.demos),
+        ("verification cases", len(card.verification.cases), limits.cases),
+    ):
+        if count > limit:
+            raise QuotaExceeded(
+                f"tool card {card.name!r} has {count} {what}; this tenant's cards may have "
+                f"at most {limit}"
+            )
+
+
+def _check_room(
+    session: Session, tenant: str, name: str, limits: StoreLimits, *, adding: int
+) -> None:
+    """Raise :class:`QuotaExceeded` unless one more version of ``name`` (``adding`` bytes)
+    fits the tenant's tools, that tool's versions and the tenant's stored bytes."""
+    mine = ToolRow.tenant == tenant
+    tools, stored = session.execute(
+        select(
+            func.count(func.distinct(ToolRow.name)),
+            func.coalesce(
+                func.sum(func.coalesce(ToolRow.card_bytes, func.length(ToolRow.card_json))), 0
+            ),
+        ).where(mine)
+    ).one()
+    versions = session.scalar(select(func.count(ToolRow.id)).where(mine, ToolRow.name == name))
+    if not versions and tools >= limits.tools:
+        raise QuotaExceeded(
+            f"tenant {tenant!r} has {tools} tools, its quota; delete one to add {name!r}"
+        )
+    if versions and versions >= limits.versions:
+        raise QuotaExceeded(
+            f"tool {name!r} has {versions} versions, the tenant's quota; delete old versions "
+            "to add another"
+        )
+    if int(stored) + adding > limits.stored_bytes:
+        raise QuotaExceeded(
+            f"tenant {tenant!r} stores {int(stored)} bytes of tool cards; {adding} more would "
+            f"pass its quota of {limits.stored_bytes}"
+        )
 
 
 def _totals(row: Any) -> UsageTotals:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select, update
 
 from orchestrator.errors import InvalidRequest, Unauthenticated
+from orchestrator.latm.cards import MAX_CARD_BYTES, MAX_CASES, MAX_DEMOS
 from orchestrator.registry.schema import (
     MODEL_MAX,
     NAME_MAX,
@@ -28,28 +29,71 @@ from orchestrator.registry.schema import (
     TenantRow,
     UsageEventRow,
 )
-from orchestrator.registry.store import ToolRegistry
+from orchestrator.registry.store import StoreLimits, ToolRegistry
 
 TENANT_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{TENANT_MAX - 1}}}")
 KEY_PATTERN = re.compile(r"latm_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 Granularity = Literal["hour", "day"]
+# Quotas the platform caps whatever a tenant is granted: a card's parser refuses larger
+# cards and more demos or cases; a question or MakeTool request must fit a gRPC message.
+CEILINGS = {
+    "max_card_kb": MAX_CARD_BYTES // 1024,
+    "max_demos": MAX_DEMOS,
+    "max_cases": MAX_CASES,
+    "max_make_kb": 3 * 1024,
+    "max_question_chars": 1_000_000,
+    "max_make_examples": 10_000,
+}
 
 
 @dataclass(frozen=True)
 class Quotas:
-    """What one tenant may use at once and per minute."""
+    """What one tenant may use at once and per minute, keep in the registry, and send.
+
+    Each is a whole number >= 1; those with a platform ceiling (:data:`CEILINGS`) may not
+    exceed it, since the platform's own checks (a card's parser, the gRPC message cap)
+    refuse more whatever the quota says.
+    """
 
     requests_per_minute: int = 600
     concurrent_executions: int = 8
     concurrent_makes: int = 1
     max_timeout_ms: int = 30_000
     max_memory_mb: int = 512
+    # What a tenant may keep: tools, versions of one tool, and card bytes in all.
+    max_tools: int = 1000
+    max_versions: int = 100
+    max_stored_mb: int = 256
+    # One card: its JSON, its usage demos, its verification cases.
+    max_card_kb: int = MAX_CARD_BYTES // 1024
+    max_demos: int = MAX_DEMOS
+    max_cases: int = MAX_CASES
+    # One request: a MakeTool's examples and their bytes, a question's characters, and
+    # the prompt tokens of each model call it makes (estimated before the call).
+    max_make_examples: int = 1000
+    max_make_kb: int = 1024
+    max_question_chars: int = 20_000
+    max_prompt_tokens: int = 32_000
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidRequest(f"quota {item.name} must be a whole number >= 1")
+            ceiling = CEILINGS.get(item.name)
+            if ceiling is not None and value > ceiling:
+                raise InvalidRequest(f"quota {item.name} may be at most {ceiling}, the platform's")
+
+    def store_limits(self) -> StoreLimits:
+        """What the registry holds this tenant to when it publishes a card."""
+        return StoreLimits(
+            tools=self.max_tools,
+            versions=self.max_versions,
+            stored_bytes=self.max_stored_mb * 1024 * 1024,
+            card_bytes=self.max_card_kb * 1024,
+            demos=self.max_demos,
+            cases=self.max_cases,
+        )
 
     def merged(self, overrides: Mapping[str, int | None]) -> Quotas:
         """These defaults with the non-None ``overrides`` applied."""

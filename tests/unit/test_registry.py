@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, insert, update
 
-from orchestrator.errors import InvalidRequest, ToolNotFound
+from orchestrator.errors import InvalidRequest, QuotaExceeded, ToolNotFound
 from orchestrator.latm.cards import ToolCard, source_sha256
 from orchestrator.registry import (
     RegistryUnavailable,
+    StoreLimits,
     ToolRegistry,
     default_database_url,
 )
@@ -51,6 +53,11 @@ with ToolRegistry.open(url) as registry:
     print(registry.export(tenant, name))
     registry.record_use(tenant, name, None, role="user", ok=True, cost_usd=0.25)
 """
+
+
+def roomy(**tight: int) -> StoreLimits:
+    """Store limits that nothing here reaches, but for the ``tight`` ones."""
+    return replace(StoreLimits(1000, 1000, 10**9, 10**7, 100, 1000), **tight)
 
 
 def make_card(name: str = "sort_words", source: str = SORT_SOURCE, **changes: Any) -> ToolCard:
@@ -418,6 +425,75 @@ class RegistryContract:
         registry.close()
         with pytest.raises(RegistryUnavailable, match="closed"):
             registry.list("acme")
+
+    # --- what a tenant may keep ---
+
+    def test_tools_per_tenant_are_bounded_and_another_tenant_is_not(
+        self, registry: ToolRegistry
+    ) -> None:
+        limits = roomy(tools=2)
+        for name in ("one", "two"):  # at the limit
+            registry.publish("acme", make_card(name), limits)
+        registry.publish("acme", make_card("one", SORT_SOURCE_V2), limits)  # a version: fine
+        with pytest.raises(QuotaExceeded, match="2 tools, its quota"):
+            registry.publish("acme", make_card("three"), limits)
+        with pytest.raises(QuotaExceeded, match="2 tools"):
+            registry.check_room("acme", "three", limits)
+        registry.check_room("acme", "one", limits)
+        assert [t.name for t in registry.list("acme")] == ["one", "two"]
+        for name in ("one", "two", "three"):
+            registry.publish("globex", make_card(name), roomy(tools=3))
+        registry.remove("acme", "two")
+        registry.publish("acme", make_card("three"), limits)  # room again
+
+    def test_versions_per_tool_are_bounded(self, registry: ToolRegistry) -> None:
+        limits = roomy(versions=2)
+        registry.publish("acme", make_card(), limits)
+        registry.publish("acme", make_card(source=SORT_SOURCE_V2), limits)
+        registry.publish("acme", make_card(source=SORT_SOURCE_V2), limits)  # unchanged: no new
+        third = SORT_SOURCE_V2.replace("str.lower", "str.casefold")
+        with pytest.raises(QuotaExceeded, match="2 versions"):
+            registry.publish("acme", make_card(source=third), limits)
+        registry.remove("acme", "sort_words", 1)
+        assert registry.publish("acme", make_card(source=third), limits).version == 3
+
+    def test_stored_bytes_are_bounded_counting_rows_from_before_the_size_was_kept(
+        self, registry: ToolRegistry, url: str
+    ) -> None:
+        size = len(make_card("tool_a").model_copy(update={"version": 1}).to_json().encode())
+        limits = roomy(stored_bytes=3 * size)
+        for name in ("tool_a", "tool_b", "tool_c"):  # exactly at the limit
+            registry.publish("acme", make_card(name), limits)
+        with pytest.raises(QuotaExceeded, match=f"stores {3 * size} bytes"):
+            registry.publish("acme", make_card("tool_d"), limits)
+        with raw_engine(url) as engine, engine.begin() as connection:  # as a 0002 row was
+            connection.execute(update(ToolRow).values(card_bytes=None))
+        with pytest.raises(QuotaExceeded, match=f"stores {3 * size} bytes"):
+            registry.publish("acme", make_card("tool_d"), limits)
+        registry.publish("globex", make_card("tool_d"), limits)
+
+    @pytest.mark.parametrize(
+        ("field", "limit", "match"),
+        [
+            ("card_bytes", 1000, "1087 bytes of card JSON"),
+            ("demos", 1, "2 usage demos"),
+            ("cases", 1, "2 verification cases"),
+        ],
+    )
+    def test_one_card_over_its_size_limits_is_refused(
+        self, registry: ToolRegistry, field: str, limit: int, match: str
+    ) -> None:
+        demos = [
+            {"question": f"sort {n}", "solution": "ans = sort_words('b a')", "answer": "a b"}
+            for n in range(2)
+        ]
+        case = {"question": "sort b a", "expected": "a b", "got": "a b", "passed": True}
+        verification = {"passed": 2, "total": 2, "cases": [case, case]}
+        card = make_card(usage_demos=demos, verification=verification)
+        with pytest.raises(QuotaExceeded, match=match):
+            registry.publish("acme", card, roomy(**{field: limit}))
+        assert registry.list("acme") == []
+        registry.publish("acme", card, roomy())
 
     # --- schema ---
 

@@ -102,6 +102,22 @@ def test_quota_overrides_are_stored_and_merged(store: TenantStore) -> None:
         store.set_quotas("acme", {"max_memory_mb": 0})
 
 
+def test_store_limits_are_per_tenant_quotas_within_the_platform_ceilings(
+    store: TenantStore,
+) -> None:
+    key = store.create("acme", {"max_tools": 3, "max_card_kb": 64})
+    quotas = Quotas().merged(store.authenticate(key)[1])
+    limits = quotas.store_limits()
+    assert (limits.tools, limits.card_bytes) == (3, 64 * 1024)
+    assert limits.versions == Quotas().max_versions
+    assert limits.stored_bytes == Quotas().max_stored_mb * 1024 * 1024
+    with pytest.raises(InvalidRequest, match="max_card_kb may be at most 2048"):
+        store.set_quotas("acme", {"max_card_kb": 4096})
+    with pytest.raises(InvalidRequest, match="max_demos may be at most 32"):
+        Quotas(max_demos=33)
+    assert Quotas(max_demos=32).max_demos == 32
+
+
 def test_usage_is_summed_by_tool_model_and_period(store: TenantStore) -> None:
     day = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
