@@ -45,8 +45,21 @@ MAX_MEMORY_MB = 256
 MAX_ARGUMENTS_BYTES = 1024 * 1024  # the API's cap on arguments_json
 MAX_SOURCE_BYTES = 512 * 1024  # a tool card's cap on its source
 BIG_MESSAGE_BYTES = 16 * 1024 * 1024  # a client that sends past the server's gRPC cap
-CATEGORIES = ("legit", "read", "escape", "exhaustion", "api")
-WEIGHTS = {"legit": 45, "read": 10, "escape": 20, "exhaustion": 7, "api": 18}
+CATEGORIES = ("legit", "read", "escape", "exhaustion", "api", "limits")
+# The mix of the ordinary tenants; the hostile tenant runs only "limits" probes.
+WEIGHTS = {"legit": 45, "read": 10, "escape": 20, "exhaustion": 7, "api": 18, "limits": 0}
+HOG = "hog"  # a hostile tenant that pushes every limit on what a tenant keeps and sends
+HOG_QUOTAS = {
+    "max_tools": 8,
+    "max_versions": 3,
+    "max_stored_mb": 2,
+    "max_card_kb": 384,
+    "max_demos": 4,
+    "max_make_examples": 20,
+    "max_make_kb": 16,
+    "max_question_chars": 2000,
+    "max_prompt_tokens": 400,
+}
 
 
 @dataclass(frozen=True)
@@ -427,6 +440,91 @@ async def cancelled_midway(session: Session, _rng: random.Random) -> Outcome:
     return classify(session, answer, frozenset())
 
 
+# ------------------------------------------------- the hostile tenant's limit probes
+
+
+def _hog_card(rng: random.Random, name: str, padding: int, demos: int = 1) -> str:
+    """The ``add`` tool as ``name``, its source ``padding`` bytes longer (a comment, which
+    also makes it a new version), with ``demos`` usage demos."""
+    source = f"{LEGIT_TOOLS['add']}# {rng.getrandbits(64):x} {'x' * padding}\n"
+    demo = ("1 + 2", "ans = add(1, 2)", "3")
+    card = json.loads(card_json("add", source, "add two numbers", demo))
+    card["name"] = name
+    card["usage_demos"] *= demos
+    return json.dumps(card)
+
+
+def _is_card(name: str) -> Callable[[Any], str]:
+    return lambda card: "" if card.name == name else f"imported {card.name!r}, not {name!r}"
+
+
+async def fill_tools(session: Session, rng: random.Random) -> Outcome:
+    """A tool of up to 200 KB under one of twelve names: past its tools, versions or
+    stored bytes the tenant is refused."""
+    name = f"hog_{rng.randrange(12)}"
+    text = _hog_card(rng, name, rng.choice([100, 50_000, 200_000]))
+    accepted = frozenset({"ok", "quota_exceeded"})
+    return await judge(
+        session, session.client.import_tool(text), accepted, _is_card(name), hostile=False
+    )
+
+
+async def oversized_card(session: Session, rng: random.Random) -> Outcome:
+    """A card over the tenant's card size, or with more demos than it may have."""
+    name = f"hog_{rng.randrange(12)}"
+    text = rng.choice([_hog_card(rng, name, 400 * 1024), _hog_card(rng, name, 10, demos=5)])
+    return await judge(session, session.client.import_tool(text), frozenset({"quota_exceeded"}))
+
+
+async def long_question(session: Session, rng: random.Random) -> Outcome:
+    question = "What is 1 + 2? " + "x" * (2000 + rng.randrange(10**5))
+    return await judge(session, session.client.solve(question, tool="hog_0"),
+                       frozenset({"invalid_argument"}))  # fmt: skip
+
+
+async def large_prompt(session: Session, rng: random.Random) -> Outcome:
+    """A question within the character quota whose prompt is over the token quota: refused
+    before any model call (or the tool is not there)."""
+    question = "What is 1 + 2? " + "x" * rng.randrange(1300, 1980)
+    return await judge(session, session.client.solve(question, tool=f"hog_{rng.randrange(4)}"),
+                       frozenset({"quota_exceeded", "not_found"}))  # fmt: skip
+
+
+async def large_make(session: Session, rng: random.Random) -> Outcome:
+    """A MakeTool with more examples, or more bytes of them, than the tenant may send."""
+    many = [(f"What is {n} + 1?", str(n + 1)) for n in range(21 + rng.randrange(100))]
+    big = [(f"What is {'1 + ' * 3000}1?", "3001")] * 2
+    stream = session.client.make_tool("sums", rng.choice([many, big]))
+    return await judge(session, anext(stream), frozenset({"quota_exceeded"}))
+
+
+async def tiny_memory(session: Session, rng: random.Random) -> Outcome:
+    call = session.client.execute_tool("hog_0", {"a": 1, "b": 2}, memory_mb=rng.randint(1, 15))
+    return await judge(session, call, frozenset({"invalid_argument"}))
+
+
+async def delete_some(session: Session, rng: random.Random) -> Outcome:
+    """Make room again, so the tenant keeps pushing its limits rather than sitting at them."""
+    call = session.client.delete_tool(f"hog_{rng.randrange(12)}")
+    return await judge(session, call, frozenset({"ok", "not_found"}), lambda n: "", hostile=False)
+
+
+async def list_all(session: Session, _rng: random.Random) -> Outcome:
+    return await judge(session, session.client.list_tools(), frozenset({"ok"}),
+                       lambda tools: "" if len(tools) <= 8 else f"{len(tools)} tools, over 8",
+                       hostile=False)  # fmt: skip
+
+
+LIMIT_PROBES: dict[str, Run] = {
+    "fill-tools": fill_tools,
+    "oversized-card": oversized_card,
+    "long-question": long_question,
+    "large-prompt": large_prompt,
+    "large-make": large_make,
+    "tiny-memory": tiny_memory,
+    "delete-some": delete_some,
+    "list-all": list_all,
+}
 API_PROBES: dict[str, Run] = {
     "bad-key": bad_key,
     "other-tenants-tool": other_tenants_tool,
@@ -454,6 +552,7 @@ def probes() -> dict[str, list[Probe]]:
     found["legit"].append(Probe("legit", "execute", legit_execute))
     found["read"] += [Probe("read", n, run) for n, run in READ_PROBES.items()]
     found["api"] += [Probe("api", n, run) for n, run in API_PROBES.items()]
+    found["limits"] += [Probe("limits", n, run) for n, run in LIMIT_PROBES.items()]
     for name, tool in hostile_tools().items():
         probe = hostile_probe(name, tool)
         found[probe.category].append(probe)

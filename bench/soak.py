@@ -51,6 +51,8 @@ from bench._server import Server, create_tenant, descendants, run_in_workdir  # 
 from bench._soak_calls import (  # noqa: E402
     CANARY,
     CATEGORIES,
+    HOG,
+    HOG_QUOTAS,
     MAX_MEMORY_MB,
     MAX_TIMEOUT_MS,
     WEIGHTS,
@@ -68,6 +70,10 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "soak.json"
 TENANTS = ("alpha", "beta", "gamma")
 TIGHT = "tight"  # low rate and concurrency quotas: many of its calls are refused
 TARGET_RSS_GROWTH_PCT = 10.0
+# While the hostile tenant pushes every limit, the other tenants' legitimate calls (which
+# share two cores with ~130 hostile tools' escapes and exhaustion) stay within these.
+LEGIT_P50_MS_MAX = 500.0
+LEGIT_P99_MS_MAX = 15000.0  # the tail is other tenants' exhaustion payloads (5 s timeouts)
 EXIT_GRACE_S = 10.0  # how long the server's processes may outlive it
 # The registry's SQLite files: the database and its WAL per connection of SQLAlchemy's
 # pool (5, and 10 more under load; the registry keeps those defaults) and one shared memory
@@ -152,7 +158,8 @@ async def drive(
 ) -> None:  # fmt: skip
     """Run ``plan`` in order, or (without one) calls drawn from the mix until ``stop_at``."""
     by_category = probes()
-    weights = [WEIGHTS[c] for c in CATEGORIES]
+    mix = ["limits"] if session.tenant == HOG else [c for c in CATEGORIES if WEIGHTS[c]]
+    weights = [WEIGHTS[c] or 1 for c in mix]
     steps = iter(plan) if plan is not None else None
     while time.monotonic() < stop_at:
         if steps is not None:
@@ -160,7 +167,7 @@ async def drive(
             if probe is None:
                 return
         else:
-            probe = rng.choice(by_category[rng.choices(CATEGORIES, weights)[0]])
+            probe = rng.choice(by_category[rng.choices(mix, weights)[0]])
         began = time.perf_counter()
         outcome = await probe.run(session, rng)
         tally.add(phase, probe, session.tenant, outcome, (time.perf_counter() - began) * 1000)
@@ -171,13 +178,14 @@ async def drive(
 def tour(sessions: list[Session]) -> dict[int, list[Probe]]:
     """Every probe once per tenant (legit and API ones a few times), shared out among
     that tenant's clients: the warm-up reaches every path before memory is measured."""
-    every = [p for found in probes().values() for p in found]
+    every = [p for c, found in probes().items() if c != "limits" for p in found]
     every += [p for p in every if p.category in ("legit", "api", "read")] * 3
     plans: dict[int, list[Probe]] = {}
     for tenant in {s.tenant for s in sessions}:
         mine = [n for n, s in enumerate(sessions) if s.tenant == tenant]
+        plan = probes()["limits"] * 4 if tenant == HOG else every
         for k, n in enumerate(mine):
-            plans[n] = every[k :: len(mine)]
+            plans[n] = plan[k :: len(mine)]
     return plans
 
 
@@ -217,20 +225,24 @@ def tenant_quotas(tenant: str) -> dict[str, int]:
     limits = {"max_timeout_ms": MAX_TIMEOUT_MS, "max_memory_mb": MAX_MEMORY_MB}
     if tenant == TIGHT:
         return {"requests_per_minute": 600, "concurrent_executions": 2, **limits}
+    if tenant == HOG:
+        limits |= HOG_QUOTAS
     return {"requests_per_minute": 10_000_000, "concurrent_executions": 64, **limits}
 
 
 def client_tenants(tenants: list[str], clients: int) -> list[str]:
     """The tenant of each client: one in eight (at least one) for the tight tenant, whose
-    calls are mostly refused at once; the others shared out round robin."""
+    calls are mostly refused at once, one for the hostile tenant that pushes every limit,
+    and the others shared out round robin."""
     tight = max(1, clients // 8)
-    ordinary = [t for t in tenants if t != TIGHT]
-    return [ordinary[n % len(ordinary)] for n in range(clients - tight)] + [TIGHT] * tight
+    ordinary = [t for t in tenants if t not in (TIGHT, HOG)]
+    spread = [ordinary[n % len(ordinary)] for n in range(clients - tight - 1)]
+    return [*spread, *[TIGHT] * tight, HOG]
 
 
 async def import_tools(sessions: list[Session]) -> None:
     """Each tenant imports every tool once (its first client does it)."""
-    firsts = {s.tenant: s for s in reversed(sessions)}
+    firsts = {s.tenant: s for s in reversed(sessions) if s.tenant != HOG}  # it makes its own
 
     async def one(session: Session) -> None:
         for name, card in tool_cards(session.tenant, session.tokens[session.tenant]).items():
@@ -279,7 +291,7 @@ async def exercise(
 async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     settings = server_settings(args, workdir)
     env = {**os.environ, **settings, "OPENAI_API_KEY": CANARY}
-    tenants = [*TENANTS[: args.tenants], TIGHT]
+    tenants = [*TENANTS[: args.tenants], TIGHT, HOG]
     keys = {t: create_tenant(env, t, tenant_quotas(t)) for t in tenants}
     tokens = {t: f"token-{t}-{secrets.token_hex(6)}" for t in tenants}
     listen = f"unix:{workdir / 'api.sock'}" if args.listen == "unix" else "127.0.0.1:0"
@@ -363,10 +375,17 @@ def criteria(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "fd_growth": other_fds(end) - other_fds(base),
         "registry_fds": registry_fds(end),
         "rss_growth_pct": rss_trend_growth_pct(result["rss_kb"]),
+        "others_legit_p50_ms": calls["by_category"]["legit"]["measured_p50_ms"],
+        "others_legit_p99_ms": calls["by_category"]["legit"]["measured_p99_ms"],
         "server_exit_code": result["server_exit_code"],
         "server_log_errors": result["server_log"]["own_errors"],
     }
-    limits = {"rss_growth_pct": TARGET_RSS_GROWTH_PCT, "registry_fds": REGISTRY_FDS_MAX}
+    limits = {
+        "rss_growth_pct": TARGET_RSS_GROWTH_PCT,
+        "registry_fds": REGISTRY_FDS_MAX,
+        "others_legit_p50_ms": LEGIT_P50_MS_MAX,
+        "others_legit_p99_ms": LEGIT_P99_MS_MAX,
+    }
     return {
         name: {"value": value, "limit": limits.get(name, 0), "passed": value <= limits.get(name, 0)}
         for name, value in found.items()
@@ -387,7 +406,7 @@ def build_report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, 
             "seconds": args.seconds,
             "warmup_s": args.warmup,
             "clients": args.clients,
-            "tenants": args.tenants + 1,
+            "tenants": args.tenants + 2,
             "seed": args.seed,
             "backend": args.backend,
             "runtime": args.runtime if args.backend == "docker" else None,
@@ -438,7 +457,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=120.0, help="warm-up seconds (at least)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
     parser.add_argument("--tenants", type=int, default=3, choices=(1, 2, 3),
-                        help="ordinary tenants (a tight-quota tenant is added)")  # fmt: skip
+                        help="ordinary tenants (plus a tight-quota and a hostile one)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the call mix")
     parser.add_argument("--backend", choices=("docker", "process"), default="docker")
     parser.add_argument("--runtime", choices=("runc", "runsc"), default="runc")
@@ -450,8 +469,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="~30 s measured, for CI")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    if args.clients < args.tenants + 1:
-        parser.error(f"--clients must be at least {args.tenants + 1}: one per tenant")
+    if args.clients < args.tenants + 2:
+        parser.error(f"--clients must be at least {args.tenants + 2}: one per tenant")
     if args.quick:
         args.seconds, args.warmup, args.sample, args.settle = 30.0, 40.0, 1.0, 3.0
     args.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -14,7 +14,7 @@ from tests.integration.test_cli import run_benchmark
 
 pytestmark = pytest.mark.integration
 
-CATEGORIES = {"legit", "read", "escape", "exhaustion", "api"}
+CATEGORIES = {"legit", "read", "escape", "exhaustion", "api", "limits"}
 
 
 @pytest.mark.slow
@@ -45,6 +45,10 @@ def test_soak_quick_passes_its_criteria(tmp_path: Path) -> None:
     refused = set(calls["refused_by_kind"])
     assert {"policy_violation", "unauthenticated", "not_found", "invalid_argument"} <= refused
     assert refused & {"timeout", "memory_limit", "output_limit"}
+    # The hostile tenant reached its limits, and was refused with quota errors.
+    limits = outcomes["limits"]["outcomes"]
+    assert limits.get("quota_exceeded", 0) > 0
+    assert set(limits) <= {"ok", "quota_exceeded", "invalid_argument", "not_found"}
 
     assert report["left_after_stop"]["containers"] == 0
     assert report["left_after_stop"]["processes"] == []
@@ -57,5 +61,6 @@ def test_soak_quick_passes_its_criteria(tmp_path: Path) -> None:
 
     criteria = report["criteria"]
     assert criteria["rss_growth_pct"]["limit"] == 10.0
+    assert criteria["others_legit_p99_ms"]["value"] > 0
     assert all(c["passed"] for c in criteria.values()), criteria
     assert report["passed"] is True
