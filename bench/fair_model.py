@@ -14,7 +14,7 @@ Every completion is the same short request (temperature 0, ``--max-tokens``). Wr
 ``bench/results/fair_model.json`` with the medians and their ratio.
 
     .venv/bin/python bench/fair_model.py                  # qwen2.5-coder-0.5b, burst 6
-    .venv/bin/python bench/fair_model.py --runs 1 --burst 3 --out /tmp/fair.json
+    .venv/bin/python bench/fair_model.py --quick --out /tmp/fair.json  # SmolLM2, for CI
 """
 
 from __future__ import annotations
@@ -90,15 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=6, help="tenant A's calls at once")
     parser.add_argument("--runs", type=int, default=3, help="trials of each mode")
     parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--quick", action="store_true", help="SmolLM2, one trial each, for CI")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.model, args.burst, args.runs, args.max_tokens = "smollm2-135m", 3, 1, 8
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result = asyncio.run(run(args))
     report = {
         "benchmark": "fair_model",
         "started_at": started,
         "config": {"model": args.model, "burst": args.burst, "runs": args.runs,
-                   "max_tokens": args.max_tokens},
+                   "max_tokens": args.max_tokens, "quick": args.quick},
         "machine": machine_info(),
         **result,
     }  # fmt: skip

@@ -289,3 +289,17 @@ async def test_a_broken_gguf_fails_to_start_with_the_server_log(
     assert str(caught.value).endswith(f"Failed to load model from file: {broken}")
     assert model.server.process is None  # stopped, nothing left behind
     await model.aclose()
+
+
+@pytest.mark.timeout(300)
+def test_the_fair_queue_bench_measures_both_ways(tmp_path: Path) -> None:
+    from tests.integration.test_cli import run_benchmark
+
+    catalog.fetch(catalog.CATALOG["smollm2-135m"], Settings().models_dir)
+    report = run_benchmark("fair_model.py", tmp_path / "fair.json", timeout=280)
+    assert report["config"]["quick"] is True
+    assert {t["mode"] for t in report["trials"]} == {"fair", "fifo"}
+    assert all(t["b_s"] > 0 and t["a_last_s"] > 0 for t in report["trials"])
+    assert report["fifo_over_fair"] == round(
+        report["median_b_s"]["fifo"] / report["median_b_s"]["fair"], 2
+    )
