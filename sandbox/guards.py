@@ -10,9 +10,14 @@ item access, writes, imports and printing.
 from __future__ import annotations
 
 import builtins
+import codecs
 import decimal
+import encodings
+import functools
 import importlib
 import operator
+import pkgutil
+import string
 import sys
 import types
 from collections import deque
@@ -56,7 +61,8 @@ BLOCKED_ATTRIBUTES = frozenset(
 )
 # str.format and format_map resolve "{0.__class__}" with plain getattr, and so does
 # everything that forwards to them (collections.UserString, super() of a str subclass):
-# attributes of these names are refused unless they are the tool's own functions.
+# attributes of these names are refused unless they are the tool's own functions, or
+# str's own, which tool code gets as safe_format (fields that only name an argument).
 STRING_FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
 # Objects whose attributes are never readable.
 OPAQUE_TYPES = (types.FrameType, types.TracebackType, types.CodeType)
@@ -168,13 +174,60 @@ def guarded_getattr(obj: object, name: object, default: object = _MISSING) -> An
     if isinstance(obj, OPAQUE_TYPES):
         raise refuse(f"reading attributes of {type(obj).__name__} objects")
     if name in STRING_FORMAT_ATTRIBUTES and (isinstance(obj, str) or obj is str):
-        raise refuse(f"str.{name} (use f-strings or %-formatting)")
+        return safe_str_method(obj, name)
     if name == "obj" and isinstance(obj, BaseException):
         raise refuse("reading the object an exception refers to")
     value = getattr(obj, name) if default is _MISSING else getattr(obj, name, default)
     if name in STRING_FORMAT_ATTRIBUTES and value is not default and not is_tool_function(value):
         raise refuse(f"str.{name} (use f-strings or %-formatting)")
     return value
+
+
+def safe_str_method(obj: object, name: str) -> Callable[..., str]:
+    """``str.format`` or ``str.format_map`` for tool code: ``"{:>8.2f}".format(x)``,
+    ``"{name}".format_map(d)``, ``str.format(t, x)``, with any conversion and format spec,
+    but no replacement field that reads an attribute or an item (``{0.__class__}``,
+    ``{0[key]}``): str.format resolves those with plain getattr and getitem."""
+    method = safe_format if name == "format" else safe_format_map
+    if obj is str:
+        return method
+    return functools.partial(method, str.__str__(obj))
+
+
+_FORMATTER = string.Formatter()  # only its parser: the fields are formatted by str.format
+
+
+def safe_format(template: str, /, *args: object, **kwargs: object) -> str:
+    text = _template(template)
+    return str.format(text, *args, **kwargs)
+
+
+def safe_format_map(template: str, mapping: Mapping[str, object], /) -> str:
+    text = _template(template)
+    return str.format_map(text, mapping)
+
+
+def _template(template: object) -> str:
+    if not isinstance(template, str):
+        raise TypeError("a format string must be a str")
+    text = str.__str__(template)
+    _check_fields(text)
+    return text
+
+
+def _check_fields(text: str) -> None:
+    """Refuse a replacement field that names more than an argument, nested specs too."""
+    for _literal, field_name, spec, _conversion in _FORMATTER.parse(text):
+        if field_name is None:
+            continue
+        # An argument's name or number never holds "." or "["; what follows one does.
+        if "." in field_name or "[" in field_name:
+            raise refuse(
+                f"the format field {{{field_name}}} (a field may name an argument only, "
+                "not read its attributes or items)"
+            )
+        if spec:
+            _check_fields(spec)
 
 
 def _exact_name(name: object) -> str:
@@ -356,6 +409,9 @@ class Environment:
             self.modules[name] = self._view(name)
         self.builtins = self._builtins()
         self.tripwire = Tripwire(allowlist.modules)
+        for name in sorted(allowlist.internal):
+            importlib.import_module(name)
+        warm_codecs()
 
     def _view(self, name: str) -> ModuleView:
         module = importlib.import_module(name)
@@ -394,7 +450,15 @@ class Environment:
         fromlist: Iterable[str] | None = (),
         level: int = 0,
     ) -> ModuleView:
-        """``__import__``: only allowed modules, always as their sandbox view."""
+        """``__import__``: only allowed modules, always as their sandbox view.
+
+        An allowed module's C code imports its lazy helpers through this too (it looks
+        ``__import__`` up in the calling frame, the tool's): for those internal names it
+        gives back nothing, and CPython's PyImport_Import takes the module, imported
+        when the template started, from ``sys.modules``.
+        """
+        if level == 0 and name in self.allowlist.internal and name in sys.modules:
+            return None  # type: ignore[return-value]
         if level != 0 or name not in self.modules:
             allowed = ", ".join(self.allowlist.module_names)
             raise ImportError(f"import of '{name}' is not allowed; allowed: {allowed}")
@@ -420,3 +484,14 @@ class Environment:
             "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
             "_unpack_sequence_": guarded_unpack_sequence,
         }
+
+
+def warm_codecs() -> None:
+    """Look up every codec of the standard library once, so that ``str.encode`` and
+    ``bytes.decode`` in a tool find their codec in the cache instead of importing its
+    module (an import the tripwire would stop) during a call."""
+    for module in pkgutil.iter_modules(encodings.__path__):
+        try:
+            codecs.lookup(module.name)
+        except (LookupError, ImportError):  # aliases, helpers, other platforms' codecs
+            continue

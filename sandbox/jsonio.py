@@ -63,9 +63,18 @@ def _check_depth(value: Any, what: str) -> None:
 
 
 def encode_result(value: Any, max_bytes: int) -> str:
-    """Encode a tool's result as JSON text, converting as documented above."""
+    """Encode a tool's result as JSON text, converting as documented above.
+
+    The encoding is held to the cap as it goes: the conversion counts a lower bound of
+    the text's size and stops as soon as that passes ``max_bytes``, so a result far
+    over the cap (a list of a million copies of one long string, which the tool made
+    with little memory) is :class:`ResultTooLarge`, never a MemoryError of the encoder.
+    """
     text = json.dumps(
-        to_jsonable(value), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        to_jsonable(value, budget=_Budget(max_bytes)),
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":"),
     )
     try:
         size = len(text.encode("utf-8"))
@@ -80,31 +89,64 @@ def encode_result(value: Any, max_bytes: int) -> str:
 
 
 class ResultTooLarge(ValueConversionError):
-    def __init__(self, size: int, cap: int) -> None:
+    def __init__(self, size: int, cap: int, *, at_least: bool = False) -> None:
         self.size = size
         self.cap = cap
-        super().__init__(f"result is {size} bytes as JSON; the cap is {cap} bytes")
+        told = f"at least {size}" if at_least else str(size)
+        super().__init__(f"result is {told} bytes as JSON; the cap is {cap} bytes")
 
 
-def to_jsonable(value: Any, path: str = "value", depth: int = 1) -> Any:
-    """Convert to plain JSON types, or raise ValueConversionError naming the offending path."""
+class _Budget:
+    """The bytes of JSON a result may still take; spent by a lower bound of each part
+    (a character is at least one byte, a number at least one digit)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.left = cap
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise ResultTooLarge(self.cap - self.left, self.cap, at_least=True)
+
+
+def _scalar_size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value) + 2  # and its quotes
+    if value is None or value is True:
+        return 4
+    return 5 if value is False else 1
+
+
+def to_jsonable(
+    value: Any, path: str = "value", depth: int = 1, budget: _Budget | None = None
+) -> Any:
+    """Convert to plain JSON types, or raise ValueConversionError naming the offending
+    path (:class:`ResultTooLarge` once ``budget`` is spent)."""
     if depth > MAX_DEPTH:
         raise ValueConversionError(f"{path} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueConversionError(f"{path} is {value}, which JSON cannot represent")
     if isinstance(value, _SCALARS):
+        if budget is not None:
+            budget.spend(_scalar_size(value))
         return value
+    if isinstance(value, list | tuple | set | frozenset | dict) and budget is not None:
+        budget.spend(1 + len(value))  # brackets and separators
     if isinstance(value, list | tuple):
-        return [to_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return [to_jsonable(v, f"{path}[{i}]", depth + 1, budget) for i, v in enumerate(value)]
     if isinstance(value, set | frozenset):
         items = list(value)
         with contextlib.suppress(TypeError):  # mixed types keep their iteration order
             items.sort()
-        return [to_jsonable(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(items)]
+        return [to_jsonable(v, f"{path}[{i}]", depth + 1, budget) for i, v in enumerate(items)]
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out[_json_key(key, path)] = to_jsonable(item, f"{path}[{key!r}]", depth + 1)
+            name = _json_key(key, path)
+            if budget is not None:
+                budget.spend(len(name) + 3)  # its quotes and colon
+            out[name] = to_jsonable(item, f"{path}[{key!r}]", depth + 1, budget)
         return out
     raise ValueConversionError(
         f"{path} has type {type(value).__name__}, which is not JSON; return str, int, float, "

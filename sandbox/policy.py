@@ -51,6 +51,8 @@ class Allowlist:
 
     modules: dict[str, frozenset[str]] = field(default_factory=dict)  # module -> denied names
     magic_methods: frozenset[str] = frozenset()
+    # Imported by allowed modules' own C code, never by tool code (see allowlist.toml).
+    internal: frozenset[str] = frozenset()
 
     @property
     def module_names(self) -> list[str]:
@@ -61,7 +63,7 @@ class Allowlist:
         modules = dict(self.modules)
         for name in extra:
             modules.setdefault(name, frozenset())
-        return Allowlist(modules=modules, magic_methods=self.magic_methods)
+        return Allowlist(modules=modules, magic_methods=self.magic_methods, internal=self.internal)
 
 
 @cache
@@ -71,7 +73,8 @@ def default_allowlist() -> Allowlist:
     data = tomllib.loads(text)
     modules = {name: frozenset(spec.get("deny", [])) for name, spec in data["modules"].items()}
     magic = frozenset(data.get("magic_methods", {}).get("allowed", []))
-    return Allowlist(modules=modules, magic_methods=magic)
+    internal = frozenset(data.get("internal", {}).get("modules", []))
+    return Allowlist(modules=modules, magic_methods=magic, internal=internal)
 
 
 def parse(source: str, origin: str = "tool") -> ast.Module:

@@ -18,8 +18,10 @@ ENV = Environment(default_allowlist())
         "getattr((), '_' + '_class__')",  # names built at run time
         "getattr((), ''.join([chr(95), chr(95), 'class', chr(95), chr(95)]))",
         "'{0.__class__}'.format(1)",
-        "'{x}'.format_map({'x': 1})",
-        "getattr(str, 'format')",
+        "'{0[0]}'.format([1])",
+        "'{x.real}'.format_map({'x': 1})",
+        "str.format('{0:{1.__class__}}', 1, 2)",  # a field inside a format spec
+        "getattr(str, 'format')('{0.__doc__}', 1)",
         "int.mro()",
         "t = type\nans = t('X', (object,), {})",  # three-argument type() past the AST check
         "setattr(math, 'floor', None)",
@@ -176,3 +178,35 @@ def test_guarded_features_still_serve_ordinary_tools() -> None:
         [2],
         True,
     ]
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        ("'{:.2f}'.format(3.14159)", "3.14"),
+        ("'{:>6}|{:<4}|{:^5}'.format('ab', 1, 'c')", "    ab|1   |  c  "),
+        ("'{name} is {age:d}'.format(name='Ann', age=7)", "Ann is 7"),
+        ("'{0}{1}{0}'.format('a', 'b')", "aba"),
+        ("'{x!r} {y:,}'.format_map({'x': 'q', 'y': 1234567})", "'q' 1,234,567"),
+        ("'{:{w}.{p}f}'.format(2.5, w=7, p=2)", "   2.50"),
+        ("str.format('{}-{}', 1, 2)", "1-2"),
+        ("'{{literal}} {}'.format(1)", "{literal} 1"),
+        ("'{:%Y-%m-%d}'.format(datetime.date(2024, 2, 29))", "2024-02-29"),
+    ],
+)
+def test_str_format_serves_fields_that_name_an_argument(call: str, expected: str) -> None:
+    assert run_tool("import datetime\n", f"ans = {call}") == expected
+
+
+def test_internal_modules_of_allowed_modules_load_through_the_import_hook() -> None:
+    """datetime.strptime imports _strptime through the calling frame's __import__."""
+    assert "_strptime" in ENV.allowlist.internal
+    assert ENV.guarded_import("_strptime") is None  # nothing handed back
+    source = "import datetime\n"
+    call = "ans = datetime.datetime.strptime('2024-02-29 13:05', '%Y-%m-%d %H:%M').isoformat()"
+    assert run_tool(source, call) == "2024-02-29T13:05:00"
+    assert run_tool(source, "ans = datetime.date(2024, 2, 29).strftime('%A %d %B')") == (
+        "Thursday 29 February"
+    )
+    with pytest.raises(ImportError, match="not allowed"):
+        ENV.guarded_import("_strptime", level=1)

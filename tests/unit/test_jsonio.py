@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from decimal import Decimal
 from fractions import Fraction
@@ -56,6 +57,27 @@ def test_result_cap_names_both_sizes() -> None:
         jsonio.encode_result("x" * 100, 50)
     assert info.value.size == 102
     assert "cap is 50 bytes" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["x" * 1000] * 200_000,  # 200 MB as JSON, from one string and a list of pointers
+        [[None] * 1000] * 10_000,
+        {str(n): "y" * 100 for n in range(20_000)},
+    ],
+)
+def test_a_result_far_over_the_cap_stops_at_the_cap(value: Any) -> None:
+    with pytest.raises(jsonio.ResultTooLarge, match=r"at least \d+ bytes as JSON; the cap is 6"):
+        jsonio.encode_result(value, 65536)
+
+
+@pytest.mark.parametrize("value", ["x" * 10, [1, 22, None, True, False], {"k": [1.5, "é"]}])
+def test_a_result_exactly_at_the_cap_passes(value: Any) -> None:
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    assert json.loads(jsonio.encode_result(value, size)) == value
+    with pytest.raises(jsonio.ResultTooLarge):
+        jsonio.encode_result(value, size - 1)
 
 
 def test_deeply_nested_results_are_refused() -> None:
