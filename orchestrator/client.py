@@ -81,6 +81,8 @@ class Answer:
     cost_usd: float
     wall_ms: float
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The share of the tool calls that ran which gave this answer (None: none ran).
+    confidence: float | None = None
 
 
 def _options(max_message_bytes: int) -> list[tuple[str, Any]]:
@@ -134,6 +136,7 @@ def _answer(response: pb.SolveResponse) -> Answer:
             }
             for item in response.usage
         },
+        confidence=response.confidence if response.HasField("confidence") else None,
     )
 
 

@@ -136,6 +136,21 @@ class Settings(BaseSettings):
     # --- models ---
     maker_model: str = Field(default=DEFAULT_MODEL, description="model spec of the tool maker")
     user_model: str = Field(default=DEFAULT_MODEL, description="model spec of the tool user")
+    user_retries: int = Field(
+        default=2, ge=0, le=5, description="tool-user replies after the first, with feedback"
+    )
+    user_grounding: bool = Field(
+        default=True, description="send back call strings not copied from the question"
+    )
+    user_samples: int = Field(
+        default=2, ge=0, le=10, description="extra sampled tool calls; the answer is agreed"
+    )
+    user_agree: int = Field(
+        default=2, ge=1, le=10, description="stop sampling once this many calls agree"
+    )
+    user_temperature: float = Field(
+        default=0.7, gt=0, le=2, description="temperature of the sampled tool calls"
+    )
     model_timeout_s: float = Field(
         default=120.0, gt=0, le=3600, description="per-attempt timeout of a completion"
     )

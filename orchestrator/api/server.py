@@ -28,6 +28,7 @@ from orchestrator.api.service import OrchestratorService, add_to_server
 from orchestrator.config import Settings
 from orchestrator.errors import InvalidRequest, PermissionDenied
 from orchestrator.latm.engine import Engine
+from orchestrator.latm.user import UserConfig
 from orchestrator.registry import ToolRegistry
 from orchestrator.registry.tenants import Quotas, TenantStore
 from orchestrator.sandboxes import SandboxBackend
@@ -212,7 +213,13 @@ async def serve(settings: Settings, listen: str | None = None) -> int:
     backend = create_backend(settings.backend, settings)
     backend.check_isolation()
     registry = open_registry(settings)
-    engine = Engine(backend=backend, registry=registry, user=user, maker=maker)
+    engine = Engine(
+        backend=backend,
+        registry=registry,
+        user=user,
+        maker=maker,
+        user_config=UserConfig.from_settings(settings),
+    )
     server = ApiServer(settings, engine, backend, registry, listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -665,6 +665,7 @@ def _solved(solved: Solved) -> pb.SolveResponse:
         ],
         cost_usd=solved.cost_usd,
         wall_ms=solved.wall_s * 1000,
+        confidence=solved.confidence,
     )
 
 

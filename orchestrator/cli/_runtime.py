@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from orchestrator.config import Settings
 from orchestrator.latm.engine import Engine
+from orchestrator.latm.user import UserConfig
 from orchestrator.models import ModelAdapter, open_model
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import create_backend
@@ -66,6 +67,7 @@ async def open_engine(args: argparse.Namespace, *, maker: bool = False) -> Async
         user=user,
         maker=maker_model,
         max_attempts=getattr(args, "attempts", 3),
+        user_config=UserConfig.from_settings(settings),
     )
     try:
         yield engine

@@ -17,6 +17,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.tasks import Task, load_task
+from orchestrator.latm.user import UserConfig
 from orchestrator.models import TokenUsage
 from orchestrator.sandboxes import ExecRequest, SandboxBackend, create_backend
 
@@ -116,7 +117,13 @@ async def _latm(console: Console, settings: Settings, backend: SandboxBackend) -
                  f"user {settings.user_model}")  # fmt: skip
     user, maker = role_models(settings, settings.user_model, settings.maker_model)
     with open_registry(settings) as registry:
-        engine = Engine(backend=backend, registry=registry, maker=maker, user=user)
+        engine = Engine(
+            backend=backend,
+            registry=registry,
+            maker=maker,
+            user=user,
+            user_config=UserConfig.from_settings(settings),
+        )
         try:
             return await _make_and_use(console, engine, task)
         except LatmError as exc:

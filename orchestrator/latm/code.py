@@ -182,3 +182,57 @@ def _branches_on_inputs(found: list[str], examples: Sequence[Example]) -> str | 
 
 def _short(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+_IMPORT_LINE = re.compile(r"^\s*(?:from\s+[\w.]+\s+)?import\s+.+$", re.M)
+_ASSIGN_LINE = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
+
+
+def call_problems(call: str, entrypoint: str, question: str, *, grounding: bool) -> list[str]:
+    """What is wrong with a tool user's call, read from its text, each said so that the
+    model can fix it: no call at all, the tool defined again, an import (the tool's
+    module already holds everything), no ``ans``, and (with ``grounding``) a string that
+    is not copied from the question."""
+    if not call.strip():
+        return [f"Reply with one call of `{entrypoint}` that sets `ans`."]
+    problems = []
+    if re.search(rf"^\s*def\s+{re.escape(entrypoint)}\s*\(", call, re.M):
+        problems.append(f"Do not define `{entrypoint}` again: it is already defined. Only call it.")
+    if _IMPORT_LINE.search(call):
+        problems.append(
+            f"Do not import anything: `{entrypoint}` and every module it uses are already "
+            "there. Only call it."
+        )
+    if not _sets_ans(call):
+        problems.append(f"Assign the final answer to `ans`, as in `ans = {entrypoint}(...)`.")
+    if grounding:
+        problems += ungrounded(call, question)
+    return problems
+
+
+def _sets_ans(call: str) -> bool:
+    """Whether the call assigns ``ans``, or is one expression (whose value is the answer)."""
+    lines = [
+        line for line in call.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if any(re.match(r"^ans\s*(?::[^=]*)?=[^=]", line) for line in lines):
+        return True
+    logical = sum(1 for token in _tokens(call) if token.type == tokenize.NEWLINE)
+    return logical <= 1 and not any(_ASSIGN_LINE.match(line) for line in lines)
+
+
+def ungrounded(call: str, question: str) -> list[str]:
+    """The call's string literals that are not in the question: a word mis-copied, a
+    space dropped or added. Whitespace runs count as one space; literals with escapes,
+    or with no letter or digit, are not checked."""
+    text = " ".join(question.split())
+    problems = []
+    for token in _tokens(call):
+        if token.type != tokenize.STRING or token.string.lstrip("rRbBuU").startswith(("f", "F")):
+            continue
+        value = _string_value(token.string)
+        if "\\" in value or not any(c.isalnum() for c in value):
+            continue
+        if " ".join(value.split()) not in text:
+            problems.append(f"{_short(value)} is not in the question; copy it exactly.")
+    return problems

@@ -21,7 +21,7 @@ from orchestrator.latm.imports import reverified
 from orchestrator.latm.maker import CaseReport, MakeResult, Progress, ToolMaker
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.tasks import Split, Task
-from orchestrator.latm.user import Answer, ToolUser, chain_of_thought
+from orchestrator.latm.user import Answer, ToolUser, UserConfig, chain_of_thought
 from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
 from orchestrator.registry import StoreLimits, ToolRegistry, ToolSummary, check_card
 from orchestrator.sandboxes import ExecRequest, ExecResult, SandboxBackend
@@ -49,6 +49,8 @@ class Solved:
     request_id: str = ""
     usage: dict[str, TokenUsage] = field(default_factory=dict)  # by role
     wall_s: float = 0.0
+    # The share of the tool calls that ran which gave this answer (None: no tool call).
+    confidence: float | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -62,6 +64,7 @@ class Solved:
             "route": self.route,
             "call": self.call,
             "error": self.error,
+            "confidence": self.confidence,
             "request_id": self.request_id,
             "usage": {role: usage.to_dict() for role, usage in self.usage.items()},
             "cost_usd": round(self.cost_usd, 8),
@@ -82,6 +85,7 @@ class Engine:
         dispatcher: ModelAdapter | None = None,
         ledger: UsageLedger | None = None,
         max_attempts: int = 3,
+        user_config: UserConfig | None = None,
     ) -> None:
         self.backend = backend
         self.registry = registry
@@ -93,6 +97,7 @@ class Engine:
             _metered(dispatcher, self.ledger) if dispatcher else self.user_model
         )
         self.max_attempts = max_attempts
+        self.user_config = user_config or UserConfig()
         self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
         self._cards = CardCache(CARD_CACHE_MAX_BYTES, CARDS_CACHED)
         self._pending: list[dict[str, Any]] = []
@@ -100,6 +105,9 @@ class Engine:
 
     def runner(self, tenant: str) -> ToolRunner:
         return ToolRunner(self.backend, tenant)
+
+    def tool_user(self, tenant: str, config: UserConfig | None = None) -> ToolUser:
+        return ToolUser(self.user_model, self.runner(tenant), config=config or self.user_config)
 
     async def make(
         self,
@@ -167,14 +175,13 @@ class Engine:
                 self.registry.add_candidate(tenant, question)
             else:
                 with usage_scope(tool=card.name, role="user"):
-                    answer = await ToolUser(self.user_model, self.runner(tenant)).answer(
-                        card, question
-                    )
+                    answer = await self.tool_user(tenant).answer(card, question)
                 solved.route = "tool"
                 self._record(tenant, card, answer, time.monotonic() - started)
         solved.usage["user"] = answer.usage
         solved.answer, solved.error = answer.answer, answer.error
         solved.tool, solved.version, solved.call = answer.tool, answer.version, answer.call
+        solved.confidence = answer.confidence
         solved.wall_s = time.monotonic() - started
         return solved
 

@@ -145,13 +145,16 @@ def user_messages(card: ToolCard, question: str) -> list[Message]:
 
 
 def user_retry(messages: list[Message], reply: str, error: str) -> list[Message]:
+    return user_feedback(messages, reply, [f"Running that failed: {error}"])
+
+
+def user_feedback(messages: list[Message], reply: str, problems: Sequence[str]) -> list[Message]:
+    """The user's last reply and exactly what to change in it, for another try."""
+    listed = "\n".join(f"- {problem}" for problem in problems)
     return [
         *messages,
         Message(role="assistant", content=reply),
-        Message(
-            role="user",
-            content=f"Running that failed: {error}\nReply with a corrected call only.",
-        ),
+        Message(role="user", content=f"{listed}\nReply with the corrected call only."),
     ]
 
 

@@ -5,21 +5,62 @@ Also the chain-of-thought answer, used when no tool fits and as the paper's base
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.config import Settings
+from orchestrator.errors import LatmError
 from orchestrator.latm import prompts
 from orchestrator.latm.cards import ToolCard
-from orchestrator.latm.code import first_call
+from orchestrator.latm.code import call_problems, first_call
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.scoring import Scorer, get_scorer
 from orchestrator.latm.tasks import Example
-from orchestrator.models import ChatParams, ModelAdapter, TokenUsage
+from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
 
+log = logging.getLogger(__name__)
 USER_PARAMS = ChatParams(max_tokens=256, temperature=0.0)
 COT_PARAMS = ChatParams(max_tokens=768, temperature=0.0)
 _FINAL = re.compile(r"answer is:?\s*(.+?)\s*\.?\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """How hard the tool user tries, each technique on its own switch (for ablations).
+
+    ``retries``: replies after the first that get the exact problem back (a sandbox error,
+    and with ``checks`` the problems read from the call's text: no ``ans``, the tool
+    defined again, an import; with ``grounding`` also a string not copied from the
+    question). ``samples``: calls sampled at ``temperature`` after the greedy one, each
+    run in the sandbox; the answer is the value most calls agree on, and sampling stops
+    once ``agree`` calls agree.
+    """
+
+    retries: int = 2
+    checks: bool = True
+    grounding: bool = True
+    samples: int = 2
+    temperature: float = 0.7
+    agree: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UserConfig:
+        return cls(
+            retries=settings.user_retries,
+            grounding=settings.user_grounding,
+            samples=settings.user_samples,
+            temperature=settings.user_temperature,
+            agree=settings.user_agree,
+        )
+
+    @classmethod
+    def plain(cls) -> UserConfig:
+        """One call and one retry with the sandbox's error: the first tool user's way."""
+        return cls(retries=1, checks=False, grounding=False, samples=0)
 
 
 @dataclass
@@ -32,40 +73,109 @@ class Answer:
     version: int | None = None
     call: str | None = None
     error: str | None = None
-    attempts: int = 0
+    attempts: int = 0  # model replies asked for
     usage: TokenUsage = field(default_factory=TokenUsage)
+    # Calls that ran and gave a value, and the share of them that gave this answer.
+    candidates: int = 0
+    confidence: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.answer is not None
 
 
+@dataclass
+class _Candidate:
+    value: Any
+    call: str
+
+
 class ToolUser:
-    """Writes and runs calls of one tool; one retry with the sandbox's error shown."""
+    """Writes calls of one tool, has the sandbox run them, and answers with the value the
+    calls agree on; every problem goes back to the model as exactly what to change."""
 
     def __init__(
-        self, model: ModelAdapter, runner: ToolRunner, *, params: ChatParams = USER_PARAMS
+        self,
+        model: ModelAdapter,
+        runner: ToolRunner,
+        *,
+        params: ChatParams = USER_PARAMS,
+        config: UserConfig | None = None,
     ) -> None:
         self.model = model
         self.runner = runner
         self.params = params
+        self.config = config or UserConfig()
 
     async def answer(self, card: ToolCard, question: str) -> Answer:
         messages = prompts.user_messages(card, question)
         result = Answer(answer=None, tool=card.name, version=card.version)
-        for attempt in (1, 2):
-            completion = await self.model.complete(messages, self.params)
-            result.usage = result.usage + completion.usage
-            result.attempts = attempt
-            result.call = first_call(completion.text)
-            outcome = await self.runner.run(card.source, result.call)
-            if outcome.ok:
-                result.value, result.error = outcome.value, None
-                result.answer = normalise(card, question, outcome.value)
-                return result
-            result.error = outcome.error
-            messages = prompts.user_retry(messages, completion.text, outcome.error or "")
+        reasons: list[str] = []
+        first = await self._candidate(card, question, messages, self.params, result, reasons)
+        if first is None:
+            result.error = f"no answer after {result.attempts} replies: " + "; ".join(
+                dict.fromkeys(reasons)
+            )
+            return result
+        found = [first]
+        sampled = self.params.model_copy(update={"temperature": self.config.temperature})
+        for _ in range(self.config.samples if self.model.samples else 0):
+            if _agreeing(found)[1] >= self.config.agree:
+                break
+            try:
+                candidate = await self._candidate(
+                    card, question, messages, sampled, result, reasons, retries=0
+                )
+            except LatmError as exc:  # the model failed (a deadline, an outage): keep what is
+                log.warning("sampling stopped: %s", exc)  # found; it is an answer already
+                break
+            if candidate is not None:
+                found.append(candidate)
+        winner, votes = _agreeing(found)
+        result.value, result.call = winner.value, winner.call
+        result.answer = normalise(card, question, winner.value)
+        result.candidates, result.confidence = len(found), round(votes / len(found), 3)
         return result
+
+    async def _candidate(  # noqa: PLR0917 - one try's parts
+        self,
+        card: ToolCard,
+        question: str,
+        messages: list[Message],
+        params: ChatParams,
+        result: Answer,
+        reasons: list[str],
+        retries: int | None = None,
+    ) -> _Candidate | None:
+        """One call that runs and gives a value, after up to ``retries`` corrections."""
+        for _ in range(1 + (self.config.retries if retries is None else retries)):
+            completion = await self.model.complete(messages, params)
+            result.usage = result.usage + completion.usage
+            result.attempts += 1
+            call = first_call(completion.text)
+            problems = self._problems(card, question, call)
+            if not problems:
+                outcome = await self.runner.run(card.source, call)
+                if outcome.ok:
+                    return _Candidate(outcome.value, call)
+                problems = [f"Running that failed: {outcome.error}"]
+            reasons += problems
+            messages = prompts.user_feedback(messages, completion.text, problems)
+        return None
+
+    def _problems(self, card: ToolCard, question: str, call: str) -> list[str]:
+        if not self.config.checks:
+            return []
+        return call_problems(call, card.entrypoint, question, grounding=self.config.grounding)
+
+
+def _agreeing(found: list[_Candidate]) -> tuple[_Candidate, int]:
+    """The candidate whose value most candidates share (the earliest on a tie), and how
+    many share it."""
+    keys = [json.dumps(c.value, sort_keys=True, default=repr) for c in found]
+    counts = Counter(keys)
+    best = max(range(len(found)), key=lambda n: (counts[keys[n]], -n))
+    return found[best], counts[keys[best]]
 
 
 def normalise(card: ToolCard, question: str, value: Any) -> str | None:

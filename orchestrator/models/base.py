@@ -102,6 +102,10 @@ class ModelAdapter(abc.ABC):
     context manager, or call :meth:`aclose`, to release connections and child processes.
     """
 
+    # Whether a temperature above 0 gives a different reply each time (a scripted model
+    # replays its script in order instead, so sampling it would only consume replies).
+    samples = True
+
     def __init__(self, spec: str, *, prices: PriceLookup | None = None) -> None:
         self.spec = spec
         self.prices = prices

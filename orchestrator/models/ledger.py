@@ -167,6 +167,7 @@ class MeteredModel(ModelAdapter):
         super().__init__(inner.spec, prices=None)
         self.inner = inner
         self.ledger = ledger
+        self.samples = inner.samples
 
     async def complete(
         self, messages: list[Message] | tuple[Message, ...], params: ChatParams | None = None

@@ -53,6 +53,8 @@ class ScriptStep:
 class ScriptedModel(ModelAdapter):
     """Returns the script's responses in order; thread- and task-safe."""
 
+    samples = False  # a replay: every reply is the next one, whatever the temperature
+
     def __init__(self, spec: str, path: Path, *, prices: PriceLookup | None = None) -> None:
         super().__init__(spec, prices=prices)
         self.path = path

@@ -551,6 +551,7 @@ class SolveResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
     WALL_MS_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     """The answer; empty when none could be produced (see error)."""
     route: _builtins.str
@@ -564,6 +565,10 @@ class SolveResponse(_message.Message):
     request_id: _builtins.str
     cost_usd: _builtins.float
     wall_ms: _builtins.float
+    confidence: _builtins.float
+    """The share of the tool calls that ran (the greedy one and any sampled) which gave
+    this answer, 0 to 1; unset when no tool call ran.
+    """
     @_builtins.property
     def usage(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoleUsage]: ...
     def __init__(
@@ -579,12 +584,15 @@ class SolveResponse(_message.Message):
         usage: _abc.Iterable[Global___RoleUsage] | None = ...,
         cost_usd: _builtins.float = ...,
         wall_ms: _builtins.float = ...,
+        confidence: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "confidence", b"confidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "call", b"call", "cost_usd", b"cost_usd", "error", b"error", "request_id", b"request_id", "route", b"route", "tool", b"tool", "tool_version", b"tool_version", "usage", b"usage", "wall_ms", b"wall_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "answer", b"answer", "call", b"call", "confidence", b"confidence", "cost_usd", b"cost_usd", "error", b"error", "request_id", b"request_id", "route", b"route", "tool", b"tool", "tool_version", b"tool_version", "usage", b"usage", "wall_ms", b"wall_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__confidence: _TypeAlias = _typing.Literal["confidence"]  # noqa: Y015
+    _WhichOneofArgType__confidence: _TypeAlias = _typing.Literal["_confidence", b"_confidence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__confidence) -> _WhichOneofReturnType__confidence | None: ...
 
 Global___SolveResponse: _TypeAlias = SolveResponse  # noqa: Y015
 

@@ -1,0 +1,138 @@
+"""The tool user's techniques, each with a scripted model and a real sandbox: feedback on
+the call's text (no ``ans``, the tool defined again, an import, a string not copied from
+the question), a sandbox error sent back, agreement among sampled calls with an early
+stop, and a clear "no answer" with every reason once the retries are spent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.latm.cards import ToolCard
+from orchestrator.latm.runner import ToolRunner
+from orchestrator.latm.user import ToolUser, UserConfig
+from orchestrator.models import open_model
+from orchestrator.sandboxes import SandboxBackend, create_backend
+from tests.integration.conftest import require_bwrap
+
+pytestmark = pytest.mark.integration
+
+SOURCE = '''\
+def sort_words(words):
+    """Sort the words given as text separated by spaces."""
+    return " ".join(sorted(words.split()))
+'''
+QUESTION = "Sort the following words alphabetically: List: pear apple fig"
+RIGHT = 'ans = sort_words("pear apple fig")'
+
+
+@pytest.fixture
+async def runner() -> AsyncIterator[ToolRunner]:
+    require_bwrap()
+    backend: SandboxBackend = create_backend("process")
+    try:
+        yield ToolRunner(backend, "user-tests")
+    finally:
+        await backend.close()
+
+
+def card() -> ToolCard:
+    from tests.unit.test_registry import make_card
+
+    return make_card("sort_words", SOURCE, signature="sort_words(words)")
+
+
+def user(
+    tmp_path: Path,
+    runner: ToolRunner,
+    replies: list[Any],
+    config: UserConfig | None = None,
+    **changes: Any,
+) -> ToolUser:
+    """A tool user over a scripted model; no sampling unless ``changes`` ask for it."""
+    path = tmp_path / f"user{len(list(tmp_path.glob('user*.json')))}.json"
+    path.write_text(json.dumps(replies))
+    chosen = replace(config or UserConfig(samples=0), **changes)
+    model = open_model(f"scripted:{path}")
+    model.samples = True  # stands in for a model that samples: its replies are the samples
+    return ToolUser(model, runner, config=chosen)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "told"),
+    [
+        ('ans = sort_words("pear aple fig")', "'pear aple fig' is not in the question"),
+        ('ans = sort_words("Pear apple fig")', "'Pear apple fig' is not in the question"),
+        ('result = sort_words("pear apple fig")', "Assign the final answer to `ans`"),
+        (f"def sort_words(words):\n    return words\n{RIGHT}", "Do not define `sort_words` again"),
+        (f"from tool import sort_words\n{RIGHT}", "Do not import anything"),
+        ('ans = sort_words(["pear", "apple"])', "Running that failed: AttributeError"),
+    ],
+)
+async def test_a_bad_call_goes_back_with_the_exact_problem_and_the_retry_answers(
+    tmp_path: Path, runner: ToolRunner, wrong: str, told: str
+) -> None:
+    replies = [wrong, {"response": RIGHT, "expect": [told]}]
+    answer = await user(tmp_path, runner, replies).answer(card(), QUESTION)
+    assert answer.error is None
+    assert (answer.answer, answer.attempts, answer.call) == ("apple fig pear", 2, RIGHT)
+
+
+async def test_every_retry_spent_gives_no_answer_with_the_reasons(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    replies = ['ans = sort_words("pear aple fig")', "result = 1", 'ans = sort_words(["pear"])']
+    answer = await user(tmp_path, runner, replies, retries=2).answer(card(), QUESTION)
+    assert answer.answer is None
+    assert answer.attempts == 3
+    assert answer.error is not None
+    assert answer.error.startswith("no answer after 3 replies: ")
+    for reason in ("'pear aple fig' is not in the question", "`ans`", "AttributeError"):
+        assert reason in answer.error
+
+
+async def test_sampled_calls_vote_and_sampling_stops_once_enough_agree(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    two_words = 'ans = sort_words("pear apple")'  # in the question, so it runs: a wrong value
+    replies = [two_words, RIGHT, RIGHT, "never asked for"]
+    answer = await user(tmp_path, runner, replies, samples=3, agree=2).answer(card(), QUESTION)
+    assert (answer.answer, answer.call) == ("apple fig pear", RIGHT)
+    assert (answer.candidates, answer.attempts, answer.confidence) == (3, 3, 0.667)
+
+
+async def test_agreeing_first_calls_stop_at_once_and_a_tie_keeps_the_greedy_call(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    agreeing = await user(tmp_path, runner, [RIGHT, RIGHT, "unused"], samples=4).answer(
+        card(), QUESTION
+    )
+    assert (agreeing.attempts, agreeing.confidence) == (2, 1.0)
+    tie = await user(
+        tmp_path, runner, [RIGHT, 'ans = sort_words("apple fig")', "ans = 1 +"], samples=2
+    ).answer(card(), QUESTION)
+    assert (tie.answer, tie.candidates, tie.confidence) == ("apple fig pear", 2, 0.5)
+
+
+async def test_the_plain_config_checks_nothing_but_the_sandbox(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    replies = ['ans = sort_words("pear aple fig")']
+    answer = await user(tmp_path, runner, replies, UserConfig.plain()).answer(card(), QUESTION)
+    assert (answer.answer, answer.attempts, answer.confidence) == ("aple fig pear", 1, 1.0)
+
+
+async def test_a_model_that_replays_a_script_is_never_sampled(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    path = tmp_path / "replay.json"
+    path.write_text(json.dumps([RIGHT, "the next question's reply"]))
+    model = open_model(f"scripted:{path}")
+    answer = await ToolUser(model, runner, config=UserConfig(samples=3)).answer(card(), QUESTION)
+    assert (answer.attempts, answer.candidates) == (1, 1)
+    assert model.remaining == 1  # type: ignore[attr-defined]
