@@ -149,13 +149,19 @@ def memorisation(source: str, examples: Sequence[Example]) -> str | None:
     """Why ``source`` looks like it memorised the examples, or None.
 
     Three signs, each a reason to reject: a literal equal to an example's answer (answers
-    of three characters or fewer, such as option letters, are common words of a task); a
-    long literal copied from one example's question; or two or more literals (words of four
+    of three characters or fewer, such as option letters, are common words of a task, and
+    so is an answer two or more examples share, such as "No time slot works."); a long
+    literal copied from one example's question; or two or more literals (words of four
     letters or more, numbers of three digits or more) that occur in one example's question
     and in no other example's, i.e. a branch on that particular input.
     """
     found = literals(source)
-    answers = {" ".join(e.target.split()).lower(): e for e in examples if len(e.target) > 3}
+    targets = Counter(" ".join(e.target.split()).lower() for e in examples)
+    answers = {
+        " ".join(e.target.split()).lower(): e
+        for e in examples
+        if len(e.target) > 3 and targets[" ".join(e.target.split()).lower()] == 1
+    }
     for literal in found:
         example = answers.get(" ".join(literal.split()).lower())
         if example is not None:
@@ -188,11 +194,18 @@ _IMPORT_LINE = re.compile(r"^\s*(?:from\s+[\w.]+\s+)?import\s+.+$", re.M)
 _ASSIGN_LINE = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
 
 
-def call_problems(call: str, entrypoint: str, question: str, *, grounding: bool) -> list[str]:
+def call_problems(
+    call: str,
+    entrypoint: str,
+    question: str,
+    *,
+    grounding: bool,
+    examples: Sequence[str] = (),
+) -> list[str]:
     """What is wrong with a tool user's call, read from its text, each said so that the
     model can fix it: no call at all, the tool defined again, an import (the tool's
     module already holds everything), no ``ans``, and (with ``grounding``) a string that
-    is not copied from the question."""
+    is not copied from the question or is copied from one of the worked ``examples``)."""
     if not call.strip():
         return [f"Reply with one call of `{entrypoint}` that sets `ans`."]
     problems = []
@@ -206,7 +219,7 @@ def call_problems(call: str, entrypoint: str, question: str, *, grounding: bool)
     if not _sets_ans(call):
         problems.append(f"Assign the final answer to `ans`, as in `ans = {entrypoint}(...)`.")
     if grounding:
-        problems += ungrounded(call, question)
+        problems += ungrounded(call, question, examples)
     return problems
 
 
@@ -221,18 +234,64 @@ def _sets_ans(call: str) -> bool:
     return logical <= 1 and not any(_ASSIGN_LINE.match(line) for line in lines)
 
 
-def ungrounded(call: str, question: str) -> list[str]:
-    """The call's string literals that are not in the question: a word mis-copied, a
-    space dropped or added. Whitespace runs count as one space; literals with escapes,
-    or with no letter or digit, are not checked."""
+def ungrounded(call: str, question: str, examples: Sequence[str] = ()) -> list[str]:
+    """Strings of the call that are not taken from the question: a word mis-copied, a
+    space dropped or added (whitespace runs count as one space), a symbol dropped from a
+    sequence (literals without letters or digits are compared with no spaces at all), or
+    a run of arguments copied from one of the worked ``examples`` (calls shown to the
+    model) rather than from this question. Literals with escapes are not checked."""
     text = " ".join(question.split())
+    bare = "".join(question.split())
     problems = []
-    for token in _tokens(call):
-        if token.type != tokenize.STRING or token.string.lstrip("rRbBuU").startswith(("f", "F")):
-            continue
-        value = _string_value(token.string)
-        if "\\" in value or not any(c.isalnum() for c in value):
-            continue
-        if " ".join(value.split()) not in text:
+    found = [value for value in _string_literals(call) if "\\" not in value]
+    for value in found:
+        if any(c.isalnum() for c in value):
+            missing = " ".join(value.split()) not in text
+        else:
+            missing = len("".join(value.split())) > 1 and "".join(value.split()) not in bare
+        if missing:
             problems.append(f"{_short(value)} is not in the question; copy it exactly.")
+    copied = _copied_run(found, examples, text)
+    if copied:
+        problems.append(
+            f"The arguments {', '.join(map(_short, copied))} are copied from a worked "
+            "example, not taken from this question; take every argument from this question."
+        )
     return problems
+
+
+def _string_literals(code: str) -> list[str]:
+    return [
+        _string_value(token.string)
+        for token in _tokens(code)
+        if token.type == tokenize.STRING
+        and not token.string.lstrip("rRbBuU").startswith(("f", "F"))
+    ]
+
+
+def _copied_run(found: list[str], examples: Sequence[str], question: str) -> list[str]:
+    """A run of three or more of the call's literals that a worked example's call also
+    has, in that order, but that this question does not hold in that order."""
+    for example in examples:
+        shown = _string_literals(example)
+        for size in range(min(len(found), len(shown)), 2, -1):
+            for start in range(len(found) - size + 1):
+                run = found[start : start + size]
+                if _has_run(shown, run) and not _in_order(run, question):
+                    return run
+    return []
+
+
+def _has_run(items: list[str], run: list[str]) -> bool:
+    return any(items[i : i + len(run)] == run for i in range(len(items) - len(run) + 1))
+
+
+def _in_order(run: list[str], text: str) -> bool:
+    """Whether every item of ``run`` occurs in ``text``, each after the one before."""
+    at = 0
+    for item in run:
+        at = text.find(" ".join(item.split()), at)
+        if at < 0:
+            return False
+        at += 1
+    return True

@@ -41,7 +41,8 @@ function first, in its own block."""
 USER_SYSTEM = """\
 You answer a question by calling a Python tool. Reply with Python code only: usually one line \
 that calls the tool with arguments taken from the question and assigns the final answer to \
-`ans`.
+`ans`. The worked examples show the form of a call; take every argument from the question \
+you are answering, copied exactly.
 
 The tool:
 ```python

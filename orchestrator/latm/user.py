@@ -166,7 +166,13 @@ class ToolUser:
     def _problems(self, card: ToolCard, question: str, call: str) -> list[str]:
         if not self.config.checks:
             return []
-        return call_problems(call, card.entrypoint, question, grounding=self.config.grounding)
+        return call_problems(
+            call,
+            card.entrypoint,
+            question,
+            grounding=self.config.grounding,
+            examples=[demo.solution for demo in card.usage_demos],
+        )
 
 
 def _agreeing(found: list[_Candidate]) -> tuple[_Candidate, int]:

@@ -1,0 +1,215 @@
+"""The cheap path of LATM: the embedded 0.5B user answering the paper's six tasks with
+tools a strong maker wrote, each technique of the tool user added in turn.
+
+For each task, the tool is made the way ``latm make --maker scripted:bench/tools/TASK.json``
+makes it: the scripted reply (a strong maker's function and its calls) is proposed,
+checked on the demos and verified on the validation cases in the sandbox; nothing is
+published unless it passes. Then the user model answers the first ``--limit`` test
+questions (the paper's split: test from index 10) once per configuration:
+
+* ``plain``: one call, one retry with the sandbox's error (the first tool user);
+* ``feedback``: + the call's text checked (no ``ans``, the tool defined again, an import),
+  each problem sent back, up to 2 retries;
+* ``grounding``: + strings not copied from the question sent back;
+* ``agreement``: + ``--samples`` calls sampled at temperature 0.7, answer by agreement,
+  stopping once 2 agree;
+
+and, with ``--cot N``, the chain-of-thought baseline with the same model on the first N.
+Accuracy is the task scorer's match; tokens and seconds are per question. Writes
+``bench/results/cheap_user.json``.
+
+    .venv/bin/python bench/cheap_user.py                      # 6 tasks, --limit 50
+    .venv/bin/python bench/cheap_user.py --tasks word_sorting --limit 5 --configs plain
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import write_report  # noqa: E402 - after the path set-up
+from bench.sandbox_latency import machine_info  # noqa: E402
+from orchestrator.config import Settings  # noqa: E402
+from orchestrator.latm.cards import ToolCard  # noqa: E402
+from orchestrator.latm.maker import ToolMaker  # noqa: E402
+from orchestrator.latm.runner import ToolRunner  # noqa: E402
+from orchestrator.latm.scoring import choose_scorer  # noqa: E402
+from orchestrator.latm.tasks import Task, load_task  # noqa: E402
+from orchestrator.latm.user import ToolUser, UserConfig, chain_of_thought  # noqa: E402
+from orchestrator.models import ModelAdapter, open_model  # noqa: E402
+from orchestrator.sandboxes import create_backend  # noqa: E402
+
+DEFAULT_OUT = ROOT / "bench" / "results" / "cheap_user.json"
+BBH = ROOT.parent / "shared" / "bbh"
+TOOLS = ROOT / "bench" / "tools"
+TASKS = (
+    "logical_deduction_five_objects",
+    "tracking_shuffled_objects_five_objects",
+    "dyck_languages",
+    "word_sorting",
+    "chinese_remainder_theorem",
+    "schedule_meeting",
+)
+# The paper's GPT-3.5 tool user with GPT-4's tools (Cai et al., 2023, Table 3).
+PAPER = {
+    "logical_deduction_five_objects": 79.7,
+    "tracking_shuffled_objects_five_objects": 99.6,
+    "dyck_languages": 92.2,
+    "word_sorting": 98.3,
+    "chinese_remainder_theorem": 100.0,
+    "schedule_meeting": 100.0,
+}
+
+
+def configs(samples: int) -> dict[str, UserConfig]:
+    plain = UserConfig.plain()
+    feedback = replace(plain, retries=2, checks=True)
+    grounding = replace(feedback, grounding=True)
+    return {
+        "plain": plain,
+        "feedback": feedback,
+        "grounding": grounding,
+        "agreement": replace(grounding, samples=samples, agree=2),
+    }
+
+
+async def make_tool(task: Task, runner: ToolRunner) -> ToolCard:
+    """The task's tool, proposed and verified from the strong maker's scripted reply."""
+    maker = open_model(f"scripted:{TOOLS / f'{task.name}.json'}")
+    made = await ToolMaker(maker, runner, max_attempts=1).make(task)
+    if made.card is None:
+        raise SystemExit(f"{task.name}: the scripted tool was not verified: {made.reason}")
+    return made.card
+
+
+async def arm(user: ToolUser, card: ToolCard, task: Task, limit: int) -> dict[str, Any]:
+    scorer = choose_scorer(task)
+    test = list(task.split().test)[:limit]
+    correct, seconds, tokens, replies, confidence = 0, [], [], [], []
+    misses: list[dict[str, Any]] = []
+    for example in test:
+        started = time.perf_counter()
+        answer = await user.answer(card, example.input)
+        seconds.append(time.perf_counter() - started)
+        tokens.append(answer.usage.total_tokens)
+        replies.append(answer.attempts)
+        if answer.confidence is not None:
+            confidence.append(answer.confidence)
+        if answer.error is None and scorer.matches(answer.value, example):
+            correct += 1
+        elif len(misses) < 5:
+            misses.append(
+                {
+                    "index": example.index,
+                    "expected": example.target,
+                    "got": answer.answer,
+                    "call": answer.call,
+                    "error": answer.error,
+                }
+            )
+    return {
+        "accuracy": round(100 * correct / len(test), 1),
+        "correct": correct,
+        "questions": len(test),
+        "seconds_per_question": round(statistics.fmean(seconds), 2),
+        "tokens_per_question": round(statistics.fmean(tokens), 1),
+        "replies_per_question": round(statistics.fmean(replies), 2),
+        "mean_confidence": round(statistics.fmean(confidence), 3) if confidence else None,
+        "misses": misses,
+    }  # fmt: skip
+
+
+async def cot(model: ModelAdapter, task: Task, limit: int) -> dict[str, Any]:
+    scorer = choose_scorer(task)
+    test = list(task.split().test)[:limit]
+    correct, seconds, tokens = 0, [], []
+    for example in test:
+        started = time.perf_counter()
+        answer = await chain_of_thought(model, example.input)
+        seconds.append(time.perf_counter() - started)
+        tokens.append(answer.usage.total_tokens)
+        correct += answer.answer is not None and scorer.matches(answer.answer, example)
+    return {
+        "accuracy": round(100 * correct / len(test), 1),
+        "questions": len(test),
+        "seconds_per_question": round(statistics.fmean(seconds), 2),
+        "tokens_per_question": round(statistics.fmean(tokens), 1),
+    }
+
+
+def summary(results: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    """The tasks so far and, per configuration, the mean accuracy over them."""
+    means = {
+        label: round(statistics.fmean(r[label]["accuracy"] for r in results.values()), 1)
+        for label in labels
+        if results and all(label in r for r in results.values())
+    }
+    return {"tasks": results, "mean_accuracy": means}
+
+
+async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any]:
+    """Every task in turn; the report is written after each, so a cut-off run keeps them."""
+    settings = Settings()
+    backend = create_backend(settings.backend, settings)
+    model = open_model(args.user, settings)
+    chosen = {name: c for name, c in configs(args.samples).items() if name in args.configs}
+    results: dict[str, Any] = {}
+    try:
+        for name in args.tasks:
+            task = load_task(BBH / f"{name}.json")
+            runner = ToolRunner(backend, "cheap-user")
+            card = await make_tool(task, runner)
+            row: dict[str, Any] = {"tool": card.signature, "paper_gpt35": PAPER.get(name)}
+            for label, config in chosen.items():
+                row[label] = await arm(ToolUser(model, runner, config=config), card, task,
+                                       args.limit)  # fmt: skip
+                print(name, label, {k: v for k, v in row[label].items() if k != "misses"},
+                      flush=True)  # fmt: skip
+            if args.cot:
+                row["cot"] = await cot(model, task, args.cot)
+                print(name, "cot", row["cot"], flush=True)
+            results[name] = row
+            write_report({**report, **summary(results, list(chosen))}, args.out)
+    finally:
+        await model.aclose()
+        await backend.close()
+    return summary(results, list(chosen))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--limit", type=int, default=50, help="test questions per task")
+    parser.add_argument("--configs", nargs="+", default=list(configs(2)),
+                        choices=list(configs(2)))  # fmt: skip
+    parser.add_argument("--samples", type=int, default=2, help="sampled calls (agreement)")
+    parser.add_argument("--cot", type=int, default=0, help="baseline questions per task")
+    parser.add_argument("--user", default="local:qwen2.5-coder-0.5b")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    report = {
+        "benchmark": "cheap_user",
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "config": {"user": args.user, "limit": args.limit, "samples": args.samples,
+                   "configs": args.configs, "cot": args.cot, "split": "0-2/5-7/10"},
+        "machine": machine_info(),
+    }  # fmt: skip
+    result = asyncio.run(run(args, report))
+    write_report({**report, **result}, args.out)
+    print(f"mean accuracy by configuration: {result['mean_accuracy']}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
