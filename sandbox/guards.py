@@ -455,9 +455,11 @@ class Environment:
         An allowed module's C code imports its lazy helpers through this too (it looks
         ``__import__`` up in the calling frame, the tool's): for those internal names it
         gives back nothing, and CPython's PyImport_Import takes the module, imported
-        when the template started, from ``sys.modules``.
+        when the template started, from ``sys.modules``. An internal name the operator
+        also allows (``allow_modules``) is an allowed module like any other.
         """
-        if level == 0 and name in self.allowlist.internal and name in sys.modules:
+        internal = name in self.allowlist.internal and name not in self.modules
+        if level == 0 and internal and name in sys.modules:
             return None  # type: ignore[return-value]
         if level != 0 or name not in self.modules:
             allowed = ", ".join(self.allowlist.module_names)

@@ -210,3 +210,13 @@ def test_internal_modules_of_allowed_modules_load_through_the_import_hook() -> N
     )
     with pytest.raises(ImportError, match="not allowed"):
         ENV.guarded_import("_strptime", level=1)
+
+
+def test_an_internal_module_the_operator_allows_is_imported_like_any_allowed_one() -> None:
+    """``allow_modules=["time"]`` gives tools ``time``; it is no longer a silent no-op."""
+    env = Environment(default_allowlist().with_modules(["time"]))
+    assert "time" in env.allowlist.internal
+    view = env.guarded_import("time")
+    assert view is not None
+    assert callable(view.monotonic)
+    assert ENV.guarded_import("time") is None  # by default, only the allowed modules' own use
