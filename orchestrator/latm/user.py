@@ -71,7 +71,7 @@ class Answer:
     value: Any = None  # the raw value (tool) or text (chain of thought)
     tool: str | None = None  # "name" of the tool used, or None
     version: int | None = None
-    call: str | None = None
+    call: str | None = None  # the call that gave the answer; with none, the last written
     error: str | None = None
     attempts: int = 0  # model replies asked for
     usage: TokenUsage = field(default_factory=TokenUsage)
@@ -152,7 +152,7 @@ class ToolUser:
             completion = await self.model.complete(messages, params)
             result.usage = result.usage + completion.usage
             result.attempts += 1
-            call = first_call(completion.text)
+            call = result.call = first_call(completion.text)  # the last written, if none runs
             problems = self._problems(card, question, call)
             if not problems:
                 outcome = await self.runner.run(card.source, call)
