@@ -83,6 +83,9 @@ class Answer:
     usage: dict[str, dict[str, float]] = field(default_factory=dict)
     # The share of the tool calls that ran which gave this answer (None: none ran).
     confidence: float | None = None
+    # How sure the dispatcher was of the route, and what decided it (see SolveResponse).
+    route_confidence: float | None = None
+    routed_by: str | None = None
 
 
 def _options(max_message_bytes: int) -> list[tuple[str, Any]]:
@@ -137,6 +140,10 @@ def _answer(response: pb.SolveResponse) -> Answer:
             for item in response.usage
         },
         confidence=response.confidence if response.HasField("confidence") else None,
+        route_confidence=(
+            response.route_confidence if response.HasField("route_confidence") else None
+        ),
+        routed_by=response.routed_by or None,
     )
 
 

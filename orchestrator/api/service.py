@@ -666,6 +666,8 @@ def _solved(solved: Solved) -> pb.SolveResponse:
         cost_usd=solved.cost_usd,
         wall_ms=solved.wall_s * 1000,
         confidence=solved.confidence,
+        route_confidence=solved.route_confidence,
+        routed_by=solved.routed_by or "",
     )
 
 

@@ -10,13 +10,14 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import InvalidRequest, LatmError, RegistryUnavailable
+from orchestrator.errors import InvalidRequest, LatmError, RegistryUnavailable, ToolNotFound
 from orchestrator.latm.card_cache import CardCache
 from orchestrator.latm.cards import ToolCard
-from orchestrator.latm.dispatcher import Dispatcher
+from orchestrator.latm.dispatcher import Dispatcher, ToolEntry
 from orchestrator.latm.imports import reverified
 from orchestrator.latm.maker import CaseReport, MakeResult, Progress, ToolMaker
 from orchestrator.latm.runner import ToolRunner
@@ -51,6 +52,10 @@ class Solved:
     wall_s: float = 0.0
     # The share of the tool calls that ran which gave this answer (None: no tool call).
     confidence: float | None = None
+    # How sure the dispatcher was of the route, 0 to 1 (None: a named tool, no tools, or
+    # no usage demos to weigh), and what decided it (see dispatcher.Choice).
+    route_confidence: float | None = None
+    routed_by: str | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -65,6 +70,8 @@ class Solved:
             "call": self.call,
             "error": self.error,
             "confidence": self.confidence,
+            "route_confidence": self.route_confidence,
+            "routed_by": self.routed_by,
             "request_id": self.request_id,
             "usage": {role: usage.to_dict() for role, usage in self.usage.items()},
             "cost_usd": round(self.cost_usd, 8),
@@ -169,18 +176,24 @@ class Engine:
                 if tool
                 else await self._dispatch(tenant, question, solved)
             )
-            if card is None:
-                with usage_scope(role="user"):
-                    answer = await chain_of_thought(self.user_model, question)
-                self.registry.add_candidate(tenant, question)
-            else:
+            answer, spent = None, TokenUsage()
+            if card is not None:
                 with usage_scope(tool=card.name, role="user"):
                     answer = await self.tool_user(tenant).answer(card, question)
                 solved.route = "tool"
                 self._record(tenant, card, answer, time.monotonic() - started)
-        solved.usage["user"] = answer.usage
+                if answer.error is not None and _unsettled(solved):
+                    # A route the demos did not settle, whose calls all failed: the
+                    # question likely fits no tool. Answer it directly instead.
+                    solved.route, spent, answer = "direct", answer.usage, None
+            if answer is None:
+                with usage_scope(role="user"):
+                    answer = await chain_of_thought(self.user_model, question)
+                self.registry.add_candidate(tenant, question)
+        solved.usage["user"] = spent + answer.usage
         solved.answer, solved.error = answer.answer, answer.error
-        solved.tool, solved.version, solved.call = answer.tool, answer.version, answer.call
+        if solved.route == "tool":
+            solved.tool, solved.version, solved.call = answer.tool, answer.version, answer.call
         solved.confidence = answer.confidence
         solved.wall_s = time.monotonic() - started
         return solved
@@ -227,11 +240,26 @@ class Engine:
         if not tools:
             return None
         with usage_scope(role="dispatcher"):
-            choice = await self.dispatcher.choose(question, tools)
+            choice = await self.dispatcher.choose(
+                question, tools, lambda shortlist: self.demo_questions(tenant, shortlist)
+            )
         solved.usage["dispatcher"] = choice.usage
+        solved.route_confidence, solved.routed_by = choice.confidence, choice.by
         if choice.tool is None:
             return None
         return await self.card(tenant, choice.tool)
+
+    async def demo_questions(self, tenant: str, tools: Sequence[ToolEntry]) -> dict[str, list[str]]:
+        """The usage-demo questions of each tool (from the card cache); none for a tool
+        deleted meanwhile."""
+        found: dict[str, list[str]] = {}
+        for tool in tools:
+            try:
+                card = await self.card(tenant, tool.name)
+            except ToolNotFound:
+                continue
+            found[tool.name] = [demo.question for demo in card.usage_demos]
+        return found
 
     def tools(self, tenant: str) -> list[ToolSummary]:
         """The tenant's tools, cached until the registry says they changed."""
@@ -308,3 +336,8 @@ class Engine:
 
 def _metered(model: ModelAdapter, ledger: UsageLedger) -> ModelAdapter:
     return model if isinstance(model, MeteredModel) else MeteredModel(model, ledger)
+
+
+def _unsettled(solved: Solved) -> bool:
+    """Whether the route was the model's pick where the demos were not conclusive."""
+    return solved.routed_by == "model" and solved.route_confidence is not None

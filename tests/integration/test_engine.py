@@ -258,20 +258,26 @@ async def test_the_dispatcher_picks_a_tool_or_none(
         )
         registry.publish("acme", other)
     question = task.split().test[1]
+    # The three cards share their demos: the evidence says "one of these", the model which.
     dispatcher = [
         {"response": "sort_words", "expect": ["count_vowels", "add_numbers", "sort_words"]},
-        "none",
     ]
     user = [f"ans = sort_words({question.input!r})", "Step by step... So the answer is 42."]
     the_engine = engine(backend, registry, tmp_path, user=user, dispatcher=dispatcher)
     solved = await the_engine.solve("acme", question.input)
     assert (solved.route, solved.tool, solved.answer) == ("tool", "sort_words", question.target)
     assert solved.usage["dispatcher"].prompt_tokens > 0
+    assert solved.routed_by == "model"
+    assert solved.route_confidence is not None
+    assert solved.route_confidence > 0.25
+    # Nothing like any demo: answered directly, without asking the dispatcher's model.
     direct = await the_engine.solve("acme", "What is six times seven?")
     assert (direct.route, direct.tool, direct.answer) == ("direct", None, "42")
+    assert (direct.routed_by, direct.usage["dispatcher"].total_tokens) == ("evidence", 0)
+    assert direct.to_dict()["route_confidence"] > 0.9
     assert registry.candidates("acme") == ["What is six times seven?"]
     # The ledger billed every completion to the tenant, and the tool's to the tool.
-    assert the_engine.ledger.for_tenant("acme").calls == 4
+    assert the_engine.ledger.for_tenant("acme").calls == 3
     assert the_engine.ledger.for_tool("acme", "sort_words").calls == 1
 
 

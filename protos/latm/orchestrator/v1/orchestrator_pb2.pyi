@@ -552,6 +552,8 @@ class SolveResponse(_message.Message):
     COST_USD_FIELD_NUMBER: _builtins.int
     WALL_MS_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
+    ROUTE_CONFIDENCE_FIELD_NUMBER: _builtins.int
+    ROUTED_BY_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     """The answer; empty when none could be produced (see error)."""
     route: _builtins.str
@@ -569,6 +571,15 @@ class SolveResponse(_message.Message):
     """The share of the tool calls that ran (the greedy one and any sampled) which gave
     this answer, 0 to 1; unset when no tool call ran.
     """
+    route_confidence: _builtins.float
+    """How sure the dispatcher was of the route, 0 to 1: for a tool, how closely the question
+    matched its usage-demo questions times its lead over the next tool; for "direct", one
+    minus the closest tool's match. Unset when a tool was named or nothing was weighed.
+    """
+    routed_by: _builtins.str
+    """What decided the route: "evidence" (the demos alone), "model" (the model, the demos
+    agreeing where there were any) or "shortlist"; empty when a tool was named.
+    """
     @_builtins.property
     def usage(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoleUsage]: ...
     def __init__(
@@ -585,14 +596,21 @@ class SolveResponse(_message.Message):
         cost_usd: _builtins.float = ...,
         wall_ms: _builtins.float = ...,
         confidence: _builtins.float | None = ...,
+        route_confidence: _builtins.float | None = ...,
+        routed_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "confidence", b"confidence"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_route_confidence", b"_route_confidence", "confidence", b"confidence", "route_confidence", b"route_confidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "answer", b"answer", "call", b"call", "confidence", b"confidence", "cost_usd", b"cost_usd", "error", b"error", "request_id", b"request_id", "route", b"route", "tool", b"tool", "tool_version", b"tool_version", "usage", b"usage", "wall_ms", b"wall_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_route_confidence", b"_route_confidence", "answer", b"answer", "call", b"call", "confidence", b"confidence", "cost_usd", b"cost_usd", "error", b"error", "request_id", b"request_id", "route", b"route", "route_confidence", b"route_confidence", "routed_by", b"routed_by", "tool", b"tool", "tool_version", b"tool_version", "usage", b"usage", "wall_ms", b"wall_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__confidence: _TypeAlias = _typing.Literal["confidence"]  # noqa: Y015
     _WhichOneofArgType__confidence: _TypeAlias = _typing.Literal["_confidence", b"_confidence"]  # noqa: Y015
+    _WhichOneofReturnType__route_confidence: _TypeAlias = _typing.Literal["route_confidence"]  # noqa: Y015
+    _WhichOneofArgType__route_confidence: _TypeAlias = _typing.Literal["_route_confidence", b"_route_confidence"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__confidence) -> _WhichOneofReturnType__confidence | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__route_confidence) -> _WhichOneofReturnType__route_confidence | None: ...
 
 Global___SolveResponse: _TypeAlias = SolveResponse  # noqa: Y015
 
