@@ -117,9 +117,13 @@ def _document(tool: ToolEntry) -> str:
 class Dispatcher:
     """Picks the tool for a question, or none."""
 
-    def __init__(self, model: ModelAdapter, *, shortlist: int = 8) -> None:
+    def __init__(self, model: ModelAdapter, *, shortlist: int = 8, weigh_all: int = 64) -> None:
+        """``shortlist``: the most tools the model is shown; ``weigh_all``: up to this
+        many tools, every one's demos are weighed (no BM25 cut first, which misses a
+        question with few words, like an arithmetic expression)."""
         self.model = model
         self.shortlist = shortlist
+        self.weigh_all = weigh_all
         self._cache: tuple[Sequence[ToolEntry], tuple[str, ...], Shortlist] | None = None
 
     def candidates(self, question: str, tools: Sequence[ToolEntry]) -> list[ToolEntry]:
@@ -145,13 +149,17 @@ class Dispatcher:
     ) -> Choice:
         """The tool for ``question``, or none; ``demos`` gives the candidates' usage-demo
         questions, the evidence the model's choice is checked against."""
-        shortlist = self.candidates(question, tools)
+        weigh_all = demos is not None and len(tools) <= self.weigh_all
+        shortlist = list(tools) if weigh_all else self.candidates(question, tools)
         names = [tool.name for tool in shortlist]
         if not shortlist:
             return Choice(tool=None, candidates=names, by="shortlist")
         found = await demos(shortlist) if demos is not None else {}
-        if not any(found.values()):
-            return await self._ask(question, shortlist, names)
+        if not any(found.values()):  # no demos to weigh: the model alone, on the shortlist
+            shortlist = self.candidates(question, tools) if weigh_all else shortlist
+            if not shortlist:
+                return Choice(tool=None, by="shortlist")
+            return await self._ask(question, shortlist, [tool.name for tool in shortlist])
         given = {name: found.get(name, ()) for name in names}
         cosine = Standing(demo_similarity(question, given))
         frame = Standing(frame_recall(question, given))
@@ -171,7 +179,9 @@ class Dispatcher:
         if not allowed:
             evidence.confidence = round(1 - strength, 3)
             return evidence
-        asked = await self._ask(question, [_named(shortlist, name) for name in ranked], ranked)
+        shown = ranked[: self.shortlist]
+        asked = await self._ask(question, [_named(shortlist, name) for name in shown], shown)
+        asked.candidates = ranked
         asked.similarity, asked.frame = cosine.score, frame.score
         if asked.tool is not None and asked.tool not in allowed:
             asked.tool = None  # the model's pick is not one the demos point to

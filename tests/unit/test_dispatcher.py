@@ -169,3 +169,15 @@ async def test_one_tool_takes_its_own_questions_and_no_others(tmp_path: Path) ->
     assert (own.tool, own.by) == ("sort_words", "evidence")
     other = await router.choose("How many legs do three spiders have?", TOOLS[:1], only)
     assert (other.tool, other.by) == (None, "evidence")
+
+
+async def test_a_question_of_few_words_is_weighed_against_every_tool(tmp_path: Path) -> None:
+    """BM25 finds no word of an arithmetic expression; the demos still match it."""
+    many = [Tool(f"tool_{n}", f"Does thing number {n}.") for n in range(12)]
+    sums = ["((1 + 2) * 3) =", "((-4 - 5) * 6) =", "((7 * -8) + 9) ="]
+    demos = {tool.name: [f"Please do thing {n} with care."] for n, tool in enumerate(many)}
+    demos["tool_11"] = sums
+    router = Dispatcher(dispatcher(tmp_path, []).model, shortlist=4)
+    chosen = await router.choose("((2 * 5) - -3) =", many, lookup(demos))
+    assert (chosen.tool, chosen.by) == ("tool_11", "evidence")
+    assert router.candidates("((2 * 5) - -3) =", many) == []  # what BM25 alone would give
