@@ -43,7 +43,7 @@ def register(commands: Any) -> None:
     build.set_defaults(run=run_build)
 
     listing = sub.add_parser("list", help="show the platform's images on this engine")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.take_json()
     listing.set_defaults(run=run_list)
 
 

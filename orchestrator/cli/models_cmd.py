@@ -28,7 +28,7 @@ def register(commands: Any) -> None:
     fetch.set_defaults(run=run_fetch)
 
     listing = sub.add_parser("list", help="show the catalog and what is cached")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.take_json()
     listing.set_defaults(run=run_list)
 
     ask = sub.add_parser("ask", help="one completion from any model spec, with its usage")
@@ -37,7 +37,7 @@ def register(commands: Any) -> None:
     ask.add_argument("--system", default=None, help="a system message")
     ask.add_argument("--max-tokens", type=int, default=256, help="completion token cap")
     ask.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
-    ask.add_argument("--json", action="store_true", help="print the completion as JSON")
+    ask.take_json("print the completion as JSON")
     ask.set_defaults(run=run_ask)
 
 

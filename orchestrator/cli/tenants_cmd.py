@@ -32,7 +32,7 @@ def register(commands: Any) -> None:
     create.set_defaults(run=_guarded(run_create))
 
     listing = sub.add_parser("list", help="tenants, their active keys and quota overrides")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.take_json()
     listing.set_defaults(run=_guarded(run_list))
 
     revoke = sub.add_parser("revoke", help="revoke a tenant and every key it has")

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli._runtime import DEFAULT_TENANT, open_registry
+from orchestrator.cli._runtime import open_registry
 from orchestrator.cli.make_cmd import show_card
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
@@ -24,11 +24,12 @@ from orchestrator.sandboxes import create_backend
 
 def register(commands: Any) -> None:
     parser = commands.add_parser("tools", help="list, show, export, import or remove tools")
-    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant namespace")
+    parser.take_tenant()
     sub = parser.add_subparsers(dest="tools_command", required=True)
 
     listing = sub.add_parser("list", help="the latest version of each tool")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.take_tenant()
+    listing.take_json()
     listing.set_defaults(run=run_list)
 
     for name, help_text, run in (
@@ -39,10 +40,12 @@ def register(commands: Any) -> None:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("name", help="tool name")
         command.add_argument("--version", type=int, default=None, help="one version")
+        command.take_tenant()
         command.set_defaults(run=run)
 
     importing = sub.add_parser("import", help="import a tool card (JSON file, or - for stdin)")
     importing.add_argument("file", help="path to the card, or -")
+    importing.take_tenant()
     importing.set_defaults(run=run_import)
 
 
