@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli._tables import fitted
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.models import ChatParams, Message, catalog, open_model
@@ -87,7 +88,8 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps({"models_dir": str(settings.models_dir), "models": rows}, indent=2))
         return 0
     table = Table(title=f"local models ({settings.models_dir})")
-    for column in ("name", "size", "cached", "verified", "about"):
+    table.add_column("name", no_wrap=True)
+    for column in ("size", "cached", "verified", "about"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -97,7 +99,8 @@ def run_list(args: argparse.Namespace) -> int:
             "yes" if row["verified"] else "no",
             str(row["about"]),
         )
-    Console().print(table)
+    console = Console()
+    console.print(fitted(table, console))
     return 0
 
 

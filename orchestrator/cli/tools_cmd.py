@@ -13,12 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli._runtime import open_registry
+from orchestrator.cli._tables import fitted
 from orchestrator.cli.make_cmd import show_card
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.imports import reverified
 from orchestrator.latm.runner import ToolRunner
+from orchestrator.registry import ToolSummary
 from orchestrator.sandboxes import create_backend
 
 
@@ -79,11 +81,19 @@ def run_list(args: argparse.Namespace, registry: Any) -> int:
         ]
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"tools of tenant {args.tenant}")
-    for column in ("name", "version", "signature", "uses", "cost $", "description"):
-        table.add_column(column)
+    console = Console()
+    console.print(fitted(table(args.tenant, tools), console))
+    return 0
+
+
+def table(tenant: str, tools: list[ToolSummary]) -> Table:
+    view = Table(title=f"tools of tenant {tenant}")
+    view.add_column("name", no_wrap=True)
+    view.add_column("version", no_wrap=True)
+    for column in ("signature", "uses", "cost $", "description"):
+        view.add_column(column)
     for t in tools:
-        table.add_row(
+        view.add_row(
             t.name,
             str(t.version),
             t.signature or "",
@@ -91,8 +101,7 @@ def run_list(args: argparse.Namespace, registry: Any) -> int:
             f"{t.cost_usd:.6f}",
             t.description[:60],
         )
-    Console().print(table)
-    return 0
+    return view
 
 
 @_guarded

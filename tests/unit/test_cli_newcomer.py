@@ -1,13 +1,22 @@
 """What a newcomer to ``latm`` trips on: a shared flag (``--tenant``, ``--json``, ``-v``) means
-the same on either side of the command's name."""
+the same on either side of the command's name, and tables stay readable at 80 columns."""
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+import re
 from typing import Any
 
 import pytest
+from rich.console import Console
+from rich.table import Table
 
-from orchestrator.cli import build_parser, tools_cmd
+from orchestrator.cli import bench_cmd, build_parser, tools_cmd
+from orchestrator.cli._tables import fitted
+from orchestrator.latm.experiment import Arm, TaskReport
+from orchestrator.models import TokenUsage
+from orchestrator.registry import ToolSummary
 
 
 def parsed(*argv: str) -> dict[str, Any]:
@@ -114,3 +123,98 @@ def test_the_invocations_of_the_integration_tests_still_parse() -> None:
     quota = parsed("tenants", "quota", "acme", "--requests-per-minute", "0")
     assert quota["requests_per_minute"] == 0
     assert parsed("image", "list", "--json")["json"] is True
+
+
+# --- tables at 80 columns -------------------------------------------------------------------
+
+
+def rendered(table: Table, width: int) -> list[str]:
+    out = io.StringIO()
+    console = Console(width=width, file=out, color_system=None)
+    console.print(fitted(table, console))
+    return out.getvalue().splitlines()
+
+
+def tools() -> list[ToolSummary]:
+    def tool(name: str, version: int, signature: str, description: str) -> ToolSummary:
+        return ToolSummary(
+            name=name,
+            version=version,
+            description=description,
+            signature=signature,
+            entrypoint=name,
+            sha256="0" * 64,
+            created_at=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+            uses=1234,
+            cost_usd=0.000123,
+        )
+
+    return [
+        tool("sort_words_alphabetically", 12, "sort_words_alphabetically(text: str) -> str",
+             "Sort the words of a 'Sort the following words alphabetically' question."),
+        tool("count_days", 3, "count_days(start: str, end: str) -> int",
+             "Count the days between two ISO dates, both included."),
+        tool("dyck_languages_close", 1, "dyck_languages_close(sequence: str) -> str",
+             "Close the open brackets of a Dyck sequence in the right order."),
+    ]  # fmt: skip
+
+
+def assert_readable(lines: list[str], width: int, keys: list[str], words: list[str]) -> None:
+    assert lines
+    assert max(len(line) for line in lines) <= width
+    for key in keys:  # each on one line, whole
+        assert any(re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", line) for line in lines), key
+    for word in words:
+        assert any(word in line for line in lines), word
+
+
+def shown_words(listed: list[ToolSummary]) -> list[str]:
+    return [word for t in listed for word in f"{t.signature} {t.description[:60]}".split()]
+
+
+@pytest.mark.parametrize("width", [80, 100, 60, 40])
+def test_tools_list_keeps_names_and_versions_whole(width: int) -> None:
+    listed = tools()
+    lines = rendered(tools_cmd.table("default", listed), width)
+    keys = [key for t in listed for key in (t.name, str(t.version))]
+    # At 40 columns a 31-character signature word cannot stay whole beside its header.
+    assert_readable(lines, width, keys, shown_words(listed) if width >= 60 else [])
+
+
+def test_a_table_that_fits_is_left_as_it_is() -> None:
+    table = tools_cmd.table("default", tools())
+    wide = Console(width=240, file=io.StringIO())
+    assert fitted(table, wide) is table
+    assert all(column.width is None for column in table.columns)
+    lines = rendered(tools_cmd.table("default", tools()), 240)
+    assert any("sort_words_alphabetically(text: str) -> str" in line for line in lines)
+
+
+def test_a_table_between_is_given_widths_that_break_no_word() -> None:
+    lines = rendered(tools_cmd.table("default", tools()), 140)
+    assert lines[1].startswith("┏")  # still a table
+    assert_readable(lines, 140, [t.name for t in tools()], shown_words(tools()))
+
+
+def test_bench_at_80_columns_is_one_block_per_task() -> None:
+    usage = TokenUsage(prompt_tokens=120_000, completion_tokens=30_000, cost_usd=1.2345)
+    reports = [
+        TaskReport(
+            task=name,
+            scorer="exact",
+            test_size=50,
+            tool=f"{name}_tool",
+            tool_made=True,
+            make_attempts={"propose": 1, "verify": 2},
+            maker_usage=usage,
+            make_wall_s=42.0,
+            latm=Arm(correct=48, answered=50, usage=usage, wall_s=100.0),
+            cot=Arm(correct=40, answered=50, usage=usage, wall_s=200.0),
+        )
+        for name in ("word_sorting", "logical_deduction_five_objects")
+    ]
+    lines = rendered(bench_cmd.table(reports), 80)
+    assert_readable(
+        lines, 80, ["word_sorting", "logical_deduction_five_objects", "96.0", "80.0"], []
+    )
+    assert any(re.fullmatch(r"task\s+logical_deduction_five_objects\s*", line) for line in lines)
