@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
@@ -17,13 +16,13 @@ from orchestrator.cli import (
     tenants_cmd,
     tools_cmd,
 )
+from orchestrator.cli._parser import LatmParser
 from orchestrator.secrets import install_log_redaction
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latm", description="LLMs as Tool Makers platform")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
-    commands = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> LatmParser:
+    parser = LatmParser(prog="latm", description="LLMs as Tool Makers platform")
+    commands = parser.commands
     exec_cmd.register(commands)
     demo.register(commands)
     image_cmd.register(commands)

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 from collections.abc import AsyncIterator
 
+from orchestrator.cli._parser import CommandParser
 from orchestrator.config import Settings
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.user import UserConfig
@@ -13,12 +14,10 @@ from orchestrator.models import ModelAdapter, open_model
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import create_backend
 
-DEFAULT_TENANT = "default"
 
-
-def add_common(parser: argparse.ArgumentParser, *, maker: bool = False) -> None:
+def add_common(parser: CommandParser, *, maker: bool = False) -> None:
     """Flags every engine command takes."""
-    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant namespace")
+    parser.take_tenant()
     parser.add_argument(
         "--user", default=None, metavar="SPEC", help="user model spec (default LATM_USER_MODEL)"
     )

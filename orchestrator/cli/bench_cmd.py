@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.cli._runtime import add_common, open_engine
+from orchestrator.cli._tables import fitted
 from orchestrator.errors import LatmError
 from orchestrator.latm.experiment import TaskReport, run_task
 from orchestrator.latm.tasks import Split, load_task
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     except LatmError as exc:
         console.print(f"[red]latm bench:[/red] {exc}", highlight=False)
         return 1
-    Console().print(table(reports))
+    out = Console()
+    out.print(fitted(table(reports), out))
     if args.json:
         document = {
             "benchmark": "latm_vs_cot",
@@ -96,8 +98,9 @@ async def _bench(
 
 def table(reports: list[TaskReport]) -> Table:
     view = Table(title="LATM vs chain of thought (accuracy %, exact match)")
+    view.add_column("task", no_wrap=True)
     for column in (
-        "task", "n", "tool", "attempts", "LATM %", "CoT %", "maker tok", "user tok",
+        "n", "tool", "attempts", "LATM %", "CoT %", "maker tok", "user tok",
         "CoT tok", "cost $", "wall s",
     ):  # fmt: skip
         view.add_column(column)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli._runtime import open_registry, role_models
+from orchestrator.cli._tables import fitted
 from orchestrator.cli.make_cmd import show_card
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
@@ -103,7 +104,7 @@ async def _demo(console: Console, *, with_model: bool) -> int:
                 f"{result.usage.wall_ms:.1f}",
             )
         ok = result.status.value == "ok"
-        console.print(table)
+        console.print(fitted(table, console))
         if with_model:
             ok = await _latm(console, settings, backend) and ok
     return 0 if ok else 1
@@ -150,7 +151,7 @@ async def _make_and_use(console: Console, engine: Engine, task: Task) -> bool:
             user = user + usage
         route = f"{solved.tool} v{solved.version}" if solved.tool else "direct"
         table.add_row(example.input, route, solved.call or "", str(solved.answer), example.target)
-    console.print(table)
+    console.print(fitted(table, console))
     questions = len(task.split().test)
     console.print(
         f"[bold]cost split[/]: maker {made.usage.total_tokens} tokens (${made.usage.cost_usd:.6f}, "

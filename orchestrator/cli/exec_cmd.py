@@ -38,7 +38,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--timeout-ms", type=int, default=0, help="wall-clock limit")
     parser.add_argument("--memory-mb", type=int, default=0, help="memory limit")
-    parser.add_argument("--tenant", default="cli", help=argparse.SUPPRESS)
+    parser.take_tenant("cli", hidden=True)
     parser.set_defaults(run=run)
 
 

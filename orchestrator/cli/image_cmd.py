@@ -7,9 +7,10 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from orchestrator import images
+from orchestrator.cli._tables import fitted
 from orchestrator.errors import LatmError
 
 
@@ -43,7 +44,7 @@ def register(commands: Any) -> None:
     build.set_defaults(run=run_build)
 
     listing = sub.add_parser("list", help="show the platform's images on this engine")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.take_json()
     listing.set_defaults(run=run_list)
 
 
@@ -87,7 +88,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(images.images_as_json(found))
         return 0
-    table = Table("tags", "kind", "id", "size MB", "created", "content hash")
+    table = Table("tags", "kind", Column("id", no_wrap=True), "size MB", "created", "content hash")
     for image in found:
         table.add_row(
             ", ".join(image.tags) or "<none>",
@@ -97,5 +98,6 @@ def run_list(args: argparse.Namespace) -> int:
             image.created,
             image.content_hash,
         )
-    Console().print(table)
+    console = Console()
+    console.print(fitted(table, console))
     return 0

@@ -24,14 +24,14 @@ def register(commands: Any) -> None:
     make = commands.add_parser("make", help="make, verify and register a tool from a task file")
     make.add_argument("task_file", type=Path, help="BBH-format JSON or JSONL (input, target)")
     make.add_argument("--split", default=None, help="demos/validation/test, e.g. 0-2/5-7/10")
-    make.add_argument("--json", action="store_true", help="print the result as JSON")
+    make.take_json("print the result as JSON")
     add_common(make, maker=True)
     make.set_defaults(run=run_make)
 
     solve = commands.add_parser("solve", help="answer a question with a tool (or directly)")
     solve.add_argument("question", help="the request")
     solve.add_argument("--tool", default=None, help="use this tool instead of dispatching")
-    solve.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    solve.take_json("one JSON object on stdout")
     add_common(solve)
     solve.set_defaults(run=run_solve)
 

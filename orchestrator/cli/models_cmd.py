@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli._tables import fitted
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.models import ChatParams, Message, catalog, open_model
@@ -28,7 +29,7 @@ def register(commands: Any) -> None:
     fetch.set_defaults(run=run_fetch)
 
     listing = sub.add_parser("list", help="show the catalog and what is cached")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.take_json()
     listing.set_defaults(run=run_list)
 
     ask = sub.add_parser("ask", help="one completion from any model spec, with its usage")
@@ -37,7 +38,7 @@ def register(commands: Any) -> None:
     ask.add_argument("--system", default=None, help="a system message")
     ask.add_argument("--max-tokens", type=int, default=256, help="completion token cap")
     ask.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
-    ask.add_argument("--json", action="store_true", help="print the completion as JSON")
+    ask.take_json("print the completion as JSON")
     ask.set_defaults(run=run_ask)
 
 
@@ -87,7 +88,8 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps({"models_dir": str(settings.models_dir), "models": rows}, indent=2))
         return 0
     table = Table(title=f"local models ({settings.models_dir})")
-    for column in ("name", "size", "cached", "verified", "about"):
+    table.add_column("name", no_wrap=True)
+    for column in ("size", "cached", "verified", "about"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -97,7 +99,8 @@ def run_list(args: argparse.Namespace) -> int:
             "yes" if row["verified"] else "no",
             str(row["about"]),
         )
-    Console().print(table)
+    console = Console()
+    console.print(fitted(table, console))
     return 0
 
 

@@ -12,9 +12,10 @@ from dataclasses import fields
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from orchestrator.cli._runtime import open_registry
+from orchestrator.cli._tables import fitted
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.registry.tenants import Quotas, TenantStore
@@ -32,7 +33,7 @@ def register(commands: Any) -> None:
     create.set_defaults(run=_guarded(run_create))
 
     listing = sub.add_parser("list", help="tenants, their active keys and quota overrides")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.take_json()
     listing.set_defaults(run=_guarded(run_list))
 
     revoke = sub.add_parser("revoke", help="revoke a tenant and every key it has")
@@ -114,7 +115,7 @@ def run_list(args: argparse.Namespace, store: TenantStore) -> int:
         ]
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table("tenant", "created", "state", "keys", "quota overrides")
+    table = Table(Column("tenant", no_wrap=True), "created", "state", "keys", "quota overrides")
     for t in tenants:
         overrides = ", ".join(f"{k}={v}" for k, v in t.overrides.items() if v is not None)
         table.add_row(
@@ -124,5 +125,6 @@ def run_list(args: argparse.Namespace, store: TenantStore) -> int:
             str(t.keys),
             overrides or "-",
         )
-    Console().print(table)
+    console = Console()
+    console.print(fitted(table, console))
     return 0

@@ -12,23 +12,26 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli._runtime import DEFAULT_TENANT, open_registry
+from orchestrator.cli._runtime import open_registry
+from orchestrator.cli._tables import fitted
 from orchestrator.cli.make_cmd import show_card
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.imports import reverified
 from orchestrator.latm.runner import ToolRunner
+from orchestrator.registry import ToolSummary
 from orchestrator.sandboxes import create_backend
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser("tools", help="list, show, export, import or remove tools")
-    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant namespace")
+    parser.take_tenant()
     sub = parser.add_subparsers(dest="tools_command", required=True)
 
     listing = sub.add_parser("list", help="the latest version of each tool")
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.take_tenant()
+    listing.take_json()
     listing.set_defaults(run=run_list)
 
     for name, help_text, run in (
@@ -39,10 +42,12 @@ def register(commands: Any) -> None:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("name", help="tool name")
         command.add_argument("--version", type=int, default=None, help="one version")
+        command.take_tenant()
         command.set_defaults(run=run)
 
     importing = sub.add_parser("import", help="import a tool card (JSON file, or - for stdin)")
     importing.add_argument("file", help="path to the card, or -")
+    importing.take_tenant()
     importing.set_defaults(run=run_import)
 
 
@@ -76,11 +81,19 @@ def run_list(args: argparse.Namespace, registry: Any) -> int:
         ]
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"tools of tenant {args.tenant}")
-    for column in ("name", "version", "signature", "uses", "cost $", "description"):
-        table.add_column(column)
+    console = Console()
+    console.print(fitted(table(args.tenant, tools), console))
+    return 0
+
+
+def table(tenant: str, tools: list[ToolSummary]) -> Table:
+    view = Table(title=f"tools of tenant {tenant}")
+    view.add_column("name", no_wrap=True)
+    view.add_column("version", no_wrap=True)
+    for column in ("signature", "uses", "cost $", "description"):
+        view.add_column(column)
     for t in tools:
-        table.add_row(
+        view.add_row(
             t.name,
             str(t.version),
             t.signature or "",
@@ -88,8 +101,7 @@ def run_list(args: argparse.Namespace, registry: Any) -> int:
             f"{t.cost_usd:.6f}",
             t.description[:60],
         )
-    Console().print(table)
-    return 0
+    return view
 
 
 @_guarded
