@@ -55,7 +55,7 @@ def run_build(args: argparse.Namespace) -> int:
         with console.status("building", spinner="dots") as status:
 
             def progress(line: str) -> None:
-                console.log(line, markup=False, highlight=False)
+                console.print(line, markup=False, highlight=False, soft_wrap=True)  # unbroken
                 status.update(line[:80])
 
             base = args.base
