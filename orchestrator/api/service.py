@@ -44,8 +44,15 @@ from orchestrator.errors import (
     Unavailable,
     metadata_value,
 )
-from orchestrator.latm.cards import NAME_PATTERN, ToolCard, VerificationCase
+from orchestrator.latm.cards import NAME_PATTERN, ToolCard
 from orchestrator.latm.engine import Engine, Solved
+from orchestrator.latm.progress import (
+    AttemptFailed,
+    AttemptStarted,
+    CaseGraded,
+    DemosSolved,
+    MakeEvent,
+)
 from orchestrator.latm.tasks import Split, task_from_examples
 from orchestrator.models import TokenUsage
 from orchestrator.models.admission import limit_prompt_tokens
@@ -259,24 +266,24 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         await asyncio.to_thread(self.engine.registry.check_room, who.tenant, task.name, limits)
         events: asyncio.Queue[pb.MakeToolResponse] = asyncio.Queue()
 
-        def progress(stage: str, message: str) -> None:
-            if stage in ("propose", "verify"):
-                number = int(message.split()[1].rstrip(":")) if message.startswith("attempt") else 0
-                attempt = pb.Attempt(stage=stage, number=number, message=message)
+        def progress(event: MakeEvent) -> None:
+            if isinstance(event, CaseGraded):
+                case = event.case
+                result = pb.CaseResult(
+                    question=case.question,
+                    expected=case.expected,
+                    got=case.got or case.error or "",
+                    passed=case.passed,
+                )
+                events.put_nowait(pb.MakeToolResponse(case_result=result))
+            elif isinstance(event, AttemptStarted | AttemptFailed | DemosSolved):
+                number = 0 if isinstance(event, DemosSolved) else event.number
+                attempt = pb.Attempt(stage=event.stage, number=number, message=event.message)
                 events.put_nowait(pb.MakeToolResponse(attempt=attempt))
-
-        def on_case(case: VerificationCase) -> None:
-            result = pb.CaseResult(
-                question=case.question,
-                expected=case.expected,
-                got=case.got or case.error or "",
-                passed=case.passed,
-            )
-            events.put_nowait(pb.MakeToolResponse(case_result=result))
 
         with self.quotas.making(who.tenant, who.quotas):
             job = asyncio.ensure_future(
-                self.engine.make(who.tenant, task, split, progress, on_case, limits=limits)
+                self.engine.make(who.tenant, task, split, progress, limits=limits)
             )
             getter: asyncio.Future[pb.MakeToolResponse] | None = None
             try:

@@ -15,8 +15,10 @@ from rich.table import Table
 
 from orchestrator.cli._runtime import add_common, open_engine
 from orchestrator.cli._tables import fitted
+from orchestrator.cli.make_cmd import show_event
 from orchestrator.errors import LatmError
 from orchestrator.latm.experiment import TaskReport, run_task
+from orchestrator.latm.progress import MakeEvent
 from orchestrator.latm.tasks import Split, load_task
 
 
@@ -73,9 +75,9 @@ async def _bench(
                 arms = 1 + (args.baseline == "cot")
                 job = bar.add_task(f"{task.name}: making a tool", total=size * arms)
 
-                def said(stage: str, message: str, job: Any = job, name: str = task.name) -> None:
-                    bar.update(job, description=f"{name}: {stage}")
-                    console.print(f"[cyan]{stage:>8}[/cyan] {message}", highlight=False)
+                def said(event: MakeEvent, job: Any = job, name: str = task.name) -> None:
+                    bar.update(job, description=f"{name}: {event.stage}")
+                    show_event(console, event)
 
                 def tick(job: Any = job, name: str = task.name) -> None:
                     bar.update(job, advance=1, description=f"{name}: answering")

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from orchestrator.cli._runtime import open_registry, role_models
 from orchestrator.cli._tables import fitted
-from orchestrator.cli.make_cmd import show_card
+from orchestrator.cli.make_cmd import show_card, show_event
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.latm.engine import Engine
@@ -135,10 +135,7 @@ async def _latm(console: Console, settings: Settings, backend: SandboxBackend) -
 
 
 async def _make_and_use(console: Console, engine: Engine, task: Task) -> bool:
-    def progress(stage: str, message: str) -> None:
-        console.print(f"[cyan]{stage:>8}[/] {message}", highlight=False)
-
-    made = await engine.make(TENANT, task, progress=progress)
+    made = await engine.make(TENANT, task, progress=lambda event: show_event(console, event))
     if made.card is None:
         console.print(f"[red]no tool was published:[/] {made.reason}", highlight=False)
         return False

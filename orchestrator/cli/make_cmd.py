@@ -17,6 +17,7 @@ from orchestrator.cli._runtime import add_common, open_engine
 from orchestrator.errors import LatmError
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.maker import MakeResult
+from orchestrator.latm.progress import CaseGraded, MakeEvent
 from orchestrator.latm.tasks import Split, load_task
 
 
@@ -60,11 +61,17 @@ async def _make(
     async with open_engine(args, maker=True) as engine:
         with console.status(f"making a tool for {task.name}", spinner="dots") as status:
 
-            def progress(stage: str, message: str) -> None:
-                console.print(f"[cyan]{stage:>8}[/cyan] {message}", highlight=False)
-                status.update(f"{stage}: {message[:70]}")
+            def progress(event: MakeEvent) -> None:
+                show_event(console, event)
+                status.update(f"{event.stage}: {event.message[:70]}")
 
             return await engine.make(args.tenant, task, split, progress)
+
+
+def show_event(console: Console, event: MakeEvent) -> None:
+    """One line per step of a making (held-out cases show in the verification's outcome)."""
+    if not isinstance(event, CaseGraded):
+        console.print(f"[cyan]{event.stage:>8}[/cyan] {event.message}", highlight=False)
 
 
 def make_report(result: MakeResult) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from orchestrator.latm.card_cache import CardCache
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher, ToolEntry
 from orchestrator.latm.imports import reverified
-from orchestrator.latm.maker import CaseReport, MakeResult, Progress, ToolMaker
+from orchestrator.latm.maker import MakeResult, ToolMaker
+from orchestrator.latm.progress import Progress
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.tasks import Split, Task
 from orchestrator.latm.user import Answer, ToolUser, UserConfig, chain_of_thought
@@ -122,7 +123,6 @@ class Engine:
         task: Task,
         split: Split | None = None,
         progress: Progress | None = None,
-        on_case: CaseReport | None = None,
         *,
         limits: StoreLimits | None = None,
     ) -> MakeResult:
@@ -133,7 +133,7 @@ class Engine:
         maker = ToolMaker(self.maker_model, self.runner(tenant), max_attempts=self.max_attempts)
         request_id = f"make-{uuid.uuid4().hex[:12]}"
         with usage_scope(tenant=tenant, request_id=request_id, role="maker", tool=task.name):
-            result = await maker.make(task, split, progress, on_case)
+            result = await maker.make(task, split, progress)
         if result.card is not None:
             result.card = self.registry.publish(tenant, result.card, limits)
             self.forget(tenant)

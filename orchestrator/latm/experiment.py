@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.engine import Engine
-from orchestrator.latm.maker import Progress
+from orchestrator.latm.progress import Progress
 from orchestrator.latm.scoring import Scorer, choose_scorer
 from orchestrator.latm.tasks import Example, Split, Task
 from orchestrator.latm.user import ToolUser, chain_of_thought

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.latm import prompts
@@ -24,13 +24,22 @@ from orchestrator.latm.cards import (
     source_sha256,
 )
 from orchestrator.latm.code import ToolShape, memorisation, split_proposal, tool_shape
+from orchestrator.latm.progress import (
+    AttemptFailed,
+    AttemptStarted,
+    CaseGraded,
+    DemosSolved,
+    MakeFailed,
+    Progress,
+    Stage,
+    Verified,
+    ignore,
+)
 from orchestrator.latm.runner import Outcome, ToolRunner
 from orchestrator.latm.scoring import Scorer, choose_scorer
 from orchestrator.latm.tasks import Example, Split, Task
 from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
 
-Progress = Callable[[str, str], None]  # (stage, message)
-CaseReport = Callable[[VerificationCase], None]  # each held-out case, as it is graded
 MAKER_PARAMS = ChatParams(max_tokens=1536, temperature=0.0)
 RETRY_TEMPERATURE = 0.7
 
@@ -89,22 +98,20 @@ class ToolMaker:
         task: Task,
         split: Split | None = None,
         progress: Progress | None = None,
-        on_case: CaseReport | None = None,
     ) -> MakeResult:
+        """Propose, verify and wrap a tool for ``task``; ``progress`` hears every step."""
         started = time.monotonic()
         parts = task.split(split)
-        job = _Job(self, task, parts.demos, parts.validation, progress or (lambda _s, _m: None))
-        job.on_case = on_case or (lambda _case: None)
+        job = _Job(self, task, parts.demos, parts.validation, progress or ignore)
         result = MakeResult(task=task.name, card=None, reason=None)
         try:
             draft, history = await job.propose()
             draft, verification = await job.verify(draft, history)
             result.card = job.wrap(draft, verification, time.monotonic() - started)
-            job.say("wrap", f"tool {result.card.name} verified {verification.passed}/"
-                    f"{verification.total}")  # fmt: skip
+            job.say(Verified(result.card.name, verification.passed, verification.total))
         except Rejected as exc:
             result.reason = str(exc)
-            job.say("failed", result.reason)
+            job.say(MakeFailed(result.reason))
         result.attempts = dict(job.attempts)
         result.usage = job.usage
         result.wall_s = time.monotonic() - started
@@ -130,7 +137,6 @@ class _Job:
         self.scorer: Scorer = choose_scorer(task)
         self.attempts: dict[str, int] = {"propose": 0, "verify": 0}
         self.usage = TokenUsage()
-        self.on_case: CaseReport = lambda _case: None
 
     async def ask(self, messages: list[Message], attempt: int) -> str:
         # A retry at temperature 0 tends to repeat the same mistake: sample a little more.
@@ -148,16 +154,16 @@ class _Job:
         problems: list[str] = []
         for attempt in range(1, self.maker.max_attempts + 1):
             self.attempts["propose"] = attempt
-            self.say("propose", f"attempt {attempt}: asking the maker for a tool")
+            self.say(AttemptStarted(Stage.PROPOSE, attempt, len(self.demos)))
             reply = await self.ask(messages, attempt)
             try:
                 draft = await self.draft_from(reply)
             except Rejected as exc:
                 problems = exc.problems
-                self.say("propose", f"attempt {attempt} failed: {problems[0]}")
+                self.say(AttemptFailed(Stage.PROPOSE, attempt, problems[0]))
                 messages = prompts.feedback(messages, reply, problems)
                 continue
-            self.say("propose", f"tool {draft.shape.signature} solves the {len(self.demos)} demos")
+            self.say(DemosSolved(draft.shape.signature, len(self.demos), attempt))
             return draft, [*messages, Message(role="assistant", content=reply)]
         raise Rejected([f"no tool after {self.maker.max_attempts} attempts", *problems[:3]])
 
@@ -212,14 +218,13 @@ class _Job:
         problems: list[str] = []
         for attempt in range(1, self.maker.max_attempts + 1):
             self.attempts["verify"] = attempt
-            self.say("verify", f"attempt {attempt}: the maker writes calls for "
-                     f"{len(self.validation)} held-out questions")  # fmt: skip
+            self.say(AttemptStarted(Stage.VERIFY, attempt, len(self.validation)))
             reply = await self.ask(messages, attempt)
             try:
-                draft, cases = await self.check(draft, reply)
+                draft, cases = await self.check(draft, reply, attempt)
             except Rejected as exc:
                 problems = exc.problems
-                self.say("verify", f"attempt {attempt} failed: {problems[0]}")
+                self.say(AttemptFailed(Stage.VERIFY, attempt, problems[0]))
                 messages = prompts.feedback(messages, reply, problems)
                 continue
             return draft, Verification(passed=len(cases), total=len(cases), cases=cases)
@@ -230,7 +235,9 @@ class _Job:
             ]
         )
 
-    async def check(self, draft: Draft, reply: str) -> tuple[Draft, list[VerificationCase]]:
+    async def check(
+        self, draft: Draft, reply: str, attempt: int
+    ) -> tuple[Draft, list[VerificationCase]]:
         proposal = split_proposal(reply)
         blocks = proposal.calls
         if proposal.source is not None and proposal.source.strip() != draft.source.strip():
@@ -248,7 +255,7 @@ class _Job:
             for example, outcome in zip(self.validation, outcomes, strict=True)
         ]
         for case in cases:
-            self.on_case(case)
+            self.say(CaseGraded(case, attempt))
         problems = self.grade("Question", self.validation, outcomes)
         if problems:
             raise Rejected(problems)

@@ -18,6 +18,13 @@ import pytest
 from orchestrator.errors import InvalidRequest
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.engine import Engine
+from orchestrator.latm.progress import (
+    AttemptFailed,
+    CaseGraded,
+    MakeEvent,
+    Stage,
+    Verified,
+)
 from orchestrator.latm.tasks import Example, Task, load_task
 from orchestrator.models import open_model
 from orchestrator.registry import ToolRegistry
@@ -146,6 +153,34 @@ async def test_a_tool_fixed_after_a_sandbox_error(
     assert made.card is not None
     assert made.attempts == {"propose": 2, "verify": 1}
     assert "1 / 0" not in made.card.source
+
+
+async def test_making_reports_typed_events_in_order(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    """Consumers act on the events' types and fields, never on their wording."""
+    steps = [propose(task, BROKEN), propose(task), calls(validation(task))]
+    events: list[MakeEvent] = []
+    made = await engine(backend, registry, tmp_path, maker=steps).make(
+        "acme", task, progress=events.append
+    )
+    assert made.card is not None
+    kinds = [type(event).__name__ for event in events]
+    cases = len(validation(task))
+    assert kinds == [
+        "AttemptStarted", "AttemptFailed", "AttemptStarted", "DemosSolved",
+        "AttemptStarted", *["CaseGraded"] * cases, "Verified",
+    ]  # fmt: skip
+    failed = events[1]
+    assert isinstance(failed, AttemptFailed)
+    assert (failed.stage, failed.number) == (Stage.PROPOSE, 1)
+    assert failed.problem.startswith("Example 1: ZeroDivisionError")
+    graded = [event for event in events if isinstance(event, CaseGraded)]
+    assert all(event.case.passed and event.stage is Stage.VERIFY for event in graded)
+    done = events[-1]
+    assert isinstance(done, Verified)
+    assert (done.name, done.passed, done.total) == (made.card.name, cases, cases)
+    assert all(event.message for event in events)  # each also put in words for people
 
 
 async def test_a_tool_fixed_after_a_wrong_answer_in_verification(
