@@ -156,12 +156,9 @@ def memorisation(source: str, examples: Sequence[Example]) -> str | None:
     and in no other example's, i.e. a branch on that particular input.
     """
     found = literals(source)
-    targets = Counter(" ".join(e.target.split()).lower() for e in examples)
-    answers = {
-        " ".join(e.target.split()).lower(): e
-        for e in examples
-        if len(e.target) > 3 and targets[" ".join(e.target.split()).lower()] == 1
-    }
+    flat = [(" ".join(e.target.split()).lower(), e) for e in examples]
+    shared = Counter(target for target, _ in flat)
+    answers = {target: e for target, e in flat if len(e.target) > 3 and shared[target] == 1}
     for literal in found:
         example = answers.get(" ".join(literal.split()).lower())
         if example is not None:

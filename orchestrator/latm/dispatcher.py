@@ -23,7 +23,9 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from orchestrator.latm import prompts
@@ -220,12 +222,15 @@ def _named(tools: Sequence[ToolEntry], name: str) -> ToolEntry:
     return next(tool for tool in tools if tool.name == name)
 
 
-def _features(text: str) -> Counter[Any]:
-    """Words and word pairs of ``text``, lower-cased, every number the same token."""
+@lru_cache(maxsize=4096)
+def _features(text: str) -> Mapping[Any, int]:
+    """Words and word pairs of ``text``, lower-cased, every number the same token, with
+    their counts. Cached (read-only): a card's demo questions are weighed on every
+    request routed, and never change."""
     tokens = ["0" if t[0].isdigit() else t for t in _TOKEN.findall(text.lower())]
     features: Counter[Any] = Counter(tokens)
     features.update(pairwise(tokens))
-    return features
+    return MappingProxyType(features)
 
 
 def demo_similarity(question: str, demos: Mapping[str, Sequence[str]]) -> dict[str, float]:
@@ -241,7 +246,7 @@ def demo_similarity(question: str, demos: Mapping[str, Sequence[str]]) -> dict[s
         counts.update(features.keys())
     total = len(documents) + 1
 
-    def weighted(features: Counter[Any]) -> dict[Any, float]:
+    def weighted(features: Mapping[Any, int]) -> dict[Any, float]:
         # Smoothed: a feature in every demo still counts (once), so one tool's demos,
         # which share their frame, still match a question in that frame.
         # Counts damped by a logarithm: a table's many "0 ," pairs must not outweigh words.
