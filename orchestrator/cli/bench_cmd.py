@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         split = Split.parse(args.split) if args.split else None
         reports = asyncio.run(_bench(args, tasks, split, console))
     except LatmError as exc:
-        console.print(f"[red]latm bench:[/red] {exc}", highlight=False)
+        console.print(f"[red]latm bench:[/red] {escape(str(exc))}", highlight=False)
         return 1
     out = Console()
     out.print(fitted(table(reports), out))

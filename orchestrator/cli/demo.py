@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli._runtime import open_registry, role_models
@@ -128,7 +129,9 @@ async def _latm(console: Console, settings: Settings, backend: SandboxBackend) -
         try:
             return await _make_and_use(console, engine, task)
         except LatmError as exc:
-            console.print(f"[red]the models are not available:[/] {exc}", highlight=False)
+            console.print(
+                f"[red]the models are not available:[/] {escape(str(exc))}", highlight=False
+            )
             return False
         finally:
             await engine.aclose()
@@ -137,7 +140,9 @@ async def _latm(console: Console, settings: Settings, backend: SandboxBackend) -
 async def _make_and_use(console: Console, engine: Engine, task: Task) -> bool:
     made = await engine.make(TENANT, task, progress=lambda event: show_event(console, event))
     if made.card is None:
-        console.print(f"[red]no tool was published:[/] {made.reason}", highlight=False)
+        console.print(
+            f"[red]no tool was published:[/] {escape(made.reason or '')}", highlight=False
+        )
         return False
     show_card(console, made.card)
     table = Table("question", "route", "call written by the user model", "answer", "expected")

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from orchestrator import images
@@ -73,7 +74,9 @@ def run_build(args: argparse.Namespace) -> int:
                 )
             tag = images.build_sandbox_image(client, progress, base=base, force=args.force)
     except LatmError as exc:
-        console.print(f"[red]latm image build:[/red] {exc}", markup=True, highlight=False)
+        console.print(
+            f"[red]latm image build:[/red] {escape(str(exc))}", markup=True, highlight=False
+        )
         return 1
     print(tag)
     return 0

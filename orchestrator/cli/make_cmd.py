@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 
@@ -44,14 +45,16 @@ def run_make(args: argparse.Namespace) -> int:
         split = Split.parse(args.split) if args.split else None
         result = asyncio.run(_make(args, task, split, console))
     except LatmError as exc:
-        console.print(f"[red]latm make:[/red] {exc}", highlight=False)
+        console.print(f"[red]latm make:[/red] {escape(str(exc))}", highlight=False)
         return 1
     if args.json:
         print(json.dumps(make_report(result), indent=2))
     elif result.card is not None:
         show_card(Console(), result.card)
     else:
-        console.print(f"[red]no tool published:[/red] {result.reason}", highlight=False)
+        console.print(
+            f"[red]no tool published:[/red] {escape(result.reason or '')}", highlight=False
+        )
     return 0 if result.card is not None else 1
 
 
@@ -69,9 +72,10 @@ async def _make(
 
 
 def show_event(console: Console, event: MakeEvent) -> None:
-    """One line per step of a making (held-out cases show in the verification's outcome)."""
+    """One line per step of a making (held-out cases show in the verification's outcome).
+    The message carries model text (a maker's error, a tool's output): never markup."""
     if not isinstance(event, CaseGraded):
-        console.print(f"[cyan]{event.stage:>8}[/cyan] {event.message}", highlight=False)
+        console.print(f"[cyan]{event.stage:>8}[/cyan] {escape(event.message)}", highlight=False)
 
 
 def make_report(result: MakeResult) -> dict[str, Any]:
@@ -104,8 +108,10 @@ def show_card(console: Console, card: ToolCard) -> None:
     )
     console.print(Syntax(card.source, "python", line_numbers=False))
     for demo in card.usage_demos:
-        console.print(f"[dim]Q:[/dim] {demo.question[:100]}", highlight=False)
-        console.print(f"   {demo.solution}  [dim]->[/dim] {demo.answer[:80]}", highlight=False)
+        console.print(f"[dim]Q:[/dim] {escape(demo.question[:100])}", highlight=False)
+        console.print(
+            f"   {escape(demo.solution)}  [dim]->[/dim] {escape(demo.answer[:80])}", highlight=False
+        )
 
 
 def run_solve(args: argparse.Namespace) -> int:
@@ -115,7 +121,7 @@ def run_solve(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"answer": None, "tool": None, "error": exc.to_dict()}))
         else:
-            print(f"latm solve: {exc}", file=sys.stderr)
+            print(f"latm solve: {escape(str(exc))}", file=sys.stderr)
         return 1
     report = solved.to_dict()
     if args.json:

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli._tables import fitted
@@ -60,7 +61,7 @@ def run_fetch(args: argparse.Namespace) -> int:
                 )
             print(path)
     except LatmError as exc:
-        console.print(f"[red]latm models fetch:[/red] {exc}", highlight=False)
+        console.print(f"[red]latm models fetch:[/red] {escape(str(exc))}", highlight=False)
         return 1
     return 0
 

@@ -218,3 +218,18 @@ def test_bench_at_80_columns_is_one_block_per_task() -> None:
         lines, 80, ["word_sorting", "logical_deduction_five_objects", "96.0", "80.0"], []
     )
     assert any(re.fullmatch(r"task\s+logical_deduction_five_objects\s*", line) for line in lines)
+
+
+def test_a_making_step_prints_model_text_as_text_never_as_markup() -> None:
+    import io
+
+    from rich.console import Console
+
+    from orchestrator.cli.make_cmd import show_event
+    from orchestrator.latm.progress import AttemptFailed, Stage
+
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    problem = "Example 1: expected '[/]', got '[bold]x[/bold] [link=http://x]y'"
+    show_event(console, AttemptFailed(Stage.PROPOSE, 1, problem))
+    assert out.getvalue().split(maxsplit=1)[1].strip() == f"attempt 1 failed: {problem}"
