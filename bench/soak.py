@@ -361,8 +361,14 @@ def rss_trend_growth_pct(rss: dict[str, Any]) -> float:
     return growth_pct(rss["fit_first"], rss["fit_last"])
 
 
-def criteria(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each pass criterion: the value found, its limit, and whether it holds."""
+TIMED = {"others_legit_p50_ms", "others_legit_p99_ms"}
+
+
+def criteria(result: dict[str, Any], *, quick: bool) -> dict[str, dict[str, Any]]:
+    """Each pass criterion: the value found, its limit, whether it holds, and whether it
+    decides the run. The latency criteria decide only a full run: ``--quick`` measures ~30 s
+    on whatever else the machine is doing (a CI runner's two cores run the test suite
+    beside it), so its medians are recorded, not gated; leaks and wrong outcomes gate both."""
     base, end, calls = result["baseline"], result["end"], result["calls"]
     found = {
         "unexpected_outcomes": calls["unexpected"],
@@ -387,18 +393,23 @@ def criteria(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "others_legit_p99_ms": LEGIT_P99_MS_MAX,
     }
     return {
-        name: {"value": value, "limit": limits.get(name, 0), "passed": value <= limits.get(name, 0)}
+        name: {
+            "value": value,
+            "limit": limits.get(name, 0),
+            "passed": value <= limits.get(name, 0),
+            "gates": not (quick and name in TIMED),
+        }
         for name, value in found.items()
     }
 
 
 def build_report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
-    checks = criteria(result)
+    checks = criteria(result, quick=args.quick)
     found = probes()
     return {
         "benchmark": "soak",
         "started_at": args.started_at,
-        "passed": all(c["passed"] for c in checks.values()),
+        "passed": all(c["passed"] for c in checks.values() if c["gates"]),
         "criteria": checks,
         # Hostile tools the platform would not publish: their demos cannot run.
         "hostile_tools_refused_at_import": sorted(REFUSED_AT_IMPORT),
@@ -444,7 +455,8 @@ def print_summary(report: dict[str, Any], out: Path) -> None:
     console.print(table)
     checks = Table("criterion", "value", "limit", "passed")
     for name, c in report["criteria"].items():
-        checks.add_row(name, str(c["value"]), str(c["limit"]), "yes" if c["passed"] else "NO")
+        verdict = ("yes" if c["passed"] else "NO") + ("" if c["gates"] else " (recorded)")
+        checks.add_row(name, str(c["value"]), str(c["limit"]), verdict)
     console.print(checks)
     for example in calls["unexpected_examples"][:10]:
         console.print(f"  unexpected: {example}")

@@ -62,5 +62,10 @@ def test_soak_quick_passes_its_criteria(tmp_path: Path) -> None:
     criteria = report["criteria"]
     assert criteria["rss_growth_pct"]["limit"] == 10.0
     assert criteria["others_legit_p99_ms"]["value"] > 0
-    assert all(c["passed"] for c in criteria.values()), criteria
+    assert all(c["passed"] for c in criteria.values() if c["gates"]), criteria
+    # A quick run's medians are recorded for the README, not gated (speed is the bench's).
+    assert {name for name, c in criteria.items() if not c["gates"]} == {
+        "others_legit_p50_ms",
+        "others_legit_p99_ms",
+    }
     assert report["passed"] is True
