@@ -54,12 +54,6 @@ async def test_allowed_modules_answer_as_in_cpython(backend: SandboxBackend) -> 
     assert differ == {}
 
 
-def test_the_corpus_is_large_and_every_tool_has_cases() -> None:
-    assert len(TOOLS) >= 60
-    assert {path.stem for path in TOOLS} == set(CASES)
-    assert all(len(cases) >= 2 for cases in CASES.values())
-
-
 @pytest.mark.parametrize("path", TOOLS, ids=[path.stem for path in TOOLS])
 async def test_every_corpus_tool_runs_and_answers_right(
     backend: SandboxBackend, path: Path
