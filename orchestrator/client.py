@@ -25,9 +25,10 @@ from latm.orchestrator.v1 import orchestrator_pb2 as pb
 from latm.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 
 from orchestrator.errors import from_rpc_error
+from sandbox.contract import Status, proto_values
 
-_STATUS_NAMES = {
-    value: name.removeprefix("EXEC_STATUS_").lower() for name, value in pb.ExecStatus.items()
+_STATUSES = {
+    number: status for status, number in proto_values(pb.ExecStatus.Value, "EXEC_STATUS_").items()
 }
 GRANULARITY = {"hour": pb.GRANULARITY_HOUR, "day": pb.GRANULARITY_DAY}
 
@@ -64,7 +65,7 @@ class ToolResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == Status.OK
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _tool_result(response: pb.ExecuteToolResponse) -> ToolResult:
             "origin": response.error.origin,
         }
     return ToolResult(
-        status=_STATUS_NAMES.get(response.status, "unspecified"),
+        status=_STATUSES.get(response.status, "unspecified"),
         value=json.loads(response.value_json) if response.value_json else None,
         stdout=response.stdout,
         error=error,

@@ -25,7 +25,7 @@ from pydantic_settings import (
 from orchestrator.errors import InvalidRequest
 from orchestrator.models.catalog import default_models_dir
 from orchestrator.models.specs import ModelSpec
-from orchestrator.sandboxes.base import IsolationLevel
+from orchestrator.sandboxes.values import IsolationLevel
 
 SECRET_FIELDS = (
     "openai_api_key",

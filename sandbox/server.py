@@ -12,6 +12,7 @@ import logging
 import platform
 import signal
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -20,6 +21,16 @@ from grpc_reflection.v1alpha import reflection
 from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from sandbox import __version__, jsonio, tunnel
+from sandbox.contract import (
+    Answer,
+    ErrorType,
+    ExecRequest,
+    Reply,
+    Request,
+    Status,
+    failure,
+    proto_values,
+)
 from sandbox.decoding import RefuseUndecodable
 from sandbox.errors import ValueConversionError
 from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS, MIN_MEMORY_MB, Limits
@@ -34,15 +45,7 @@ MAX_ARGS_BYTES = 4 * 1024 * 1024
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 MAX_SOURCES_BYTES = 64 * 1024 * 1024
 
-STATUS = {
-    "ok": sandbox_pb2.STATUS_OK,
-    "error": sandbox_pb2.STATUS_ERROR,
-    "policy_violation": sandbox_pb2.STATUS_POLICY_VIOLATION,
-    "timeout": sandbox_pb2.STATUS_TIMEOUT,
-    "memory_limit": sandbox_pb2.STATUS_MEMORY_LIMIT,
-    "output_limit": sandbox_pb2.STATUS_OUTPUT_LIMIT,
-    "crashed": sandbox_pb2.STATUS_CRASHED,
-}
+STATUS = proto_values(sandbox_pb2.Status.Value, "STATUS_")
 
 
 def limits_to_proto(limits: Limits) -> sandbox_pb2.Limits:
@@ -92,16 +95,14 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             error=_error(reply.get("error")),
         )
 
-    async def _load(
-        self, source: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> dict[str, Any]:
+    async def _load(self, source: str, context: grpc.aio.ServicerContext[Any, Any]) -> Reply:
         if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"source is larger than {MAX_SOURCE_BYTES} bytes"
             )
-        reply = await self._template(context, {"op": "load", "source": source})
-        if reply["status"] == "ok":
-            self.sources.put(reply["tool_id"], source)
+        reply = _reply(await self._template(context, {"op": "load", "source": source}))
+        if reply["status"] == Status.OK:
+            self.sources.put(reply.get("tool_id", ""), source)
         return reply
 
     async def Execute(
@@ -116,15 +117,15 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             # compile and check it. A known one goes straight to exec (the template
             # answers unknown_tool if it lost it, and it is reloaded from here).
             loaded = await self._load(request.source, context)
-            if loaded["status"] != "ok":
+            if loaded["status"] != Status.OK:
                 return sandbox_pb2.ExecuteResponse(
                     status=STATUS[loaded["status"]],
                     error=_error(loaded.get("error")),
-                    tool_id=loaded["tool_id"],
+                    tool_id=loaded.get("tool_id", ""),
                 )
-            tool_id = loaded["tool_id"]
+            tool_id = loaded.get("tool_id", "")
         limits = self._limits(request.limits, context)
-        message = {
+        message: ExecRequest = {
             "op": "exec",
             "tool_id": tool_id,
             "call": request.call,
@@ -133,14 +134,14 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
             "limits": limits.to_dict(),
         }
         async with self.slots:
-            reply = await self._template(context, message)
-            if "unknown_tool" in reply:
-                reply = await self._reload_and_retry(tool_id, message, context)
-        return _execute_response(reply, tool_id)
+            answer = await self._template(context, message)
+            if "unknown_tool" in answer:
+                answer = await self._reload_and_retry(tool_id, message, context)
+        return _execute_response(_reply(answer), tool_id)
 
     async def _reload_and_retry(
-        self, tool_id: str, message: dict[str, Any], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> dict[str, Any]:
+        self, tool_id: str, message: ExecRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Answer:
         source = self.sources.get(tool_id)
         if source is None:
             await context.abort(
@@ -187,18 +188,14 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         return DEFAULT_LIMITS.resolve(asked, MAX_LIMITS)
 
     async def _template(
-        self, context: grpc.aio.ServicerContext[Any, Any], message: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, context: grpc.aio.ServicerContext[Any, Any], message: Request
+    ) -> Answer:
         try:
             return await self.supervisor.request(message)
         except TemplateDied as exc:
             if message["op"] == "exec":
-                return {
-                    "status": "crashed",
-                    "stdout": "",
-                    "stderr": "",
-                    "error": {"type": "SandboxCrashed", "message": str(exc)},
-                }
+                crashed = failure(Status.CRASHED, ErrorType.SANDBOX_CRASHED, str(exc))
+                return {"id": None, **crashed, "stdout": "", "stderr": ""}
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise  # unreachable: abort raises
 
@@ -240,7 +237,14 @@ def _uint(value: Any, bits: int) -> int:
     return number if 0 <= number < 1 << bits else 0
 
 
-def _error(error: dict[str, Any] | None) -> sandbox_pb2.Error | None:
+def _reply(answer: Answer) -> Reply:
+    """An answer that is not ``unknown_tool`` (a load's, or an exec's after a reload)."""
+    if "unknown_tool" in answer:
+        raise TemplateDied("the template lost a tool it had just loaded")
+    return answer
+
+
+def _error(error: Mapping[str, Any] | None) -> sandbox_pb2.Error | None:
     if not error:
         return None
     return sandbox_pb2.Error(
@@ -251,10 +255,10 @@ def _error(error: dict[str, Any] | None) -> sandbox_pb2.Error | None:
     )
 
 
-def _execute_response(reply: dict[str, Any], tool_id: str) -> sandbox_pb2.ExecuteResponse:
-    usage = reply.get("usage") or {}
+def _execute_response(reply: Reply, tool_id: str) -> sandbox_pb2.ExecuteResponse:
+    usage: Mapping[str, Any] = reply.get("usage") or {}
     return sandbox_pb2.ExecuteResponse(
-        status=STATUS.get(reply.get("status", "crashed"), sandbox_pb2.STATUS_CRASHED),
+        status=STATUS.get(reply.get("status", Status.CRASHED), sandbox_pb2.STATUS_CRASHED),
         value_json=_text(reply.get("value_json", "")),
         stdout=_text(reply.get("stdout", "")),
         stderr=_text(reply.get("stderr", "")),

@@ -18,8 +18,9 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from sandbox.contract import Answer, Request
 from sandbox.template import HEADER, MAX_FRAME_BYTES, encode_frame
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class TemplateSupervisor:
         self._args = template_args(allow_modules, prefork, keep, scratch)
         self._early = early
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[Answer]] = {}
         self._process: asyncio.subprocess.Process | _Adopted | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -159,7 +160,7 @@ class TemplateSupervisor:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
 
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def request(self, message: Request) -> Answer:
         """Send one request and wait for its reply; restarts a dead template first."""
         if self._closing:
             raise TemplateDied("the sandbox server is shutting down")
@@ -167,7 +168,7 @@ class TemplateSupervisor:
             await self.start()
         assert self._writer is not None
         request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
             try:
@@ -194,7 +195,7 @@ class TemplateSupervisor:
                     continue
                 future = self._pending.get(message.get("id", -1))
                 if future is not None and not future.done():
-                    future.set_result(message)
+                    future.set_result(cast(Answer, message))  # the template is ours
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
             log.warning("template process stopped answering: %s", exc)
         finally:

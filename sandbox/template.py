@@ -30,11 +30,22 @@ import sys
 import time
 import traceback
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from sandbox import worker
+from sandbox.contract import (
+    ErrorType,
+    Outcome,
+    Ready,
+    Reply,
+    Status,
+    UnknownTool,
+    UsageFrame,
+    failure,
+    no_usage,
+)
 from sandbox.errors import PolicyViolation, SourceSyntaxError
 from sandbox.guards import Environment
 from sandbox.hardening import make_undumpable
@@ -50,12 +61,10 @@ MAX_CALLS = 1024
 READ_CHUNK = 65536
 RESULT_OVERHEAD_BYTES = 64 * 1024
 MIB = 1024 * 1024
-STATUSES = frozenset(
-    {"ok", "error", "policy_violation", "timeout", "memory_limit", "output_limit", "crashed"}
-)
+STATUSES = frozenset(Status)
 
 
-def encode_frame(message: dict[str, Any]) -> bytes:
+def encode_frame(message: Mapping[str, Any]) -> bytes:
     body = json.dumps(message, ensure_ascii=False).encode("utf-8", "surrogatepass")
     return HEADER.pack(len(body)) + body
 
@@ -116,12 +125,12 @@ class Running:
             "result": bytearray(),
         }
     )
-    killed: tuple[str, str] | None = None
+    killed: tuple[Status, str] | None = None
     answered: bool = False
     wait_status: int | None = None
     rusage: Any = None
     # The worker's result frame, parsed and checked once all its pipes closed.
-    frame: dict[str, Any] | None = None
+    frame: Outcome | None = None
     # When a worker killed by the template must have been reaped by the zygote.
     reap_by: float | None = None
 
@@ -189,7 +198,7 @@ class Template:
         for spare in self.spares:
             kill_worker(spare.pid)
         for run in list(self.running.values()):
-            self._kill(run, ("crashed", "the sandbox server went away"))
+            self._kill(run, (Status.CRASHED, "the sandbox server went away"))
         self.zygote.close()
 
     def _check_zygote(self) -> None:
@@ -210,7 +219,7 @@ class Template:
         now = time.monotonic()
         return max(0.0, min([now + self._zygote_due, *deadlines]) - now)
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: Reply | UnknownTool | Ready) -> None:
         if self.open:
             try:
                 self.control.sendall(encode_frame(message))
@@ -243,12 +252,12 @@ class Template:
     def _ping(self, message: dict[str, Any]) -> None:
         """The server's liveness check: answered from the loop, so a template that is
         stopped, or stuck (on a stopped zygote), stays silent."""
-        self._send({"id": message["id"], "status": "ok"})
+        self._send({"id": message["id"], "status": Status.OK})
 
     def _load(self, message: dict[str, Any]) -> None:
         source: str = message["source"]
         tool_id = source_id(source)
-        reply: dict[str, Any] = {"id": message["id"], "tool_id": tool_id, "status": "ok"}
+        reply: Reply = {"id": message["id"], "tool_id": tool_id, "status": Status.OK}
         if self.tools.find(tool_id) is None:
             try:
                 self.tools.put(tool_id, marshal.dumps(compile_tool(source, self.allowlist)))
@@ -281,7 +290,7 @@ class Template:
                     {
                         "id": request_id,
                         **_compile_failure(exc),
-                        "usage": _no_usage(),
+                        "usage": no_usage(),
                         "stdout": "",
                         "stderr": "",
                     }
@@ -377,13 +386,18 @@ class Template:
         if name == "result":
             if len(buffer) > limits.max_result_bytes + RESULT_OVERHEAD_BYTES:
                 self._kill(
-                    run, ("output_limit", f"the result exceeded {limits.max_result_bytes} bytes")
+                    run,
+                    (Status.OUTPUT_LIMIT, f"the result exceeded {limits.max_result_bytes} bytes"),
                 )
             return
         total = len(run.output["stdout"]) + len(run.output["stderr"])
         if total > limits.max_output_bytes:
             self._kill(
-                run, ("output_limit", f"stdout and stderr exceeded {limits.max_output_bytes} bytes")
+                run,
+                (
+                    Status.OUTPUT_LIMIT,
+                    f"stdout and stderr exceeded {limits.max_output_bytes} bytes",
+                ),
             )
 
     def _close_stream(self, run: Running, fd: int) -> None:
@@ -392,7 +406,7 @@ class Template:
         del run.streams[fd]
         self._maybe_finish(run)
 
-    def _kill(self, run: Running, reason: tuple[str, str]) -> None:
+    def _kill(self, run: Running, reason: tuple[Status, str]) -> None:
         if run.killed is None and run.wait_status is None:
             run.killed = reason
             run.reap_by = time.monotonic() + REPLY_TIMEOUT_S
@@ -411,7 +425,8 @@ class Template:
                 and now >= run.deadline
             ):
                 self._kill(
-                    run, ("timeout", f"wall-clock limit of {run.limits.timeout_ms} ms exceeded")
+                    run,
+                    (Status.TIMEOUT, f"wall-clock limit of {run.limits.timeout_ms} ms exceeded"),
                 )
 
     def _on_reaped(self) -> None:
@@ -561,53 +576,44 @@ def _remove_tree(path: str) -> None:
 _SCRUBBED = itertools.count()
 
 
-def _outcome(run: Running) -> dict[str, Any]:
+def _outcome(run: Running) -> Outcome:
     limits = run.limits
     wall_ms = (time.monotonic() - run.started) * 1000
-    usage = {"wall_ms": round(wall_ms, 3), "cpu_ms": 0.0, "max_rss_kb": 0}
+    usage: UsageFrame = {"wall_ms": round(wall_ms, 3), "cpu_ms": 0.0, "max_rss_kb": 0}
     if run.rusage is not None:
         usage["cpu_ms"] = round((run.rusage.ru_utime + run.rusage.ru_stime) * 1000, 3)
         usage["max_rss_kb"] = int(run.rusage.ru_maxrss)
-    out = {
-        "stdout": _text(run.output["stdout"], limits.max_output_bytes),
-        "stderr": _text(run.output["stderr"], limits.max_output_bytes),
-        "usage": usage,
-    }
+    stdout = _text(run.output["stdout"], limits.max_output_bytes)
+    stderr = _text(run.output["stderr"], limits.max_output_bytes)
+    streams: Outcome = {"status": Status.OK, "stdout": stdout, "stderr": stderr, "usage": usage}
     status = run.wait_status or 0
     if run.killed is not None:
         kind, message = run.killed
-        return {**out, "status": kind, "error": _error(_error_type(kind), message)}
+        return {**streams, **failure(kind, _error_type(kind), message)}
     if os.WIFSIGNALED(status):
-        return {**out, **_signalled(os.WTERMSIG(status), limits)}
+        return {**streams, **_signalled(os.WTERMSIG(status), limits)}
     frame = run.frame
     if frame is None:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        return {
-            **out,
-            "status": "crashed",
-            "error": _error("WorkerCrashed", f"the worker exited (code {code}) without a result"),
-        }
-    reported = frame.pop("usage")
-    if run.rusage is None:  # answered before reaping: the worker's own figures
-        usage.update(reported)
-    return {**out, **frame}
+        message = f"the worker exited (code {code}) without a result"
+        return {**streams, **failure(Status.CRASHED, ErrorType.WORKER_CRASHED, message)}
+    reported = frame.pop("usage", None)
+    if run.rusage is None and reported is not None:  # answered before reaping: its own figures
+        usage["cpu_ms"], usage["max_rss_kb"] = reported["cpu_ms"], reported["max_rss_kb"]
+    return {**streams, **frame}
 
 
-def _signalled(signum: int, limits: Limits) -> dict[str, Any]:
+def _signalled(signum: int, limits: Limits) -> Outcome:
     if signum == signal.SIGXCPU:
-        return {
-            "status": "timeout",
-            "error": _error("CpuTimeExceeded", f"CPU limit of {limits.cpu_seconds} s exceeded"),
-        }
+        message = f"CPU limit of {limits.cpu_seconds} s exceeded"
+        return failure(Status.TIMEOUT, ErrorType.CPU_TIME, message)
     name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
     hint = " (out of memory?)" if signum == signal.SIGKILL else ""
-    return {
-        "status": "crashed",
-        "error": _error("WorkerCrashed", f"the worker was killed by {name}{hint}"),
-    }
+    message = f"the worker was killed by {name}{hint}"
+    return failure(Status.CRASHED, ErrorType.WORKER_CRASHED, message)
 
 
-def _result_frame(data: bytearray) -> dict[str, Any] | None:
+def _result_frame(data: bytearray) -> Outcome | None:
     """The worker's report, checked field by field: the worker is not trusted."""
     try:
         frame = json.loads(data)
@@ -615,7 +621,7 @@ def _result_frame(data: bytearray) -> dict[str, Any] | None:
         return None
     if not isinstance(frame, dict) or frame.get("status") not in STATUSES:
         return None
-    clean: dict[str, Any] = {"status": frame["status"], "usage": _reported_usage(frame)}
+    clean: Outcome = {"status": Status(frame["status"]), "usage": _reported_usage(frame)}
     if isinstance(frame.get("value_json"), str):
         clean["value_json"] = frame["value_json"]
     error = frame.get("error")
@@ -629,52 +635,46 @@ def _result_frame(data: bytearray) -> dict[str, Any] | None:
     return clean
 
 
-def _reported_usage(frame: dict[str, Any]) -> dict[str, Any]:
+def _reported_usage(frame: dict[str, Any]) -> UsageFrame:
     """The worker's own CPU and RSS figures (it is answered before it is reaped)."""
     usage = frame.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     cpu = usage.get("cpu_ms")
     rss = usage.get("max_rss_kb")
     return {
+        "wall_ms": 0.0,
         "cpu_ms": round(float(cpu), 3) if isinstance(cpu, int | float) and cpu >= 0 else 0.0,
         "max_rss_kb": int(rss) if isinstance(rss, int) and rss >= 0 else 0,
     }
 
 
-def _compile_failure(exc: PolicyViolation | SourceSyntaxError) -> dict[str, Any]:
+def _compile_failure(exc: PolicyViolation | SourceSyntaxError) -> Outcome:
     if isinstance(exc, PolicyViolation):
-        return {
-            "status": "policy_violation",
-            "error": _error("PolicyViolation", str(exc), exc.line, exc.origin),
-        }
-    return {"status": "error", "error": _error("SyntaxError", str(exc), exc.line, exc.origin)}
+        return failure(
+            Status.POLICY_VIOLATION, ErrorType.POLICY_VIOLATION, str(exc), exc.line, exc.origin
+        )
+    return failure(Status.ERROR, ErrorType.SYNTAX_ERROR, str(exc), exc.line, exc.origin)
 
 
-def _internal_failure(op: str, exc: Exception) -> dict[str, Any]:
+def _internal_failure(op: str, exc: Exception) -> Outcome:
     """The answer to a request the template failed to handle (a bug of ours, not the
     tool's): a load that did not happen, or a call that ran no code."""
+    status = Status.ERROR if op == "load" else Status.CRASHED
+    message = f"the sandbox failed: {type(exc).__name__}: {exc}"
     return {
-        "status": "error" if op == "load" else "crashed",
+        **failure(status, ErrorType.SANDBOX_ERROR, message),
         "tool_id": "",
-        "error": _error("SandboxError", f"the sandbox failed: {type(exc).__name__}: {exc}"),
-        "usage": _no_usage(),
+        "usage": no_usage(),
         "stdout": "",
         "stderr": "",
     }
 
 
-def _error(type_: str, message: str, line: int = 0, origin: str = "") -> dict[str, Any]:
-    return {"type": type_, "message": message, "line": line, "origin": origin}
-
-
-def _error_type(status: str) -> str:
-    return {"timeout": "TimeoutExceeded", "output_limit": "OutputLimitExceeded"}.get(
-        status, "WorkerCrashed"
+def _error_type(status: Status) -> ErrorType:
+    """The error a call the template killed is reported under."""
+    return {Status.TIMEOUT: ErrorType.TIMEOUT, Status.OUTPUT_LIMIT: ErrorType.OUTPUT_LIMIT}.get(
+        status, ErrorType.WORKER_CRASHED
     )
-
-
-def _no_usage() -> dict[str, Any]:
-    return {"wall_ms": 0.0, "cpu_ms": 0.0, "max_rss_kb": 0}
 
 
 def _text(data: bytearray, cap: int) -> str:

@@ -23,6 +23,7 @@ from types import CodeType
 from typing import Any, NoReturn
 
 from sandbox import jsonio, seccomp
+from sandbox.contract import ErrorType, Outcome, Status, failure
 from sandbox.errors import GuardError, ValueConversionError
 from sandbox.guards import Environment
 from sandbox.limits import MAX_FILE_SIZE_BYTES, MAX_OPEN_FILES, Limits
@@ -33,7 +34,6 @@ WORKER_NICENESS = 5
 JOB_FD = 4
 _HEADER = struct.Struct(">I")
 MAX_ARGS_BYTES = 16 * 1024 * 1024
-TRIPWIRE_ERROR = "Tripwire"  # the error type of a call the tripwire ended
 
 
 @dataclass(frozen=True)
@@ -133,11 +133,13 @@ def serve_one(
         os._exit(code)
 
 
-def _finish(frame: dict[str, Any]) -> None:
-    """Write the result frame, with this process's usage, and close the pipes."""
+def _finish(frame: Outcome) -> None:
+    """Write the result frame, with this process's usage, and close the pipes. (The
+    template times the call's wall clock itself.)"""
     _flush_streams()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     frame["usage"] = {
+        "wall_ms": 0.0,
         "cpu_ms": (usage.ru_utime + usage.ru_stime) * 1000,
         "max_rss_kb": usage.ru_maxrss,
     }
@@ -152,8 +154,8 @@ def _tripped(event: str) -> NoReturn:
     try:
         _finish(
             _failure(
-                "policy_violation",
-                TRIPWIRE_ERROR,
+                Status.POLICY_VIOLATION,
+                ErrorType.TRIPWIRE,
                 f"the sandbox stopped the call: tool code caused the audit event {event!r}, "
                 "which it never does legitimately",
                 "tool",
@@ -220,7 +222,7 @@ def _apply_rlimits(job: Job) -> None:
     _SECCOMP.install()
 
 
-def _execute(job: Job, env: Environment) -> dict[str, Any]:
+def _execute(job: Job, env: Environment) -> Outcome:
     globals_ = env.new_globals()
     origin = "call"
     try:
@@ -232,24 +234,24 @@ def _execute(job: Job, env: Environment) -> dict[str, Any]:
         globals_.update(args)
         value = _call(job, globals_, args)
         return {
-            "status": "ok",
+            "status": Status.OK,
             "value_json": jsonio.encode_result(value, job.limits.max_result_bytes),
         }
     except jsonio.ResultTooLarge as exc:
-        return _failure("output_limit", "ResultTooLarge", str(exc), origin)
+        return _failure(Status.OUTPUT_LIMIT, ErrorType.RESULT_TOO_LARGE, str(exc), origin)
     except MemoryError:
         return _failure(
-            "memory_limit",
-            "MemoryError",
+            Status.MEMORY_LIMIT,
+            ErrorType.MEMORY,
             f"the call needed more than {job.limits.memory_mb} MiB",
             origin,
         )
     except ValueConversionError as exc:
-        return _failure("error", "ValueConversionError", str(exc), origin)
+        return _failure(Status.ERROR, ErrorType.VALUE_CONVERSION, str(exc), origin)
     except GuardError as exc:
-        return _failure("policy_violation", "GuardError", str(exc), origin, _line(exc))
+        return _failure(Status.POLICY_VIOLATION, ErrorType.GUARD, str(exc), origin, _line(exc))
     except BaseException as exc:  # noqa: BLE001 - tool code may raise anything, SystemExit too
-        return _failure("error", type(exc).__name__, str(exc), origin, _line(exc))
+        return _failure(Status.ERROR, type(exc).__name__, str(exc), origin, _line(exc))
 
 
 def _call(job: Job, globals_: dict[str, Any], args: dict[str, Any]) -> Any:
@@ -281,11 +283,8 @@ def _line(exc: BaseException) -> int:
     return line
 
 
-def _failure(status: str, type_: str, message: str, origin: str, line: int = 0) -> dict[str, Any]:
-    return {
-        "status": status,
-        "error": {"type": type_, "message": message[:4000], "line": line, "origin": origin},
-    }
+def _failure(status: Status, type_: str, message: str, origin: str, line: int = 0) -> Outcome:
+    return failure(status, type_, message[:4000], line, origin)
 
 
 def _flush_streams() -> None:
@@ -294,7 +293,7 @@ def _flush_streams() -> None:
             stream.flush()
 
 
-def _write_frame(frame: dict[str, Any]) -> None:
+def _write_frame(frame: Outcome) -> None:
     data = json.dumps(frame, ensure_ascii=False).encode("utf-8", "surrogatepass")
     view = memoryview(data)
     while view:

@@ -58,8 +58,9 @@ from orchestrator.models import TokenUsage
 from orchestrator.models.admission import limit_prompt_tokens
 from orchestrator.registry import ToolSummary
 from orchestrator.registry.tenants import TenantStore, UsageLine
-from orchestrator.sandboxes import ExecResult
+from orchestrator.sandboxes import ExecResult, Status
 from orchestrator.telemetry import REQUEST_SECONDS, REQUESTS, tracer
+from sandbox.contract import proto_values
 from sandbox.decoding import Undecodable, tolerant
 
 log = logging.getLogger("latm.api")
@@ -78,15 +79,7 @@ DEFAULT_MESSAGE_BYTES = 4 * 1024 * 1024  # grpc's default cap, and the settings'
 PAGE_SIZE = 1000
 PAGE_BYTES = 2 * 1024 * 1024
 SUMMARY_TEXT = 1000
-_STATUS = {
-    "ok": pb.EXEC_STATUS_OK,
-    "error": pb.EXEC_STATUS_ERROR,
-    "policy_violation": pb.EXEC_STATUS_POLICY_VIOLATION,
-    "timeout": pb.EXEC_STATUS_TIMEOUT,
-    "memory_limit": pb.EXEC_STATUS_MEMORY_LIMIT,
-    "output_limit": pb.EXEC_STATUS_OUTPUT_LIMIT,
-    "crashed": pb.EXEC_STATUS_CRASHED,
-}
+_STATUS = proto_values(pb.ExecStatus.Value, "EXEC_STATUS_")
 
 
 def add_to_server(service: OrchestratorService, server: grpc.aio.Server) -> None:
@@ -681,8 +674,10 @@ def _solved(solved: Solved) -> pb.SolveResponse:
 def _executed(card: ToolCard, result: ExecResult) -> pb.ExecuteToolResponse:
     error = result.error
     return pb.ExecuteToolResponse(
-        status=_STATUS[result.status.value],
-        value_json=json.dumps(result.value, ensure_ascii=False) if result.status == "ok" else "",
+        status=_STATUS[result.status],
+        value_json=json.dumps(result.value, ensure_ascii=False)
+        if result.status is Status.OK
+        else "",
         stdout=result.stdout,
         error=pb.ExecError(
             type=error.type, message=error.message, line=error.line, origin=error.origin

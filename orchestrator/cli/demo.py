@@ -21,7 +21,7 @@ from orchestrator.latm.engine import Engine
 from orchestrator.latm.tasks import Task, load_task
 from orchestrator.latm.user import UserConfig
 from orchestrator.models import TokenUsage
-from orchestrator.sandboxes import ExecRequest, SandboxBackend, create_backend
+from orchestrator.sandboxes import ExecRequest, SandboxBackend, Status, create_backend
 
 # A tool as a maker model would write it for BIG-Bench Hard's word_sorting task.
 TOOL = '''\
@@ -104,7 +104,7 @@ async def _demo(console: Console, *, with_model: bool) -> int:
                 shown[:70],
                 f"{result.usage.wall_ms:.1f}",
             )
-        ok = result.status.value == "ok"
+        ok = result.status is Status.OK
         console.print(fitted(table, console))
         if with_model:
             ok = await _latm(console, settings, backend) and ok

@@ -1,17 +1,16 @@
 """Sandbox backends: where model-written code runs, always outside this process."""
 
-from orchestrator.sandboxes.base import (
+from orchestrator.sandboxes.base import Sandbox, SandboxBackend
+from orchestrator.sandboxes.client import SandboxClient
+from orchestrator.sandboxes.factory import BackendName, create_backend
+from orchestrator.sandboxes.values import (
     ErrorInfo,
     ExecRequest,
     ExecResult,
     IsolationLevel,
-    Sandbox,
-    SandboxBackend,
     Status,
     Usage,
 )
-from orchestrator.sandboxes.client import SandboxClient
-from orchestrator.sandboxes.factory import BackendName, create_backend
 
 __all__ = [
     "BackendName",

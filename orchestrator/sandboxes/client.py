@@ -6,26 +6,19 @@ import asyncio
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from orchestrator.errors import InvalidRequest, SandboxUnavailable, from_rpc_error
-
-if TYPE_CHECKING:
-    from orchestrator.sandboxes.base import ExecRequest, ExecResult
+from orchestrator.sandboxes.values import ErrorInfo, ExecRequest, ExecResult, Status, Usage
+from sandbox.contract import ErrorType, proto_values
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-STATUS_NAMES = {
-    sandbox_pb2.STATUS_OK: "ok",
-    sandbox_pb2.STATUS_ERROR: "error",
-    sandbox_pb2.STATUS_POLICY_VIOLATION: "policy_violation",
-    sandbox_pb2.STATUS_TIMEOUT: "timeout",
-    sandbox_pb2.STATUS_MEMORY_LIMIT: "memory_limit",
-    sandbox_pb2.STATUS_OUTPUT_LIMIT: "output_limit",
-    sandbox_pb2.STATUS_CRASHED: "crashed",
+STATUSES = {
+    number: status for status, number in proto_values(sandbox_pb2.Status.Value, "STATUS_").items()
 }
 # How long past the call's own timeout the transport may take before giving up.
 DEADLINE_SLACK_S = 5.0
@@ -110,8 +103,6 @@ class SandboxClient:
             raise from_rpc_error(exc) from None
 
     async def execute(self, request: ExecRequest, isolation: str) -> ExecResult:
-        from orchestrator.sandboxes.base import ErrorInfo, ExecResult, Status, Usage
-
         message = _to_proto(request)
         timeout = (request.timeout_ms or 60_000) / 1000 + DEADLINE_SLACK_S
         try:
@@ -123,7 +114,7 @@ class SandboxClient:
             raise from_rpc_error(exc) from None
         except ServerSilent:
             return _lost(isolation, "the sandbox server stopped answering")
-        status = Status(STATUS_NAMES.get(reply.status, "crashed"))
+        status = STATUSES.get(reply.status, Status.CRASHED)
         error = None
         if reply.HasField("error"):
             error = ErrorInfo(
@@ -144,7 +135,7 @@ class SandboxClient:
                 status, error = (
                     Status.ERROR,
                     ErrorInfo(
-                        type="ValueConversionError", message="the sandbox returned invalid JSON"
+                        type=ErrorType.VALUE_CONVERSION, message="the sandbox returned invalid JSON"
                     ),
                 )
         return ExecResult(
@@ -182,12 +173,10 @@ class SandboxClient:
 
 
 def _lost(isolation: str, message: str) -> ExecResult:
-    from orchestrator.sandboxes.base import ErrorInfo, ExecResult, Status
-
     return ExecResult(
         status=Status.CRASHED,
         isolation=isolation,
-        error=ErrorInfo(type="SandboxUnavailable", message=message),
+        error=ErrorInfo(type=ErrorType.SANDBOX_UNAVAILABLE, message=message),
     )
 
 

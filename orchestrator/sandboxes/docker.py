@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InvalidRequest, SandboxUnavailable
 from orchestrator.images import docker_client, sandbox_image_tag
-from orchestrator.sandboxes.base import IsolationLevel, Sandbox, SandboxBackend
+from orchestrator.sandboxes.base import Sandbox, SandboxBackend
 from orchestrator.sandboxes.client import SandboxClient
 from orchestrator.sandboxes.pool import PoolConfig, WarmPool
 from orchestrator.sandboxes.tunnel import TunnelHost
+from orchestrator.sandboxes.values import IsolationLevel
 from orchestrator.telemetry import SANDBOX_STARTS
 
 if TYPE_CHECKING:

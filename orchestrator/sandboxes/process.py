@@ -33,8 +33,9 @@ import latm
 
 import sandbox
 from orchestrator.errors import InvalidRequest, SandboxUnavailable
-from orchestrator.sandboxes.base import IsolationLevel, Sandbox, SandboxBackend
+from orchestrator.sandboxes.base import Sandbox, SandboxBackend
 from orchestrator.sandboxes.client import SILENT_S, SandboxClient
+from orchestrator.sandboxes.values import IsolationLevel
 from orchestrator.telemetry import SANDBOX_STARTS
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -18,6 +18,7 @@ from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from orchestrator.errors import InvalidRequest
 from orchestrator.sandboxes import ExecRequest
 from orchestrator.sandboxes.client import SandboxClient
+from sandbox.contract import Answer, Request, Status
 from sandbox.decoding import RefuseUndecodable
 from sandbox.policy import source_id
 from sandbox.server import SandboxServicer
@@ -34,8 +35,9 @@ class ScriptedTemplate(TemplateSupervisor):
         super().__init__()
         self.reply = reply
 
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        return {"tool_id": "", **self.reply}
+    async def request(self, message: Request) -> Answer:
+        # Replies a template would never send, on purpose: the server must survive them.
+        return cast(Answer, {"tool_id": "", **self.reply})
 
 
 @pytest_asyncio.fixture
@@ -190,14 +192,14 @@ class RecordingTemplate(TemplateSupervisor):
         self.ops: list[str] = []
         self.forget = False
 
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def request(self, message: Request) -> Answer:
         self.ops.append(message["op"])
         if message["op"] == "load":
-            return {"status": "ok", "tool_id": source_id(message["source"])}
-        if self.forget:
+            return {"id": None, "status": Status.OK, "tool_id": source_id(message["source"])}
+        if self.forget and message["op"] == "exec":
             self.forget = False
-            return {"unknown_tool": message["tool_id"]}
-        return {"status": "ok", "value_json": "1"}
+            return {"id": 0, "unknown_tool": message["tool_id"]}
+        return {"id": None, "status": Status.OK, "value_json": "1"}
 
 
 async def test_a_known_source_goes_straight_to_exec(tmp_path: Path) -> None:

@@ -33,6 +33,6 @@ async def test_a_request_written_to_a_template_that_just_died_fails_as_template_
         while not dead(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         with pytest.raises(TemplateDied):
-            await supervisor.request({"op": "exec"})
+            await supervisor.request({"op": "ping"})
     finally:
         await supervisor.close()
