@@ -62,7 +62,7 @@ class DeferredModel(ModelAdapter):
             except DEFERRABLE as exc:
                 self.reason = exc
                 raise
-            log.warning("model %s is available now; serving it", self.spec)
+            log.info("model %s is available now; serving it", self.spec)
         return self._model
 
     async def complete(
