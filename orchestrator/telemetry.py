@@ -46,6 +46,11 @@ MODEL_SECONDS = Histogram(
     "latm_model_seconds", "Model completion latency, by model spec", ["model"],
     buckets=LATENCY_BUCKETS,
 )  # fmt: skip
+MODEL_AVAILABLE = Gauge(
+    "latm_model_available",
+    "1 when a role's model can be used, 0 while it cannot (a local model not fetched yet)",
+    ["role", "model"],
+)
 MODEL_QUEUE_WAITING = Gauge(
     "latm_model_queue_waiting", "Completions waiting for a shared local model, by model spec",
     ["model"],

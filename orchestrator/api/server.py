@@ -4,6 +4,11 @@ The server listens on TCP (TLS or mutual TLS from certificate files) or a Unix s
 Plaintext TCP is refused on anything but loopback unless ``allow_insecure`` says otherwise.
 On SIGTERM or SIGINT it reports NOT_SERVING, refuses new calls, gives in-flight calls
 ``shutdown_grace_s`` to finish, and then removes its sandboxes.
+
+A role's model that cannot be used yet (a local model not fetched) does not keep the server
+from starting: tools still execute. Health reports each role's model under its own service
+name (``latm.model.user``, ``latm.model.maker``) while the server as a whole is SERVING, and
+the calls that need the model fail with FAILED_PRECONDITION until it is there.
 """
 
 from __future__ import annotations
@@ -29,13 +34,18 @@ from orchestrator.config import Settings
 from orchestrator.errors import InvalidRequest, PermissionDenied
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.user import UserConfig
+from orchestrator.models import ModelAdapter
+from orchestrator.models.deferred import deferred
 from orchestrator.registry import ToolRegistry
 from orchestrator.registry.tenants import Quotas, TenantStore
 from orchestrator.sandboxes import SandboxBackend
+from orchestrator.telemetry import MODEL_AVAILABLE
 
 log = logging.getLogger("latm.api")
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 USAGE_FLUSH_S = 1.0
+MODEL_HEALTH = "latm.model."  # + a role: the health service name of that role's model
+MODEL_CHECK_S = 2.0  # how often a model missing at the start is looked for again
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 LARGE_BLOCK_BYTES = 256 * 1024
 
@@ -125,6 +135,7 @@ class ApiServer:
     health: health.aio.HealthServicer = field(init=False)  # type: ignore[name-defined]
     port: int = field(init=False, default=0)
     _flusher: asyncio.Task[None] | None = field(init=False, default=None)
+    _watcher: asyncio.Task[None] | None = field(init=False, default=None)
 
     async def start(self) -> None:
         check_listen(self.settings, self.listen)
@@ -160,7 +171,10 @@ class ApiServer:
         await self.server.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._flusher = asyncio.get_running_loop().create_task(self._flush_usage())
+        loop = asyncio.get_running_loop()
+        self._flusher = loop.create_task(self._flush_usage())
+        if not await self._report_models():
+            self._watcher = loop.create_task(self._watch_models())
         log.info(
             "serving on %s",
             self.listen if self.listen.startswith("unix:") else self.address,
@@ -180,16 +194,46 @@ class ApiServer:
             await asyncio.sleep(USAGE_FLUSH_S)
             await self.service.flush_usage()
 
+    def _role_models(self) -> dict[str, ModelAdapter]:
+        """The model of each role the engine has."""
+        models = {"user": self.engine.user_model, "maker": self.engine.maker_model}
+        return {role: model for role, model in models.items() if model is not None}
+
+    async def _report_models(self) -> bool:
+        """Report whether each role's model can be used, in health (``latm.model.ROLE``:
+        SERVING or NOT_SERVING) and in ``latm_model_available``; True when all can."""
+        ready = True
+        for role, model in self._role_models().items():
+            pending = deferred(model)
+            available = pending is None or pending.available
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if available
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            await self.health.set(MODEL_HEALTH + role, status)
+            MODEL_AVAILABLE.labels(role, model.spec).set(int(available))
+            ready = ready and available
+        return ready
+
+    async def _watch_models(self) -> None:
+        """Look again for the models missing at the start until every one is there."""
+        while True:
+            await asyncio.sleep(MODEL_CHECK_S)
+            if await self._report_models():
+                return
+
     async def stop(self, grace_s: float | None = None) -> None:
         """Drain: NOT_SERVING, refuse new calls, let in-flight ones finish, clean up."""
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         self.service.draining = True
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        for task in (self._flusher, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.service.flush_usage()
         await self.engine.aclose()
         await self.backend.close()
@@ -209,7 +253,7 @@ async def serve(settings: Settings, listen: str | None = None) -> int:
     setup_tracing(settings)
     if settings.metrics_listen:
         start_metrics(settings.metrics_listen)
-    user, maker = role_models(settings, settings.user_model, settings.maker_model)
+    user, maker = role_models(settings, settings.user_model, settings.maker_model, defer=True)
     backend = create_backend(settings.backend, settings)
     backend.check_isolation()
     registry = open_registry(settings)

@@ -56,6 +56,7 @@ from orchestrator.latm.progress import (
 from orchestrator.latm.tasks import Split, task_from_examples
 from orchestrator.models import TokenUsage
 from orchestrator.models.admission import limit_prompt_tokens
+from orchestrator.models.deferred import require_ready
 from orchestrator.registry import ToolSummary
 from orchestrator.registry.tenants import TenantStore, UsageLine
 from orchestrator.sandboxes import ExecResult, Status
@@ -172,6 +173,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
     # --- the work of each call, for an authenticated principal ---
 
     async def _solve(self, who: Principal, request: pb.SolveRequest) -> pb.SolveResponse:
+        require_ready(self.engine.user_model, self.engine.dispatcher.model)
         question = _text("question", request.question, who.quotas.max_question_chars)
         with self.quotas.execution(who.tenant, who.quotas):
             solved = await self.engine.solve(who.tenant, question, request.tool or None)
@@ -251,6 +253,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         self, who: Principal, request: pb.MakeToolRequest
     ) -> AsyncIterator[pb.MakeToolResponse]:
         """The events of one tool-making job, as they happen."""
+        require_ready(self.engine.maker_model)
         examples = _examples(request, who)
         task = task_from_examples(_text("task", request.task, 64), examples)
         split = Split.parse(request.split) if request.split else None

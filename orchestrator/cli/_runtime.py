@@ -11,6 +11,7 @@ from orchestrator.config import Settings
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.user import UserConfig
 from orchestrator.models import ModelAdapter, open_model
+from orchestrator.models.deferred import open_when_ready
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import create_backend
 
@@ -39,14 +40,22 @@ def open_registry(settings: Settings) -> ToolRegistry:
 
 
 def role_models(
-    settings: Settings, user_spec: str, maker_spec: str | None
+    settings: Settings, user_spec: str, maker_spec: str | None, *, defer: bool = False
 ) -> tuple[ModelAdapter, ModelAdapter | None]:
     """The user's and maker's adapters; one spec in both roles shares one adapter (and so one
-    local model server)."""
-    user = open_model(user_spec, settings)
+    local model server).
+
+    With ``defer`` (a server), a local model not in the cache, or without llama-cpp-python,
+    is opened once it can be instead of refused now (see :mod:`orchestrator.models.deferred`).
+    """
+
+    def opener(spec: str) -> ModelAdapter:
+        return open_when_ready(spec, settings) if defer else open_model(spec, settings)
+
+    user = opener(user_spec)
     if maker_spec is None:
         return user, None
-    return user, user if maker_spec == user_spec else open_model(maker_spec, settings)
+    return user, user if maker_spec == user_spec else opener(maker_spec)
 
 
 @contextlib.asynccontextmanager

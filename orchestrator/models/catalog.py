@@ -163,7 +163,8 @@ def cached_path(name: str, models_dir: Path) -> Path:
     if not _manifest_matches(target, model):
         raise ModelNotAvailable(
             f"local model {name!r} is not in the cache {models_dir}; run: latm models fetch {name}",
-            public=f"local model {name!r} is not available on this server",
+            public=f"local model {name!r} is not in this server's cache; its operator can "
+            f"fetch it with: latm models fetch {name}",
         )
     return target
 
@@ -174,9 +175,15 @@ def check_gguf(path: Path) -> Path:
         with path.open("rb") as handle:
             magic = handle.read(4)
     except OSError as exc:
-        raise ModelNotAvailable(f"cannot read model file {path}: {exc.strerror}") from None
+        raise ModelNotAvailable(
+            f"cannot read model file {path}: {exc.strerror}",
+            public="this server's local model file cannot be read",
+        ) from None
     if magic != GGUF_MAGIC:
-        raise ModelNotAvailable(f"{path} is not a GGUF model file")
+        raise ModelNotAvailable(
+            f"{path} is not a GGUF model file",
+            public="this server's local model file is not a GGUF model file",
+        )
     return path
 
 

@@ -4,6 +4,7 @@ refused; a config file configures the server."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -12,10 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from orchestrator.client import Client
-from orchestrator.errors import Unauthenticated
+from orchestrator.errors import ModelNotAvailable, Unauthenticated
+from orchestrator.models import catalog
 from tests.integration.conftest import require_bwrap
 from tests.integration.test_latm_cli import latm
 
@@ -131,3 +135,114 @@ def test_serve_refuses_a_config_file_holding_a_secret(env: dict[str, str], tmp_p
     assert refused.returncode == 2
     assert "environment or the secrets folder" in refused.stderr
     assert "sk-should-not-be-here" not in refused.stderr
+
+
+QWEN = "qwen2.5-coder-0.5b"
+ADD = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n'
+ADD_CARD = json.dumps(
+    {
+        "format": "latm.tool/v1",
+        "name": "add",
+        "description": "Add two numbers.",
+        "source": ADD,
+        "entrypoint": "add",
+        "usage_demos": [
+            {"question": "What is 2 plus 3?", "solution": "ans = add(a=2, b=3)", "answer": "5"}
+        ],
+        "verification": {"passed": 1, "total": 1, "cases": []},
+        "provenance": {
+            "maker": "import",
+            "attempts": 1,
+            "created_at": "2026-11-23T00:00:00+00:00",
+            "sha256": hashlib.sha256(ADD.encode()).hexdigest(),
+        },
+    }
+)
+
+
+@pytest.fixture
+def modelless(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The default local model in both roles, and an empty model cache."""
+    (tmp_path / "models").mkdir()
+    return {
+        **env,
+        "LATM_MODELS_DIR": str(tmp_path / "models"),
+        "LATM_USER_MODEL": f"local:{QWEN}",
+        "LATM_MAKER_MODEL": f"local:{QWEN}",
+        "LATM_LOG_FORMAT": "json",
+    }
+
+
+def health(address: str, service: str) -> int:
+    """The health service's status for ``service`` ('' is the whole server)."""
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=10
+        )
+    return int(reply.status)
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM ``process``; its stderr once it exited 0."""
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err[-2000:]
+    return err
+
+
+def test_serve_starts_without_its_model_and_refuses_only_what_needs_it(
+    modelless: dict[str, str], tmp_path: Path
+) -> None:
+    require_bwrap()
+    key = latm(modelless, "tenants", "create", "acme").stdout.strip()
+    process, address = serve(modelless, "--listen", f"unix:{tmp_path}/api.sock")
+    try:
+        for service in ("", "latm.orchestrator.v1.OrchestratorService"):
+            assert health(address, service) == health_pb2.HealthCheckResponse.SERVING
+        for role in ("user", "maker"):
+            assert (
+                health(address, f"latm.model.{role}") == health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+        with Client(address, key) as client:
+            client.import_tool(ADD_CARD)  # its demo runs in the sandbox: no model needed
+            assert client.execute_tool("add", {"a": 2, "b": 40}).value == 42
+            assert [tool.name for tool in client.list_tools()] == ["add"]
+            with pytest.raises(ModelNotAvailable) as solve:
+                client.solve("What is 2 plus 3?")
+            with pytest.raises(ModelNotAvailable) as make:
+                list(client.make_tool("sums", [("1 + 1", "2")]))
+    finally:
+        err = stop(process)
+    for refused in (solve.value, make.value):
+        assert refused.code is grpc.StatusCode.FAILED_PRECONDITION  # the class the code named
+        assert f"latm models fetch {QWEN}" in str(refused)
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    warnings = [record["message"] for record in records if record["level"] == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert f"latm models fetch {QWEN}" in warnings[0]
+    calls = {record["message"] for record in records if record["logger"] == "latm.api"}
+    assert {"Solve FAILED_PRECONDITION", "ExecuteTool OK"} <= calls
+
+
+def test_a_model_fetched_after_the_start_is_reported_available(
+    modelless: dict[str, str], tmp_path: Path
+) -> None:
+    pytest.importorskip("llama_cpp", reason="a local model's server needs llama-cpp-python")
+    process, address = serve(modelless, "--listen", f"unix:{tmp_path}/api.sock")
+    try:
+        assert health(address, "latm.model.user") == health_pb2.HealthCheckResponse.NOT_SERVING
+        model = catalog.CATALOG[QWEN]
+        # What the fetch leaves for the cache check: a file of the pinned size (sparse:
+        # never loaded here) and the manifest written after verification.
+        with (tmp_path / "models" / model.filename).open("wb") as handle:
+            handle.truncate(model.size)
+        manifest = tmp_path / "models" / f"{model.filename}.json"
+        manifest.write_text(json.dumps({"name": QWEN, "sha256": model.sha256}))
+        deadline = time.monotonic() + 15
+        while health(address, "latm.model.user") != health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline, "the fetched model was not picked up"
+            time.sleep(0.2)
+        assert health(address, "latm.model.maker") == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        err = stop(process)
+    assert f"model local:{QWEN} is available now" in err
