@@ -16,8 +16,8 @@ import pytest
 
 from orchestrator.client import Client
 from orchestrator.errors import Unauthenticated
-from tests.integration.conftest import require_bwrap
-from tests.integration.test_latm_cli import latm
+from tests.support.backends import require_bwrap
+from tests.support.cli import latm, serve
 
 pytestmark = pytest.mark.integration
 
@@ -65,24 +65,6 @@ def test_tenant_commands(env: dict[str, str]) -> None:
     bad = latm(env, "tenants", "create", "no spaces")
     assert bad.returncode == 1
     assert "tenant name" in bad.stderr
-
-
-def serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start ``latm serve``; return it and the address it printed once ready."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "serve", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("latm: serving on "):
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"latm serve did not start: {line!r} {err[-2000:]}")
-    return process, line.removeprefix("latm: serving on ").strip()
 
 
 def test_serve_answers_then_drains_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
