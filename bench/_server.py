@@ -1,17 +1,14 @@
 """The API server under test, for the benchmarks that drive the public gRPC API.
 
-``latm serve`` as a subprocess, its tenants (made with ``latm tenants create``), tool cards
-in the ``latm.tool/v1`` form, and what ``/proc`` says about the server process: resident
-memory, open file descriptors, threads and the processes it started.
+``latm serve`` as a subprocess, its tenants (made with ``latm tenants create``), and what
+``/proc`` says about the server process: resident memory, open file descriptors, threads
+and the processes it started. (Tool cards come from :mod:`tests.support.cards`.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -24,26 +21,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_TIMEOUT_S = 60.0
-
-
-def card_json(name: str, source: str, description: str, demo: tuple[str, str, str]) -> str:
-    """A tool card for ``ImportTool``; ``demo`` is one (question, solution, answer)."""
-    question, solution, answer = demo
-    card = {
-        "format": "latm.tool/v1",
-        "name": name,
-        "description": description,
-        "source": source,
-        "entrypoint": name,
-        "usage_demos": [{"question": question, "solution": solution, "answer": answer}],
-        "verification": {"passed": 1, "total": 1, "cases": []},
-        "provenance": {
-            "maker": "bench",
-            "created_at": dt.datetime.now(dt.UTC).isoformat(),
-            "sha256": hashlib.sha256(source.encode()).hexdigest(),
-        },
-    }
-    return json.dumps(card)
 
 
 def run_in_workdir(

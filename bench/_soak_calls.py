@@ -25,7 +25,6 @@ from typing import Any
 
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
 
-from bench._server import card_json
 from bench._soak_tools import (
     LEGIT_TOOLS,
     REFUSED_AT_IMPORT,
@@ -36,6 +35,7 @@ from bench._soak_tools import (
 )
 from orchestrator.client import AsyncClient, ToolResult
 from orchestrator.errors import LatmError, from_rpc_error
+from tests.support.cards import card_json
 
 # Planted in the server's environment: no answer may ever contain it.
 CANARY = "sk-latm-soak-canary-5e1d2c"
@@ -402,10 +402,14 @@ async def malformed_request(session: Session, rng: random.Random) -> Outcome:
 async def bad_card(session: Session, rng: random.Random) -> Outcome:
     """A card whose source is not its sha256's, one over the source cap, or no card."""
     demo = ("", "ans = 1", "1")
-    card = json.loads(card_json("add", LEGIT_TOOLS["add"], "add", demo))
+    card = json.loads(card_json(LEGIT_TOOLS["add"], "add", *demo, description="add", maker="bench"))
     card["source"] = card["source"].replace("a + b", "a - b")
     huge = "# " + "x" * (MAX_SOURCE_BYTES + 1024) + "\n" + LEGIT_TOOLS["add"]
-    texts = [json.dumps(card), card_json("add", huge, "add", demo), '{"format": "latm.tool/v1"}']
+    texts = [
+        json.dumps(card),
+        card_json(huge, "add", *demo, description="add", maker="bench"),
+        '{"format": "latm.tool/v1"}',
+    ]
     text = rng.choice([*texts, "{", "[]"])
     return await judge(session, session.client.import_tool(text), frozenset({"invalid_argument"}))
 
@@ -448,7 +452,7 @@ def _hog_card(rng: random.Random, name: str, padding: int, demos: int = 1) -> st
     also makes it a new version), with ``demos`` usage demos."""
     source = f"{LEGIT_TOOLS['add']}# {rng.getrandbits(64):x} {'x' * padding}\n"
     demo = ("1 + 2", "ans = add(1, 2)", "3")
-    card = json.loads(card_json("add", source, "add two numbers", demo))
+    card = json.loads(card_json(source, "add", *demo, description="add two numbers", maker="bench"))
     card["name"] = name
     card["usage_demos"] *= demos
     return json.dumps(card)

@@ -3,8 +3,8 @@ answers the soak checks, the tenant's private one, and the hostile ones.
 
 ``ImportTool`` checks a card's form and its sha256, not what its source does, so hostile
 tools get in the way a tenant's own tools do: the language-escape payloads and the
-resource-exhaustion payloads of the red-team suite (``tests/security``, imported rather
-than copied), each turned into a tool module, plus a few the soak adds
+resource-exhaustion payloads of the red-team suite (``tests/support/attacks.py``,
+imported rather than copied), each turned into a tool module, plus a few the soak adds
 (``/proc/self/environ``, a fork, a subprocess, a socket, a CPU spin).
 """
 
@@ -14,7 +14,7 @@ import functools
 import textwrap
 from dataclasses import dataclass, field
 
-from bench._server import card_json
+from tests.support.cards import card_json
 
 REFUSED = frozenset({"policy_violation", "error"})
 
@@ -88,8 +88,7 @@ def _module(tool: str, call: str, name: str) -> str:
 def hostile_tools() -> dict[str, HostileTool]:
     """The hostile tools by name: ``escape_N`` and ``exhaust_N``."""
     # The red-team suite's payloads, imported rather than copied (it needs the dev extra).
-    from tests.security.test_language_escapes import CLASSES
-    from tests.security.test_state_and_resources import LANGUAGE_LEVEL_EXHAUSTION
+    from tests.support.attacks import CLASSES, LANGUAGE_LEVEL_EXHAUSTION
 
     tools: dict[str, HostileTool] = {}
     escapes = [(f"{cls}/{n}", t, c) for cls, items in CLASSES.items() for n, t, c in items]
@@ -115,7 +114,8 @@ def tool_cards(tenant: str, token: str) -> dict[str, str]:
     sources = {**LEGIT_TOOLS, private: source}
     sources |= {name: tool.source for name, tool in hostile_tools().items()}
     return {
-        name: card_json(name, source, f"soak tool {name}", demo) for name, source in sources.items()
+        name: card_json(source, name, *demo, description=f"soak tool {name}", maker="bench")
+        for name, source in sources.items()
     }
 
 

@@ -41,8 +41,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import growth_pct, write_report  # noqa: E402 - after the path set-up
-from bench._server import Server, card_json, create_tenant, run_in_workdir  # noqa: E402
+from bench._server import Server, create_tenant, run_in_workdir  # noqa: E402
 from bench.sandbox_latency import machine_info, percentile  # noqa: E402
+from tests.support.cards import card_json  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "api_load.json"
 TENANT = "bench"
@@ -269,7 +270,7 @@ def api_round(
 
 def tool_card() -> str:
     demo = ("2 + 3?", "ans = add(2, 3)", "5")
-    return card_json(TOOL, TOOL_SOURCE, "Add two numbers.", demo)
+    return card_json(TOOL_SOURCE, TOOL, *demo, description="Add two numbers.", maker="bench")
 
 
 def server_settings(args: argparse.Namespace, db: Path) -> dict[str, str]:

@@ -33,11 +33,12 @@ if str(ROOT) not in sys.path:
 
 from bench import write_report  # noqa: E402 - after the path set-up
 from bench.sandbox_latency import machine_info, percentile  # noqa: E402
-from orchestrator.latm.cards import Provenance, ToolCard, Verification, source_sha256  # noqa: E402
+from orchestrator.latm.cards import ToolCard  # noqa: E402
 from orchestrator.latm.engine import Engine  # noqa: E402
 from orchestrator.models import open_model  # noqa: E402
 from orchestrator.registry import ToolRegistry  # noqa: E402
 from orchestrator.sandboxes import ExecRequest, create_backend  # noqa: E402
+from tests.support.cards import tool_card  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "engine.json"
 TENANT = "bench"
@@ -59,16 +60,14 @@ TOPICS = (
 
 
 def card(name: str, description: str, source: str = SOURCE) -> ToolCard:
-    return ToolCard(
-        name=name,
+    """A verified tool ``name`` with no usage demos (``source`` defines it under that name)."""
+    return tool_card(
+        source,
+        name,
         description=description,
-        source=source,
-        entrypoint=name,
+        maker="bench",
         signature=f"{name}(words: list) -> str",
-        verification=Verification(passed=3, total=3),
-        provenance=Provenance(
-            maker="bench", created_at="2026-11-23T00:00:00+00:00", sha256=source_sha256(source)
-        ),
+        verification={"passed": 3, "total": 3},
     )
 
 

@@ -26,8 +26,8 @@ if str(ROOT) not in sys.path:
 
 from bench import write_report  # noqa: E402 - after the path set-up
 from orchestrator.sandboxes import ExecRequest  # noqa: E402
-from tests.integration.conftest import make_backend  # noqa: E402
-from tests.security.conftest import SPIN, stop_serving_process  # noqa: E402
+from tests.support.backends import make_backend  # noqa: E402
+from tests.support.serving import SPIN, stop_serving_process  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "healing.json"
 ROLES = ("server", "template", "zygote")

@@ -13,6 +13,12 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Failed asserts in the shared helpers (the registry contract, the attack checks) explain
+# themselves as a test's do; the shared fixtures (start_api, model_server, the session's
+# leftover-container check) are registered for every suite.
+pytest.register_assert_rewrite("tests.support")
+pytest_plugins = ["tests.support.fixtures"]
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(

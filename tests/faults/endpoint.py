@@ -1,6 +1,6 @@
 """A model endpoint that misbehaves at the HTTP level: a test double, on loopback only.
 
-:class:`FaultyEndpoint` is :class:`tests.integration.model_fixtures.ModelServer` (which
+:class:`FaultyEndpoint` is :class:`tests.support.model_server.ModelServer` (which
 already answers late, with HTTP errors and ``Retry-After``, or drops the connection) plus the
 faults a status code cannot express: a 200 whose body is garbage, and a reply cut off half-way
 through its body (by a short ``Content-Length`` body, or a chunked body that never ends); and
@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from tests.integration.model_fixtures import Api, ModelServer, Recorded, _Answer, _Handler
+from tests.support.model_server import Api, ModelServer, Recorded, _Answer, _Handler
 
 # What a chat completion looks like, to be cut short: only its first half is ever sent.
 _A_REPLY = json.dumps(

@@ -33,10 +33,11 @@ from orchestrator.errors import SandboxUnavailable
 from orchestrator.images import sandbox_image_tag
 from orchestrator.sandboxes.docker import DockerBackend, DockerOptions
 from orchestrator.sandboxes.pool import PoolConfig
-from tests.faults.conftest import eventually
 from tests.faults.dockerd import PrivateEngine
-from tests.integration.conftest import require_docker
-from tests.integration.test_api import ADD_CARD, Api, StartApi, card_json
+from tests.support.api import ADD_CARD, Api, StartApi
+from tests.support.backends import require_docker
+from tests.support.cards import card_json
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 

@@ -26,10 +26,10 @@ from orchestrator.errors import (
     ModelTimeout,
 )
 from orchestrator.models import ModelAdapter, open_model
-from tests.faults.conftest import maker_script, use_maker, word_sorting
 from tests.faults.endpoint import FaultyEndpoint
-from tests.integration.model_fixtures import DEFAULT_KEY
-from tests.integration.test_api import SORT, StartApi
+from tests.support.api import StartApi, use_maker
+from tests.support.maker import SORT, maker_script, word_sorting
+from tests.support.model_server import DEFAULT_KEY
 
 pytestmark = [
     pytest.mark.integration,

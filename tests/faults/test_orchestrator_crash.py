@@ -33,11 +33,11 @@ from orchestrator.client import Client
 from orchestrator.errors import ToolNotFound, Unavailable
 from orchestrator.latm.cards import ToolCard
 from orchestrator.sandboxes.docker import LABEL_OWNER, owner_id
-from tests.faults.conftest import maker_script, word_sorting
-from tests.integration.conftest import require_docker
-from tests.integration.test_api import ADD_CARD, SORT, card_json
-from tests.integration.test_latm_cli import latm
-from tests.integration.test_serve_cli import serve
+from tests.support.api import ADD_CARD
+from tests.support.backends import require_docker
+from tests.support.cards import card_json
+from tests.support.cli import latm, serve
+from tests.support.maker import SORT, maker_script, word_sorting
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 

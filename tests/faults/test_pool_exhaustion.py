@@ -18,9 +18,9 @@ from orchestrator.config import Settings
 from orchestrator.errors import DeadlineExceeded, LatmError, PoolExhausted
 from orchestrator.sandboxes import create_backend
 from orchestrator.sandboxes.docker import DockerBackend
-from tests.faults.conftest import eventually
-from tests.integration.conftest import require_docker
-from tests.integration.test_api import ADD_CARD, FOREVER, SPIN_CARD, StartApi
+from tests.support.api import ADD_CARD, FOREVER, SPIN_CARD, StartApi
+from tests.support.backends import require_docker
+from tests.support.processes import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 

@@ -22,9 +22,11 @@ from typing import BinaryIO
 import pytest
 
 from orchestrator.errors import RegistryUnavailable, ToolNotFound
-from tests.faults.conftest import eventually, maker_script, word_sorting
-from tests.integration.conftest import require_bwrap
-from tests.integration.test_api import ADD, ADD_CARD, SORT, card_json, start_server
+from tests.support.api import ADD, ADD_CARD, start_server
+from tests.support.backends import require_bwrap
+from tests.support.cards import card_json
+from tests.support.maker import SORT, maker_script, word_sorting
+from tests.support.processes import eventually
 
 pytestmark = pytest.mark.integration
 

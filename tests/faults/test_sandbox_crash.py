@@ -21,9 +21,9 @@ from orchestrator.config import Settings
 from orchestrator.sandboxes import create_backend
 from orchestrator.sandboxes.docker import DockerBackend
 from orchestrator.sandboxes.process import ProcessBackend
-from tests.faults.conftest import alive, descendants, eventually
-from tests.integration.conftest import require_docker
-from tests.integration.test_api import ADD_CARD, FOREVER, SPIN_CARD, StartApi
+from tests.support.api import ADD_CARD, FOREVER, SPIN_CARD, StartApi
+from tests.support.backends import require_docker
+from tests.support.processes import alive, descendants, eventually
 
 pytestmark = pytest.mark.integration
 

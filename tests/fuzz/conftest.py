@@ -33,13 +33,7 @@ from sandbox.limits import DEFAULT_LIMITS, MAX_LIMITS
 from sandbox.policy import MAX_SOURCE_BYTES
 from sandbox.server import MAX_CALL_BYTES
 from tests.conftest import IN_CI
-from tests.integration.conftest import (
-    TOOL,
-    close_backend,
-    docker_marks,
-    make_backend,
-    no_container_left_behind,  # noqa: F401 - the session check applies here too
-)
+from tests.support.backends import TOOL, close_backend, docker_marks, make_backend
 
 FLAVOURS = ["process-bwrap", "docker-runc", "docker-runsc"]
 FLAVOUR_PARAMS = [pytest.param(f, marks=docker_marks(f), id=f) for f in FLAVOURS]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from latm.sandbox.v1 import sandbox_pb2
 
 from tests.fuzz.conftest import Metadata, is_unicode
-from tests.integration.conftest import TOOL
+from tests.support.backends import TOOL
 
 SERVICE = "/latm.sandbox.v1.SandboxService/"
 UINT32_MAX = 2**32 - 1

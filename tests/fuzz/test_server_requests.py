@@ -39,7 +39,7 @@ from tests.fuzz.strategies import (
     method_names,
     wire_bytes,
 )
-from tests.integration.conftest import TOOL
+from tests.support.backends import TOOL
 
 pytestmark = [
     pytest.mark.integration,

@@ -30,7 +30,7 @@ from tests.fuzz.strategies import (
     grammar_statements,
     mutated_python,
 )
-from tests.integration.conftest import TOOL
+from tests.support.backends import TOOL
 
 pytestmark = [
     pytest.mark.integration,

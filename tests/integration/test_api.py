@@ -8,13 +8,11 @@ backend and a real registry; the models are scripted.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +30,8 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from orchestrator.api.observability import setup_logging, start_metrics
-from orchestrator.api.server import ApiServer, check_listen
-from orchestrator.client import AsyncClient, TlsFiles, _make_request
+from orchestrator.api.server import check_listen
+from orchestrator.client import TlsFiles, _make_request
 from orchestrator.config import Settings
 from orchestrator.errors import (
     DeadlineExceeded,
@@ -44,138 +42,17 @@ from orchestrator.errors import (
     Unauthenticated,
     Unavailable,
 )
-from orchestrator.latm.engine import Engine
 from orchestrator.latm.tasks import load_task
 from orchestrator.models import open_model
-from orchestrator.registry import ToolRegistry
-from orchestrator.registry.tenants import TenantStore
-from orchestrator.sandboxes import SandboxBackend, create_backend
-from tests.integration.conftest import require_bwrap, require_docker
-from tests.integration.model_fixtures import (
-    DEFAULT_KEY,
-    ModelServer,
-    model_server_fixture,  # noqa: F401 - registers the model_server fixture
-)
-from tests.integration.tls import make_pki
+from orchestrator.sandboxes import create_backend
+from tests.support.api import ADD, ADD_CARD, FOREVER, SECOND, SPIN_CARD, Api, StartApi
+from tests.support.backends import require_docker
+from tests.support.maker import BBH, SORT
+from tests.support.model_server import DEFAULT_KEY, ModelServer
+from tests.support.registry import seed_tools
+from tests.support.tls import make_pki
 
 pytestmark = pytest.mark.integration
-
-BBH = Path(__file__).resolve().parents[3] / "shared" / "bbh"
-ADD = '''\
-def add(a, b):
-    """Add two numbers."""
-    return a + b
-'''
-SPIN = '''\
-def spin(loops):
-    """Count up to `loops` (about 20 million a second here) and return the sum."""
-    total = 0
-    for i in range(loops):
-        total += i
-    return total
-'''
-SORT = '''\
-def sort_words(question: str) -> str:
-    """Sort the words listed after 'List:' alphabetically; returns them space-separated."""
-    words = question.split("List:", 1)[-1].split()
-    return " ".join(sorted(words))
-'''
-
-
-def card_json(source: str, name: str, question: str, solution: str, answer: str) -> str:
-    return json.dumps(
-        {
-            "format": "latm.tool/v1",
-            "name": name,
-            "description": source.split('"""')[1],
-            "source": source,
-            "entrypoint": name,
-            "usage_demos": [{"question": question, "solution": solution, "answer": answer}],
-            "verification": {"passed": 1, "total": 1, "cases": []},
-            "provenance": {
-                "maker": "import",
-                "attempts": 1,
-                "created_at": "2026-11-23T00:00:00+00:00",
-                "sha256": hashlib.sha256(source.encode()).hexdigest(),
-            },
-        }
-    )
-
-
-ADD_CARD = card_json(ADD, "add", "What is 2 plus 3?", "ans = add(a=2, b=3)", "5")
-SPIN_CARD = card_json(SPIN, "spin", "Sum below 10", "ans = spin(loops=10)", "45")
-SECOND = 20_000_000  # loops in about a second
-FOREVER = 10**12
-
-
-@dataclass
-class Api:
-    """A running server, its parts, and keys for two tenants."""
-
-    server: ApiServer
-    tenants: TenantStore
-    acme: str
-    globex: str
-    tmp: Path
-
-    def client(self, key: str | None = None, **options: Any) -> AsyncClient:
-        return AsyncClient(self.server.address, self.acme if key is None else key, **options)
-
-
-def scripted(tmp: Path, name: str, steps: list[Any]) -> str:
-    path = tmp / f"{name}.json"
-    path.write_text(json.dumps(steps))
-    return f"scripted:{path}"
-
-
-StartApi = Callable[..., Awaitable[Api]]
-
-
-async def start_server(
-    folder: Path,
-    *,
-    user: list[Any] | None = None,
-    maker: list[Any] | None = None,
-    user_model: Any = None,
-    listen: str | None = None,
-    backend: SandboxBackend | None = None,
-    **settings: Any,
-) -> Api:
-    """A started server with its own registry in ``folder`` and two tenants' keys; the
-    caller stops it (``server.stop``)."""
-    folder.mkdir(exist_ok=True)
-    options: dict[str, Any] = {"api_key_cache_s": 0.0, **settings}
-    config = Settings(database_url=SecretStr(f"sqlite:///{folder / 'registry.db'}"), **options)
-    if backend is None:
-        require_bwrap()
-        backend = create_backend("process")
-    registry = ToolRegistry.open(config.database_url.get_secret_value())  # type: ignore[union-attr]
-    engine = Engine(
-        backend=backend,
-        registry=registry,
-        user=user_model or open_model(scripted(folder, "user", user or [])),
-        maker=open_model(scripted(folder, "maker", maker or [])),
-    )
-    server = ApiServer(config, engine, backend, registry, listen or f"unix:{folder}/api.sock")
-    await server.start()
-    tenants = TenantStore(registry)
-    return Api(server, tenants, tenants.create("acme"), tenants.create("globex"), folder)
-
-
-@pytest_asyncio.fixture
-async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
-    """Start servers on demand; every one is stopped (and its sandboxes removed) after."""
-    started: list[ApiServer] = []
-
-    async def start(**options: Any) -> Api:
-        api = await start_server(tmp_path / f"api{len(started)}", **options)
-        started.append(api.server)
-        return api
-
-    yield start
-    for server in started:
-        if not server.service.draining:
-            await server.stop(grace_s=1.0)
 
 
 @pytest_asyncio.fixture
@@ -652,8 +529,6 @@ async def test_list_tools_pages_through_thousands_and_always_fits_a_response(
 ) -> None:
     """2,500 tools: before pages, about 1,100 ordinary cards made a tenant's ListTools
     fail for good ("Sent message larger than max")."""
-    from tests.unit.test_registry import seed_tools
-
     api = await start_api()
     seed_tools(f"sqlite:///{api.tmp / 'registry.db'}", "acme", 2500)
     async with api.client() as client:

@@ -25,8 +25,8 @@ import pytest
 
 from orchestrator.client import Client, TlsFiles
 from tests.conftest import IN_CI
-from tests.integration.test_api import ADD_CARD
-from tests.integration.tls import make_pki
+from tests.support.api import ADD_CARD
+from tests.support.tls import make_pki
 
 pytestmark = pytest.mark.integration
 

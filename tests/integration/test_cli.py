@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orchestrator.config import Settings
 from orchestrator.models import catalog
-from tests.integration.conftest import require_docker
+from tests.support.backends import require_docker
+from tests.support.cli import run_benchmark
 
 pytestmark = pytest.mark.integration
 
@@ -150,21 +150,6 @@ def test_the_demo_runs_the_whole_loop_on_the_local_model(tmp_path: Path) -> None
     assert "cost split: maker" in done.stdout
     listed = latm("tools", "--tenant", "demo", "list", "--json", env=env)
     assert [tool["name"] for tool in json.loads(listed.stdout)] == ["sum_numbers"]
-
-
-def run_benchmark(script: str, out: Path, *args: str, timeout: float) -> dict[str, Any]:
-    """Run ``bench/SCRIPT --quick`` and return the JSON it wrote to ``out``."""
-    done = subprocess.run(
-        [sys.executable, f"bench/{script}", "--quick", "--out", str(out), *args],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    report: dict[str, Any] = json.loads(out.read_text())
-    return report
 
 
 @pytest.mark.slow

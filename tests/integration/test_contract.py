@@ -17,7 +17,7 @@ from orchestrator.sandboxes import ExecRequest, Status
 from orchestrator.sandboxes.base import SandboxBackend
 from orchestrator.sandboxes.docker import DockerBackend, DockerSandbox
 from orchestrator.sandboxes.process import ProcessBackend
-from tests.integration.conftest import TOOL
+from tests.support.backends import TOOL
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

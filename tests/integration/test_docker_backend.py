@@ -31,7 +31,7 @@ from orchestrator.sandboxes.docker import (
     owner_id,
 )
 from orchestrator.sandboxes.pool import PoolConfig
-from tests.integration.conftest import require_docker
+from tests.support.backends import require_docker
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.asyncio(loop_scope="module")]
 

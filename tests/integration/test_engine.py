@@ -7,7 +7,6 @@ grades them with the task's scorer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,16 +28,12 @@ from orchestrator.latm.tasks import Example, Task, load_task
 from orchestrator.models import open_model
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import SandboxBackend, create_backend
+from tests.support.cards import card_fields
+from tests.support.maker import BBH, SORT, calls, propose, scripted
 
 pytestmark = pytest.mark.integration
 
-BBH = Path(__file__).resolve().parents[3] / "shared" / "bbh"
-TOOL = '''\
-def sort_words(question: str) -> str:
-    """Sort the words listed after 'List:' alphabetically; returns them space-separated."""
-    words = question.split("List:", 1)[-1].split()
-    return " ".join(sorted(words))
-'''
+TOOL = SORT  # the tool the scripted maker proposes
 BROKEN = TOOL.replace('" ".join(sorted(words))', '" ".join(sorted(words)) + str(1 / 0)')
 
 
@@ -53,20 +48,6 @@ def demos(task: Task) -> list[Example]:
 
 def validation(task: Task) -> list[Example]:
     return list(task.split().validation)
-
-
-def calls(examples: list[Example]) -> str:
-    return "\n".join(f"```python\nans = sort_words({e.input!r})\n```" for e in examples)
-
-
-def propose(task: Task, source: str = TOOL) -> str:
-    return f"```python\n{source}```\n{calls(demos(task))}"
-
-
-def script(tmp_path: Path, name: str, steps: list[Any]) -> str:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(steps))
-    return f"scripted:{path}"
 
 
 @pytest.fixture
@@ -94,7 +75,7 @@ def engine(
     dispatcher: list[Any] | None = None,
 ) -> Engine:
     def model(name: str, steps: list[Any] | None) -> Any:
-        return open_model(script(tmp_path, name, steps)) if steps is not None else None
+        return open_model(scripted(tmp_path, name, steps)) if steps is not None else None
 
     return Engine(
         backend=backend,
@@ -337,25 +318,16 @@ IMPORTED_SOURCE = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\
 
 
 def imported_card(**changes: Any) -> str:
-    card = {
-        "format": "latm.tool/v1",
-        "name": "add",
-        "description": "Add two numbers.",
-        "source": IMPORTED_SOURCE,
-        "entrypoint": "add",
-        "usage_demos": [
-            {"question": "2 plus 3?", "solution": "ans = add(2, 3)", "answer": "5"},
-            {"question": "2 plus 2?", "solution": "ans = add(2, 2)", "answer": "5"},  # wrong
-        ],
-        "verification": {"passed": 99, "total": 99, "cases": []},
-        "provenance": {
-            "maker": "openai:gpt-4o",
-            "attempts": 1,
-            "cost_usd": 123.0,
-            "created_at": "2026-11-23T00:00:00+00:00",
-            "sha256": hashlib.sha256(IMPORTED_SOURCE.encode()).hexdigest(),
-        },
-    }
+    """An ``add`` card claiming 99/99 and a cost, with a second demo whose answer is wrong."""
+    demos = [("2 plus 3?", "ans = add(2, 3)", "5"), ("2 plus 2?", "ans = add(2, 2)", "5")]
+    card = card_fields(
+        IMPORTED_SOURCE,
+        "add",
+        demos,
+        maker="openai:gpt-4o",
+        provenance={"cost_usd": 123.0},
+        verification={"passed": 99, "total": 99, "cases": []},
+    )
     card.update(changes)
     return json.dumps(card)
 

@@ -5,31 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from orchestrator.latm.tasks import load_task
-from tests.integration.test_engine import BBH, calls, propose
+from tests.support.cli import latm
+from tests.support.maker import BBH, calls, propose, scripted
 
 pytestmark = pytest.mark.integration
-
-
-def latm(
-    env: dict[str, str], *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -39,12 +23,6 @@ def env(tmp_path: Path) -> dict[str, str]:
         "LATM_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
         "LATM_BACKEND": "process",
     }
-
-
-def scripted(tmp_path: Path, name: str, steps: list[Any]) -> str:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps(steps))
-    return f"scripted:{path}"
 
 
 def test_make_then_solve_in_new_processes_then_export_and_import(

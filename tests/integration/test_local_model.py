@@ -26,6 +26,7 @@ from orchestrator.errors import ModelError, ModelNotAvailable, ModelTimeout
 from orchestrator.models import ChatParams, Message, catalog, open_model
 from orchestrator.models.local import LocalModel
 from orchestrator.sandboxes import ExecRequest, Status, create_backend
+from tests.support.cli import run_benchmark
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -293,8 +294,6 @@ async def test_a_broken_gguf_fails_to_start_with_the_server_log(
 
 @pytest.mark.timeout(300)
 def test_the_fair_queue_bench_measures_both_ways(tmp_path: Path) -> None:
-    from tests.integration.test_cli import run_benchmark
-
     catalog.fetch(catalog.CATALOG["smollm2-135m"], Settings().models_dir)
     report = run_benchmark("fair_model.py", tmp_path / "fair.json", timeout=280)
     assert report["config"]["quick"] is True

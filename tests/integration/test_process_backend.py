@@ -12,7 +12,7 @@ import pytest
 from orchestrator.errors import IsolationTooWeak
 from orchestrator.sandboxes import ExecRequest, IsolationLevel, Status
 from orchestrator.sandboxes.process import ProcessBackend, ProcessIsolation
-from tests.integration.conftest import TOOL
+from tests.support.backends import TOOL
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

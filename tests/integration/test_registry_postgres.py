@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_registry import RegistryContract
+from tests.support.registry import RegistryContract
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """The Anthropic and OpenAI adapters, through the official SDKs, over real HTTP.
 
-The endpoint is :mod:`tests.integration.model_fixtures`, a local server we wrote that speaks
+The endpoint is :mod:`tests.support.model_server`, a local server we wrote that speaks
 the shape of both providers' APIs: these tests prove what the adapters send, how they count and
 price, retry and fail, and that an API key never leaks, not how the real providers behave.
 """
@@ -36,12 +36,7 @@ from orchestrator.models.ledger import MeteredModel, UsageLedger, usage_scope
 from orchestrator.models.openai_adapter import OpenAIModel
 from orchestrator.models.pricing import PriceTable
 from orchestrator.secrets import RedactingFilter
-from tests.integration.model_fixtures import (
-    ANTHROPIC_PATH,
-    OPENAI_PATH,
-    ModelServer,
-    model_server_fixture,  # noqa: F401 - registers the model_server fixture
-)
+from tests.support.model_server import ANTHROPIC_PATH, OPENAI_PATH, ModelServer
 
 pytestmark = [
     pytest.mark.integration,

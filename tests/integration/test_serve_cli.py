@@ -4,7 +4,6 @@ refused; a config file configures the server."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -20,8 +19,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from orchestrator.client import Client
 from orchestrator.errors import ModelNotAvailable, Unauthenticated
 from orchestrator.models import catalog
-from tests.integration.conftest import require_bwrap
-from tests.integration.test_latm_cli import latm
+from tests.support.backends import require_bwrap
+from tests.support.cards import card_json
+from tests.support.cli import latm, serve
 
 pytestmark = pytest.mark.integration
 
@@ -69,24 +69,6 @@ def test_tenant_commands(env: dict[str, str]) -> None:
     bad = latm(env, "tenants", "create", "no spaces")
     assert bad.returncode == 1
     assert "tenant name" in bad.stderr
-
-
-def serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start ``latm serve``; return it and the address it printed once ready."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "serve", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("latm: serving on "):
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"latm serve did not start: {line!r} {err[-2000:]}")
-    return process, line.removeprefix("latm: serving on ").strip()
 
 
 def test_serve_answers_then_drains_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
@@ -139,25 +121,7 @@ def test_serve_refuses_a_config_file_holding_a_secret(env: dict[str, str], tmp_p
 
 QWEN = "qwen2.5-coder-0.5b"
 ADD = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n'
-ADD_CARD = json.dumps(
-    {
-        "format": "latm.tool/v1",
-        "name": "add",
-        "description": "Add two numbers.",
-        "source": ADD,
-        "entrypoint": "add",
-        "usage_demos": [
-            {"question": "What is 2 plus 3?", "solution": "ans = add(a=2, b=3)", "answer": "5"}
-        ],
-        "verification": {"passed": 1, "total": 1, "cases": []},
-        "provenance": {
-            "maker": "import",
-            "attempts": 1,
-            "created_at": "2026-11-23T00:00:00+00:00",
-            "sha256": hashlib.sha256(ADD.encode()).hexdigest(),
-        },
-    }
-)
+ADD_CARD = card_json(ADD, "add", "What is 2 plus 3?", "ans = add(a=2, b=3)", "5")
 
 
 @pytest.fixture

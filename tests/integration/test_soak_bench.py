@@ -9,8 +9,8 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.models import catalog
-from tests.integration.conftest import require_docker
-from tests.integration.test_cli import run_benchmark
+from tests.support.backends import require_docker
+from tests.support.cli import run_benchmark
 
 pytestmark = pytest.mark.integration
 

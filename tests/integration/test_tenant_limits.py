@@ -16,17 +16,9 @@ from prometheus_client import REGISTRY
 
 from orchestrator.errors import InvalidRequest, QuotaExceeded, ResourceExhausted
 from orchestrator.latm.cards import ToolCard
-from tests.integration import test_api
-from tests.integration.test_api import (
-    ADD,
-    ADD_CARD,
-    SORT,
-    SPIN_CARD,
-    StartApi,
-    card_json,
-)
-
-start_api = test_api.start_api  # the fixture, under its own name
+from tests.support.api import ADD, ADD_CARD, SPIN_CARD, StartApi
+from tests.support.cards import card_json
+from tests.support.maker import SORT
 
 pytestmark = pytest.mark.integration
 

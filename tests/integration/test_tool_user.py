@@ -18,7 +18,8 @@ from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.user import ToolUser, UserConfig
 from orchestrator.models import open_model
 from orchestrator.sandboxes import SandboxBackend, create_backend
-from tests.integration.conftest import require_bwrap
+from tests.support.backends import require_bwrap
+from tests.support.cards import make_card
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +43,6 @@ async def runner() -> AsyncIterator[ToolRunner]:
 
 
 def card() -> ToolCard:
-    from tests.unit.test_registry import make_card
-
     return make_card("sort_words", SOURCE, signature="sort_words(words)")
 
 

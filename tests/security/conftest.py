@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import textwrap
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -25,18 +22,10 @@ import pytest_asyncio
 
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import ExecRequest, ExecResult, Status
-from orchestrator.sandboxes.base import Sandbox, SandboxBackend
-from orchestrator.sandboxes.docker import DockerBackend, DockerSandbox
+from orchestrator.sandboxes.base import SandboxBackend
 from orchestrator.sandboxes.pool import PoolConfig
-from orchestrator.sandboxes.process import ProcessBackend
-from tests.faults.conftest import descendants
-from tests.integration.conftest import (
-    TOOL,
-    close_backend,
-    docker_marks,
-    make_backend,
-    no_container_left_behind,  # noqa: F401 - the session check applies here too
-)
+from tests.support.attacks import REFUSED, Payload
+from tests.support.backends import TOOL, close_backend, docker_marks, make_backend
 
 FLAVOURS = ["process-bwrap", "docker-runc", "docker-runsc"]
 FLAVOUR_PARAMS = [pytest.param(f, marks=docker_marks(f), id=f) for f in FLAVOURS]
@@ -49,7 +38,6 @@ VICTIM = "alice"
 MARK = "ESCAPED"  # what a payload returns only when its attack worked
 SECRET = "sk-latm-redteam-secret-7f3a"
 SECRET_ENV = {"OPENAI_API_KEY": SECRET, "LATM_DATABASE_URL": f"postgresql://u:{SECRET}@db/latm"}
-REFUSED = frozenset({Status.POLICY_VIOLATION, Status.ERROR})
 
 # A call that lists what a sandbox holds that a call could have left behind: scratch
 # files and processes other than the server's own.
@@ -179,17 +167,6 @@ def tools_by_tenant(
     }
 
 
-def is_docker(backend: SandboxBackend) -> bool:
-    return isinstance(backend, DockerBackend)
-
-
-def is_gvisor(backend: SandboxBackend) -> bool:
-    return backend.isolation[0] == "docker+runsc"
-
-
-Payload = tuple[str, str, str]  # (id, tool source, call code)
-
-
 def payload_params(payloads: list[Payload]) -> list[Any]:
     return [pytest.param(tool, call, id=name) for name, tool, call in payloads]
 
@@ -207,58 +184,3 @@ async def assert_unaffected(backend: SandboxBackend, tenant: str = ATTACKER) -> 
     assert result.status is Status.OK, result
     assert result.value == [PI, [1, 2, 3]]
     await assert_healthy(backend)
-
-
-SPIN = "while True:\n    pass"
-
-# Finds the role's pid from the sandbox's /proc and stops it (run inside a container, or
-# on the host against the pids below one bubblewrap).
-STOP_ROLE = """
-import os, signal, sys
-def processes(pids):
-    found = {}
-    for pid in pids:
-        try:
-            command = open('/proc/%d/cmdline' % pid, 'rb').read().split(b'\\0')
-            stat = open('/proc/%d/stat' % pid).read()
-        except OSError:
-            continue
-        found[pid] = (command, int(stat.rsplit(')', 1)[1].split()[1]))
-    return found
-def stop(role, pids):
-    found = processes(pids)
-    server = [p for p, (command, _) in found.items() if b'--listen' in command][0]
-    template = [p for p, (_, parent) in found.items() if parent == server][0]
-    zygote = [p for p, (_, parent) in found.items() if parent == template][0]
-    target = {'server': server, 'template': template, 'zygote': zygote}[role]
-    os.kill(target, signal.SIGSTOP)
-    return target
-if __name__ == '__main__':
-    print(stop(sys.argv[1], [int(n) for n in os.listdir('/proc') if n.isdigit()]))
-"""
-
-
-def stop_serving_process(backend: SandboxBackend, sandbox: Sandbox, role: str) -> None:
-    """SIGSTOP the sandbox's server, template or zygote from outside its layers."""
-    if isinstance(sandbox, DockerSandbox) and role == "server" and not is_gvisor(backend):
-        # The server is the container's PID 1, which ignores SIGSTOP sent from inside
-        # its own pid namespace: stop it from the host.
-        sandbox.container.reload()
-        os.kill(sandbox.container.attrs["State"]["Pid"], signal.SIGSTOP)
-        return
-    if isinstance(sandbox, DockerSandbox):
-        done = subprocess.run(
-            ["docker", "exec", sandbox.container_id, "python", "-I", "-c", STOP_ROLE, role],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        return
-    assert isinstance(backend, ProcessBackend)
-    wrapper = backend.server_pid(sandbox.tenant)
-    assert wrapper is not None
-    namespace: dict[str, object] = {"__name__": "stop_role"}
-    exec(textwrap.dedent(STOP_ROLE), namespace)
-    namespace["stop"](role, descendants(wrapper))  # type: ignore[operator]

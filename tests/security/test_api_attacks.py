@@ -30,8 +30,9 @@ from orchestrator.errors import (
 from orchestrator.sandboxes.docker import DockerBackend
 from orchestrator.sandboxes.process import ProcessBackend
 from tests.fuzz.strategies import varint
-from tests.integration.test_api import ADD, ADD_CARD, Api, card_json, start_server
 from tests.security.conftest import FLAVOUR_PARAMS, _backend, tools_by_tenant
+from tests.support.api import ADD, ADD_CARD, Api, start_server
+from tests.support.cards import card_json
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

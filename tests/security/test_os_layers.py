@@ -30,8 +30,8 @@ from tests.security.conftest import (
     assert_contained,
     assert_healthy,
     attack,
-    is_gvisor,
 )
+from tests.support.serving import is_gvisor
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -24,8 +24,8 @@ from orchestrator.latm.tasks import task_from_examples
 from orchestrator.models.base import ChatParams, Message, ModelAdapter, RawCompletion
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes.base import SandboxBackend
-from tests.integration.test_api import card_json
 from tests.security.conftest import ATTACKER, SECRET, VICTIM, assert_healthy, tools_by_tenant
+from tests.support.cards import card_json
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -12,14 +12,14 @@ import pytest
 from orchestrator.sandboxes import Status
 from orchestrator.sandboxes.base import SandboxBackend
 from tests.security.conftest import (
-    Payload,
     assert_contained,
     assert_healthy,
     assert_unaffected,
     attack,
-    is_gvisor,
     payload_params,
 )
+from tests.support.attacks import Payload
+from tests.support.serving import is_gvisor
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

@@ -29,16 +29,9 @@ import pytest
 
 from orchestrator.sandboxes import ExecRequest, Status
 from orchestrator.sandboxes.base import SandboxBackend
-from tests.security.conftest import (
-    SPIN,
-    Payload,
-    assert_contained,
-    assert_unaffected,
-    attack,
-    is_gvisor,
-    payload_params,
-    stop_serving_process,
-)
+from tests.security.conftest import assert_contained, assert_unaffected, attack, payload_params
+from tests.support.attacks import Payload
+from tests.support.serving import SPIN, is_gvisor, stop_serving_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 

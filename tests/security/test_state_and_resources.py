@@ -15,14 +15,13 @@ from orchestrator.sandboxes import ExecRequest, Status
 from orchestrator.sandboxes.base import SandboxBackend
 from tests.security.conftest import (
     ATTACKER,
-    REFUSED,
     VICTIM,
     assert_contained,
     assert_healthy,
     attack,
-    is_docker,
-    is_gvisor,
 )
+from tests.support.attacks import LANGUAGE_LEVEL_EXHAUSTION, REFUSED
+from tests.support.serving import is_docker, is_gvisor
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -106,38 +105,6 @@ ans = planted
 
 
 # --- 12. resource exhaustion ---------------------------------------------------------------
-
-LANGUAGE_LEVEL_EXHAUSTION = [
-    ("cpu-spin", "while True:\n    pass", {"timeout_ms": 800}, {Status.TIMEOUT}),
-    ("memory-bomb", "ans = bytearray(10 ** 10)", {"memory_mb": 64}, {Status.MEMORY_LIMIT}),
-    (
-        "memory-growth",
-        "a = []\nwhile True:\n    a.append('x' * 10 ** 6)",
-        {"memory_mb": 64},
-        {Status.MEMORY_LIMIT},
-    ),
-    ("recursion", "def f(n):\n    return f(n + 1)\nans = f(0)", {}, REFUSED),
-    (
-        "c-recursion",
-        "it = iter([])\nfor _ in range(1000000):\n    it = map(abs, it)\nans = next(it, None)",
-        {},
-        {Status.CRASHED, Status.ERROR},
-    ),
-    ("print-flood", "while True:\n    print('x' * 1000)", {}, {Status.OUTPUT_LIMIT}),
-    ("huge-result", "ans = 'x' * (10 ** 7)", {}, {Status.OUTPUT_LIMIT}),
-    (
-        "deep-result",
-        "x = []\nfor _ in range(100000):\n    x = [x]\nans = x",
-        {},
-        REFUSED,
-    ),
-    ("parser-parens", "ans = " + "(" * 5000 + "1" + ")" * 5000, {}, REFUSED),
-    ("parser-unary", "ans = " + "-" * 60000 + "1", {}, REFUSED),
-    ("parser-chain", "ans = " + "+".join(["1"] * 30000), {}, REFUSED),
-    ("parser-not", "ans = " + "not " * 16000 + "1", {}, REFUSED),
-    ("ast-depth", "ans = " + "[" * 150 + "]" * 150, {}, REFUSED),
-    ("json-deep", "import json\nans = json.loads('[' * 100000 + ']' * 100000)", {}, REFUSED),
-]
 
 
 @pytest.mark.parametrize(

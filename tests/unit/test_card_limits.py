@@ -13,26 +13,18 @@ from prometheus_client import REGISTRY
 from orchestrator.errors import InvalidRequest
 from orchestrator.latm.card_cache import CardCache, card_bytes
 from orchestrator.latm.cards import MAX_CARD_BYTES, MAX_DEMOS, MAX_TEXT, ToolCard
+from tests.support.cards import card_fields
 
 SOURCE = 'def add(a, b):\n    """Add two numbers."""\n    return a + b\n'
 
 
 def card(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "format": "latm.tool/v1",
-        "name": "add",
-        "description": "Add two numbers.",
-        "source": SOURCE,
-        "entrypoint": "add",
-        "usage_demos": [{"question": "2 + 3?", "solution": "ans = add(2, 3)", "answer": "5"}],
-        "verification": {"passed": 1, "total": 1, "cases": []},
-        "provenance": {
-            "maker": "import",
-            "created_at": "2026-12-02T00:00:00+00:00",
-            "sha256": hashlib.sha256(SOURCE.encode()).hexdigest(),
-        },
-    }
-    return {**base, **changes}
+    """The ``add`` card's fields, with ``changes`` replacing top-level ones."""
+    demo = ("2 + 3?", "ans = add(2, 3)", "5")
+    fields = card_fields(
+        SOURCE, "add", [demo], attempts=None, created_at="2026-12-02T00:00:00+00:00"
+    )
+    return {**fields, **changes}
 
 
 def demos(count: int, size: int = 10) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ import pytest
 from sandbox.errors import GuardError
 from sandbox.guards import Environment, guarded_getattr, guarded_write
 from sandbox.policy import default_allowlist
-from tests.unit.test_policy import run_tool
+from tests.support.policy import run_tool
 
 ENV = Environment(default_allowlist())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.errors import GuardError
-from tests.unit.test_policy import run_tool
+from tests.support.policy import run_tool
 
 DISPATCH = (
     "import functools\n\ndef base(x):\n    return 'object'\n\nd = functools.singledispatch(base)\n"

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from sandbox.errors import PolicyViolation, SourceSyntaxError
-from sandbox.guards import Environment
-from sandbox.policy import default_allowlist
 from sandbox.restricted import compile_call, compile_tool
-
-ALLOWLIST = default_allowlist()
-ENV = Environment(ALLOWLIST)
-
-
-def run_tool(source: str, call: str) -> Any:
-    """Compile and run in this process: test payloads only, written in this file."""
-    namespace = ENV.new_globals()
-    exec(compile_tool(source, ALLOWLIST), namespace)
-    compiled = compile_call(call, ALLOWLIST)
-    if compiled.is_expression:
-        return eval(compiled.code, namespace)
-    exec(compiled.code, namespace)
-    return namespace["ans"]
+from tests.support.policy import ALLOWLIST, run_tool
 
 
 def refusal(source: str) -> str:

@@ -39,14 +39,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
-
-import pytest
 
 ANTHROPIC_PATH = "/v1/messages"
 OPENAI_PATH = "/v1/chat/completions"
@@ -426,13 +423,3 @@ def _openai_reply(body: Any, reply: str) -> _Answer:
             },
         },
     )
-
-
-@pytest.fixture(name="model_server")
-def model_server_fixture() -> Iterator[ModelServer]:
-    """``model_server``: a started :class:`ModelServer`, stopped after the test.
-
-    Import ``model_server_fixture`` into a test module to use it (pytest registers it by name).
-    """
-    with ModelServer() as server:
-        yield server
