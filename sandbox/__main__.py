@@ -40,6 +40,14 @@ def main(argv: list[str] | None = None) -> None:
         "calls; never a folder the host shares (repeatable)",
     )
     parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a path in a scratch folder that is the server's own (its Python install, "
+        "when that lives under /tmp), never emptied (repeatable)",
+    )
+    parser.add_argument(
         "--dial",
         default=None,
         metavar="unix:PATH",
@@ -65,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     # (Built here, not with sandbox.supervisor.template_args: importing that module
     # would import the template's own modules before the template starts.)
     keep = [args.listen.removeprefix("unix:")] if args.listen.startswith("unix:") else []
+    keep += args.keep
     template = subprocess.Popen(
         [sys.executable, "-I", "-m", "sandbox.template", f"--fd={theirs.fileno()}",
          *(f"--allow-module={m}" for m in args.allow_module), f"--prefork={args.prefork}",

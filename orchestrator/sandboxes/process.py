@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 NOBODY = 65534
 START_TIMEOUT_S = 30.0
 SCRATCH_BYTES = 16 * 1024 * 1024  # each of /tmp and /dev/shm, as the docker backend's /tmp
+SCRATCH_FOLDERS = (Path("/tmp"), Path("/dev/shm"))  # noqa: S108 - the sandbox's own tmpfs
 
 
 class ProcessIsolation(StrEnum):
@@ -83,6 +84,17 @@ def _python_roots() -> list[Path]:
     # The venv's python is a symlink into the base installation.
     roots.add(Path(os.path.realpath(sys.executable)).parent.parent)
     return sorted(r for r in roots if str(r) not in ("/", "/usr"))
+
+
+def in_scratch(roots: list[Path]) -> list[Path]:
+    """The roots that lie in a folder the sandbox has its own scratch tmpfs at."""
+    return [root for root in roots if any(root.is_relative_to(s) for s in SCRATCH_FOLDERS)]
+
+
+def install_in_scratch() -> list[Path]:
+    """Where this Python install shows in a bwrap sandbox's scratch folders (nothing,
+    unless the checkout or venv lives under /tmp or /dev/shm)."""
+    return in_scratch(_python_roots())
 
 
 def _wrapper(mode: ProcessIsolation, socket_dir: Path, roots: list[Path]) -> list[str]:
@@ -174,11 +186,14 @@ class _ServerProcess:
             f"--prefork={prefork}",
             *(f"--allow-module={m}" for m in allow_modules),
         ]
+        roots = _python_roots()
         if mode is ProcessIsolation.BWRAP:
             # bwrap's own tmpfs mounts, emptied between calls. Never in the other modes:
-            # there /tmp is the host's.
+            # there /tmp is the host's. An install under /tmp (a checkout there) is bound
+            # into the sandbox's /tmp: the server's own, never emptied.
             inner += ["--scratch=/tmp", "--scratch=/dev/shm"]
-        self.command = _wrapper(mode, self.dir, _python_roots()) + inner
+            inner += [f"--keep={root}" for root in in_scratch(roots)]
+        self.command = _wrapper(mode, self.dir, roots) + inner
         self.process: subprocess.Popen[bytes] | None = None
         self.client: SandboxClient | None = None
 

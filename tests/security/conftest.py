@@ -24,6 +24,7 @@ from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import ExecRequest, ExecResult, Status
 from orchestrator.sandboxes.base import SandboxBackend
 from orchestrator.sandboxes.pool import PoolConfig
+from orchestrator.sandboxes.process import SCRATCH_FOLDERS, install_in_scratch
 from tests.support.attacks import REFUSED, Payload
 from tests.support.backends import TOOL, close_backend, docker_marks, make_backend
 
@@ -39,9 +40,19 @@ MARK = "ESCAPED"  # what a payload returns only when its attack worked
 SECRET = "sk-latm-redteam-secret-7f3a"
 SECRET_ENV = {"OPENAI_API_KEY": SECRET, "LATM_DATABASE_URL": f"postgresql://u:{SECRET}@db/latm"}
 
+# The scratch entries a bwrap sandbox's server owns when this checkout lives under /tmp:
+# its Python install, bound there (none for a checkout elsewhere, or in a container).
+SERVER_OWN = sorted(
+    str(folder / root.relative_to(folder).parts[0])
+    for root in install_in_scratch()
+    for folder in SCRATCH_FOLDERS
+    if root.is_relative_to(folder)
+)
 # A call that lists what a sandbox holds that a call could have left behind: scratch
 # files and processes other than the server's own.
-INVENTORY = """
+INVENTORY = (
+    f"own = {SERVER_OWN!r}\n"
+    + """
 import os
 found = []
 for folder in ('/tmp', '/dev/shm', '/run/latm'):
@@ -50,7 +61,9 @@ for folder in ('/tmp', '/dev/shm', '/run/latm'):
     except OSError:
         continue
     for name in names:
-        if name not in ('sandbox.sock', 'tunnel.sock') and not name.startswith('latm-sandbox-'):
+        if name in ('sandbox.sock', 'tunnel.sock') or name.startswith('latm-sandbox-'):
+            continue
+        if folder + '/' + name not in own:
             found.append(folder + '/' + name)
 for pid in os.listdir('/proc'):
     if pid.isdigit():
@@ -64,6 +77,7 @@ for pid in os.listdir('/proc'):
             found.append('process ' + pid + ': ' + line.decode('utf-8', 'replace'))
 ans = found
 """
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -209,3 +209,30 @@ def test_scrub_removes_a_tree_deeper_than_recursion_and_paths_allow(tmp_path: Pa
     os.close(descriptor)
     scrub((str(scratch),), frozenset({str(scratch / "keep.sock")}))
     assert sorted(p.name for p in scratch.iterdir()) == ["keep.sock"]
+
+
+def test_scrub_keeps_an_install_bound_deep_in_scratch_and_the_folders_leading_to_it(
+    tmp_path: Path,
+) -> None:
+    """A checkout under /tmp shows in a bwrap sandbox's /tmp (its venv and packages are
+    bound there): the scrub leaves those and the folders that lead to them in place,
+    never moving them, and still removes what a call left beside them."""
+    scratch = tmp_path / "tmp"
+    venv = scratch / "checkout" / ".venv"
+    package = scratch / "checkout" / "protos" / "latm"
+    for kept in (venv / "lib", package):
+        kept.mkdir(parents=True)
+        (kept / "module.py").write_text("")
+    (scratch / "checkout" / "left.txt").write_text("left behind")
+    (scratch / "checkout" / "protos" / "planted").mkdir()
+    (scratch / "poison").write_text("left behind")
+    scrub((str(scratch),), frozenset({str(venv), str(package)}))
+    assert sorted(str(p.relative_to(scratch)) for p in scratch.rglob("*")) == [
+        "checkout",
+        "checkout/.venv",
+        "checkout/.venv/lib",
+        "checkout/.venv/lib/module.py",
+        "checkout/protos",
+        "checkout/protos/latm",
+        "checkout/protos/latm/module.py",
+    ]
