@@ -50,6 +50,8 @@ from orchestrator.models import open_model
 from orchestrator.registry import ToolRegistry
 from orchestrator.registry.tenants import TenantStore
 from orchestrator.sandboxes import SandboxBackend, create_backend
+from orchestrator.sandboxes.docker_options import DockerSettings
+from orchestrator.sandboxes.pool import PoolConfig
 from tests.integration.conftest import require_bwrap, require_docker
 from tests.integration.model_fixtures import (
     DEFAULT_KEY,
@@ -419,7 +421,8 @@ async def test_deadline_flows_down_to_the_sandbox_docker_backend(start_api: Star
     require_docker("runc")
     from orchestrator.sandboxes.docker import DockerBackend
 
-    backend = create_backend("docker", Settings(pool_min_idle=1, pool_max_size=2))
+    pool = PoolConfig(min_idle=1, max_size=2)
+    backend = create_backend("docker", Settings(docker=DockerSettings(pool=pool)))
     assert isinstance(backend, DockerBackend)
     api = await start_api(backend=backend)
     await deadline_exceeded_frees_the_sandbox(api)
@@ -634,7 +637,7 @@ async def test_graceful_stop_removes_the_docker_containers(start_api: StartApi) 
     require_docker("runc")
     import docker
 
-    backend = create_backend("docker", Settings(pool_min_idle=1))
+    backend = create_backend("docker", Settings(docker=DockerSettings(pool=PoolConfig(min_idle=1))))
     api = await start_api(backend=backend)
     async with api.client() as client:
         await client.import_tool(ADD_CARD)
