@@ -5,6 +5,13 @@ Priority, highest first: constructor arguments, environment, ``.env``, the confi
 secrets folder. API keys are read only from the environment (``.env`` included) or the secrets
 folder (one file per key, named like its variable, e.g. ``OPENAI_API_KEY``; default
 ``/run/secrets``); a config file that holds one is refused, since config files get committed.
+
+The docker backend's settings are one group, ``docker`` (a
+:class:`~orchestrator.sandboxes.docker_options.DockerSettings`, holding the ``limits`` and
+``pool`` groups), which the backend takes as it is. A group's fields are named in the nested
+form (``LATM_DOCKER__POOL__MIN_IDLE``, or ``[docker.pool]`` in the config file) or by their
+flat names of old (``LATM_POOL_MIN_IDLE``, ``pool_min_idle``; see :data:`FLAT_NAMES`); where a
+source gives both, the nested form wins.
 """
 
 from __future__ import annotations
@@ -13,18 +20,24 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SecretsSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from orchestrator.errors import InvalidRequest
 from orchestrator.models.catalog import default_models_dir
 from orchestrator.models.specs import ModelSpec
+from orchestrator.sandboxes.docker_options import ContainerLimits, DockerSettings
+from orchestrator.sandboxes.pool import PoolConfig
 from orchestrator.sandboxes.values import IsolationLevel
 
 SECRET_FIELDS = (
@@ -35,6 +48,26 @@ SECRET_FIELDS = (
 )
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 DEFAULT_MODEL = "local:qwen2.5-coder-0.5b"
+# The flat names of grouped settings, still read (``LATM_POOL_MIN_IDLE``): name -> path.
+FLAT_NAMES: dict[str, tuple[str, ...]] = {
+    **{
+        f"docker_{name}": ("docker", name)
+        for name in ("image", "runtime", "tenant_runtimes", "transport", "socket_dir")
+    },
+    **{
+        f"docker_{name}": ("docker", "limits", name)
+        for name in ("memory_mb", "cpus", "pids", "tmpfs_mb")
+    },
+    **{
+        f"pool_{name}": ("docker", "pool", name)
+        for name in ("min_idle", "max_size", "max_uses", "max_idle_s", "acquire_timeout_s")
+    },
+}
+_GROUPS: dict[str, type[BaseModel]] = {
+    "docker": DockerSettings,
+    "limits": ContainerLimits,
+    "pool": PoolConfig,
+}
 
 
 def _key(name: str) -> Any:
@@ -46,6 +79,56 @@ def _key(name: str) -> Any:
         description=f"API key (environment or secrets folder only): LATM_{upper} or {upper}",
         repr=False,
     )
+
+
+def _fold(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (one source's) with each flat name of a grouped setting moved into its group;
+    a value the nested form gives too is kept. ``data`` itself is left as it was."""
+    folded = dict(data)
+    for name, path in FLAT_NAMES.items():
+        if name not in folded:
+            continue
+        value = folded.pop(name)
+        node = folded
+        for key in path[:-1]:
+            group = node.get(key)
+            node[key] = dict(group) if isinstance(group, (dict, BaseModel)) else {}
+            node = node[key]
+        node.setdefault(path[-1], value)
+    return folded
+
+
+def _field(path: tuple[str, ...]) -> FieldInfo:
+    """The field a path of :data:`FLAT_NAMES` ends at."""
+    return _GROUPS[path[-2]].model_fields[path[-1]]
+
+
+class _FlatNames(PydanticBaseSettingsSource):
+    """The flat names of grouped settings (``LATM_POOL_MIN_IDLE``) in the variables of an
+    environment source (the environment or ``.env``), in their groups."""
+
+    def __init__(self, source: EnvSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self.source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # the values are all read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, path in FLAT_NAMES.items():
+            variable = f"{self.source.env_prefix}{name}"
+            value = self.source.env_vars.get(variable.lower())  # the names are case-insensitive
+            if value is None:
+                continue
+            field = _field(path)
+            if self.source.field_is_complex(field):
+                try:
+                    value = self.source.decode_complex_value(name, field, value)
+                except ValueError as exc:
+                    raise SettingsError(f"{variable.upper()} is not valid JSON: {exc}") from exc
+            found[name] = value
+        return _fold(found)
 
 
 class _ConfigFile(TomlConfigSettingsSource):
@@ -60,12 +143,17 @@ class _ConfigFile(TomlConfigSettingsSource):
                 f"the config file holds {', '.join(found)}; API keys are read only from the "
                 "environment or the secrets folder"
             )
-        return data
+        return _fold(data)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LATM_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix="LATM_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     @classmethod
@@ -77,7 +165,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        if isinstance(init_settings, InitSettingsSource):  # Settings(pool_min_idle=0) still works
+            init_settings = InitSettingsSource(settings_cls, _fold(init_settings.init_kwargs))
+        sources: list[PydanticBaseSettingsSource] = [init_settings]
+        for source in (env_settings, dotenv_settings):
+            sources.append(source)
+            if isinstance(source, EnvSettingsSource):  # .env's source is one too
+                sources.append(_FlatNames(source))
         config_file = os.environ.get("LATM_CONFIG_FILE")
         if config_file:
             if not Path(config_file).is_file():
@@ -94,8 +188,8 @@ class Settings(BaseSettings):
     process_isolation: str = Field(
         default="auto", description="process backend wrapper: auto, bwrap, unshare or none"
     )
-    min_isolation: str = Field(
-        default="rlimits",
+    min_isolation: IsolationLevel = Field(
+        default=IsolationLevel.RLIMITS,
         description="refuse to run below this: rlimits, namespaces, container or gvisor",
     )
     prefork: int = Field(default=2, ge=0, le=64, description="spare workers per sandbox")
@@ -103,34 +197,9 @@ class Settings(BaseSettings):
         default_factory=list, description="extra importable modules (operator's choice)"
     )
 
-    # --- the docker backend ---
-    docker_image: str = Field(
-        default="", description="sandbox image (default latm-sandbox:VERSION)"
-    )
-    docker_runtime: str = Field(default="runc", description="container runtime: runc or runsc")
-    docker_tenant_runtimes: dict[str, str] = Field(
-        default_factory=dict, description='per-tenant runtime, e.g. {"acme": "runsc"}'
-    )
-    docker_transport: str = Field(
-        default="auto", description="auto, direct (server listens) or tunnel (server dials out)"
-    )
-    docker_socket_dir: Path | None = Field(
-        default=None,
-        description="host folder of the sandboxes' socket folders (default /run/latm as root); "
-        "an orchestrator in a container needs it at the same path on the host",
-    )
-    docker_memory_mb: int = Field(default=512, ge=64, le=65536, description="container memory")
-    docker_cpus: float = Field(default=1.0, gt=0, le=64, description="container CPU quota")
-    docker_pids: int = Field(default=128, ge=16, le=32768, description="container pids limit")
-    docker_tmpfs_mb: int = Field(default=16, ge=1, le=4096, description="size of /tmp")
-    pool_min_idle: int = Field(default=1, ge=0, le=64, description="warm containers kept idle")
-    pool_max_size: int = Field(default=4, ge=1, le=256, description="containers per pool")
-    pool_max_uses: int = Field(
-        default=200, ge=1, description="calls before a container is replaced"
-    )
-    pool_max_idle_s: float = Field(default=300.0, gt=0, description="idle age before removal")
-    pool_acquire_timeout_s: float = Field(
-        default=30.0, gt=0, description="wait for a free container before 'pool exhausted'"
+    docker: DockerSettings = Field(
+        default_factory=DockerSettings,
+        description="the docker backend: image, runtimes, container limits, warm pools",
     )
 
     # --- models ---
@@ -278,26 +347,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown tracing mode {value!r}; one of: off, console, otlp")
         return value
 
-    @field_validator("docker_runtime")
+    @field_validator("min_isolation", mode="before")
     @classmethod
-    def _known_runtime(cls, value: str) -> str:
-        if value not in ("runc", "runsc"):
-            raise ValueError(f"unknown container runtime {value!r}; one of: runc, runsc")
-        return value
-
-    @field_validator("docker_tenant_runtimes")
-    @classmethod
-    def _known_runtimes(cls, value: dict[str, str]) -> dict[str, str]:
-        for runtime in value.values():
-            cls._known_runtime(runtime)
-        return value
-
-    @field_validator("min_isolation")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        IsolationLevel.parse(value)
-        return value.lower()
-
-    @property
-    def min_isolation_level(self) -> IsolationLevel:
-        return IsolationLevel.parse(self.min_isolation)
+    def _level_by_name(cls, value: object) -> object:
+        return IsolationLevel.parse(value) if isinstance(value, str) else value

@@ -59,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"latm exec: {exc.errors()[0]['msg']}", file=sys.stderr)
         return USAGE_ERROR
     settings = Settings()
+    limits = settings.docker.limits
     # The container must hold the server as well as a worker at the call's memory limit.
-    if args.memory_mb and settings.docker_memory_mb < args.memory_mb + CONTAINER_OVERHEAD_MB:
-        settings = settings.model_copy(
-            update={"docker_memory_mb": args.memory_mb + CONTAINER_OVERHEAD_MB}
-        )
+    if args.memory_mb and limits.memory_mb < args.memory_mb + CONTAINER_OVERHEAD_MB:
+        limits = limits.model_copy(update={"memory_mb": args.memory_mb + CONTAINER_OVERHEAD_MB})
     # One call: no spare container is worth starting.
-    settings = settings.model_copy(update={"pool_min_idle": 0})
+    pool = settings.docker.pool.model_copy(update={"min_idle": 0})
+    docker = settings.docker.model_copy(update={"limits": limits, "pool": pool})
+    settings = settings.model_copy(update={"docker": docker})
     try:
         result = asyncio.run(
             _execute(args.backend or settings.backend, args.runtime, settings, args.tenant, request)

@@ -31,16 +31,15 @@ import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InvalidRequest, SandboxUnavailable
-from orchestrator.images import docker_client, sandbox_image_tag
+from orchestrator.images import docker_client
 from orchestrator.sandboxes.base import Sandbox, SandboxBackend
 from orchestrator.sandboxes.client import SandboxClient
-from orchestrator.sandboxes.pool import PoolConfig, WarmPool
+from orchestrator.sandboxes.docker_options import DockerOptions, Runtime, Transport
+from orchestrator.sandboxes.pool import WarmPool
 from orchestrator.sandboxes.tunnel import TunnelHost
 from orchestrator.sandboxes.values import IsolationLevel
 from orchestrator.telemetry import SANDBOX_STARTS
@@ -68,48 +67,6 @@ SLUG_MAX = 24
 # longest one below the backend's folder is /latm-<tenant slug>-<runtime>-<8 hex>/sandbox.sock.
 UNIX_PATH_MAX = 107
 SOCKET_TAIL = len("/latm-") + SLUG_MAX + len("-runsc-") + 8 + len("/sandbox.sock")
-
-
-class Runtime(StrEnum):
-    RUNC = "runc"
-    RUNSC = "runsc"
-
-    @property
-    def level(self) -> IsolationLevel:
-        return IsolationLevel.GVISOR if self is Runtime.RUNSC else IsolationLevel.CONTAINER
-
-    @property
-    def label(self) -> str:
-        return f"docker+{self.value}"
-
-
-class Transport(StrEnum):
-    AUTO = "auto"  # direct for runc, tunnel for runsc
-    DIRECT = "direct"  # the orchestrator connects to the server's socket
-    TUNNEL = "tunnel"  # the server dials the orchestrator's socket
-
-
-@dataclass(frozen=True)
-class ContainerLimits:
-    memory_mb: int = 512
-    cpus: float = 1.0
-    pids: int = 128
-    tmpfs_mb: int = 16
-    tmpfs_inodes: int = 4096
-    nofile: int = 256
-
-
-@dataclass
-class DockerOptions:
-    image: str = field(default_factory=sandbox_image_tag)
-    runtime: Runtime = Runtime.RUNC
-    tenant_runtimes: dict[str, Runtime] = field(default_factory=dict)
-    transport: Transport = Transport.AUTO
-    limits: ContainerLimits = field(default_factory=ContainerLimits)
-    pool: PoolConfig = field(default_factory=PoolConfig)
-    prefork: int = 2
-    allow_modules: list[str] = field(default_factory=list)
-    socket_root: Path | None = None
 
 
 def owner_id(pid: int | None = None) -> str:
@@ -232,8 +189,8 @@ class DockerBackend(SandboxBackend):
             ) from None
 
     def _socket_root(self) -> Path:
-        if self.options.socket_root is not None:
-            base = self.options.socket_root
+        if self.options.socket_dir is not None:
+            base = self.options.socket_dir
         elif os.geteuid() == 0:
             base = Path("/run/latm")
         else:

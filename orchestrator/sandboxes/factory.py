@@ -37,7 +37,7 @@ def create_backend(
 
         return ProcessBackend(
             settings.process_isolation,
-            settings.min_isolation_level,
+            settings.min_isolation,
             settings.prefork,
             settings.allow_modules,
         )
@@ -45,39 +45,14 @@ def create_backend(
 
 
 def _docker_backend(settings: Settings, runtime: str | None) -> SandboxBackend:
-    from orchestrator.sandboxes.docker import (
-        ContainerLimits,
-        DockerBackend,
-        DockerOptions,
-        Runtime,
-        Transport,
-    )
-    from orchestrator.sandboxes.pool import PoolConfig
+    from orchestrator.sandboxes.docker import DockerBackend
+    from orchestrator.sandboxes.docker_options import DockerOptions, Runtime
 
-    try:
-        options = DockerOptions(
-            runtime=Runtime(runtime or settings.docker_runtime),
-            tenant_runtimes={t: Runtime(r) for t, r in settings.docker_tenant_runtimes.items()},
-            transport=Transport(settings.docker_transport),
-            limits=ContainerLimits(
-                memory_mb=settings.docker_memory_mb,
-                cpus=settings.docker_cpus,
-                pids=settings.docker_pids,
-                tmpfs_mb=settings.docker_tmpfs_mb,
-            ),
-            pool=PoolConfig(
-                min_idle=settings.pool_min_idle,
-                max_size=settings.pool_max_size,
-                max_uses=settings.pool_max_uses,
-                max_idle_s=settings.pool_max_idle_s,
-                acquire_timeout_s=settings.pool_acquire_timeout_s,
-            ),
-            prefork=settings.prefork,
-            allow_modules=settings.allow_modules,
-            socket_root=settings.docker_socket_dir,
-        )
-    except ValueError as exc:
-        raise InvalidRequest(f"docker backend settings: {exc}") from None
-    if settings.docker_image:
-        options.image = settings.docker_image
-    return DockerBackend(options, settings.min_isolation_level)
+    group = dict(settings.docker)  # the settings' group as it is, checked when it was read
+    if runtime:
+        try:
+            group["runtime"] = Runtime(runtime)
+        except ValueError as exc:
+            raise InvalidRequest(f"docker backend settings: {exc}") from None
+    options = DockerOptions(**group, prefork=settings.prefork, allow_modules=settings.allow_modules)
+    return DockerBackend(options, settings.min_isolation)

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from orchestrator.errors import PoolExhausted, SandboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -34,20 +36,27 @@ class Member(Protocol):
 M = TypeVar("M", bound=Member)
 
 
-@dataclass(frozen=True)
-class PoolConfig:
-    min_idle: int = 1
-    max_size: int = 4
-    max_uses: int = 200
-    max_idle_s: float = 300.0
-    acquire_timeout_s: float = 30.0
-    health_interval_s: float = 15.0
+class PoolConfig(BaseModel):
+    """A pool's sizes and its members' lifetime; the settings' ``docker.pool`` group."""
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_idle <= self.max_size or self.max_size < 1:
+    model_config = ConfigDict(frozen=True)
+
+    min_idle: int = Field(default=1, ge=0, le=64, description="warm members kept idle")
+    max_size: int = Field(default=4, ge=1, le=256, description="members of the pool in all")
+    max_uses: int = Field(default=200, ge=1, description="calls before a member is replaced")
+    max_idle_s: float = Field(default=300.0, gt=0, description="idle age before removal")
+    acquire_timeout_s: float = Field(
+        default=30.0, gt=0, description="wait for a free member before 'pool exhausted'"
+    )
+    health_interval_s: float = Field(
+        default=15.0, gt=0, description="time between health checks of idle members"
+    )
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> PoolConfig:
+        if self.min_idle > self.max_size:
             raise ValueError("need 0 <= min_idle <= max_size and max_size >= 1")
-        if self.max_uses < 1:
-            raise ValueError("max_uses must be at least 1")
+        return self
 
 
 @dataclass

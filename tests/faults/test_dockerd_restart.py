@@ -76,7 +76,7 @@ async def api(engine: PrivateEngine, start_api: StartApi) -> AsyncIterator[Api]:
     sockets = Path(tempfile.mkdtemp(prefix="latm-faults-"))
     options = DockerOptions(
         pool=PoolConfig(min_idle=0, max_size=IN_FLIGHT + 1, acquire_timeout_s=10.0),
-        socket_root=sockets,
+        socket_dir=sockets,
         allow_modules=["time"],
     )
     try:

@@ -18,6 +18,8 @@ from orchestrator.config import Settings
 from orchestrator.errors import DeadlineExceeded, LatmError, PoolExhausted
 from orchestrator.sandboxes import create_backend
 from orchestrator.sandboxes.docker import DockerBackend
+from orchestrator.sandboxes.docker_options import DockerSettings
+from orchestrator.sandboxes.pool import PoolConfig
 from tests.support.api import ADD_CARD, FOREVER, SPIN_CARD, StartApi
 from tests.support.backends import require_docker
 from tests.support.processes import eventually
@@ -32,7 +34,11 @@ async def test_pool_exhaustion_gives_a_clear_status_within_the_deadline(
     start_api: StartApi,
 ) -> None:
     require_docker("runc")
-    settings = Settings(pool_min_idle=0, pool_max_size=1, pool_acquire_timeout_s=ACQUIRE_TIMEOUT_S)
+    settings = Settings(
+        docker=DockerSettings(
+            pool=PoolConfig(min_idle=0, max_size=1, acquire_timeout_s=ACQUIRE_TIMEOUT_S)
+        )
+    )
     backend = create_backend("docker", settings)
     assert isinstance(backend, DockerBackend)
     api = await start_api(backend=backend)

@@ -20,6 +20,8 @@ import pytest
 from orchestrator.config import Settings
 from orchestrator.sandboxes import create_backend
 from orchestrator.sandboxes.docker import DockerBackend
+from orchestrator.sandboxes.docker_options import DockerSettings
+from orchestrator.sandboxes.pool import PoolConfig
 from orchestrator.sandboxes.process import ProcessBackend
 from tests.support.api import ADD_CARD, FOREVER, SPIN_CARD, StartApi
 from tests.support.backends import require_docker
@@ -83,7 +85,8 @@ async def test_process_sandbox_killed_mid_call(start_api: StartApi) -> None:
 @pytest.mark.parametrize("runtime", ["runc", "runsc"])
 async def test_docker_sandbox_killed_mid_call(start_api: StartApi, runtime: str) -> None:
     require_docker(runtime)
-    settings = Settings(pool_min_idle=0, pool_max_size=1)  # one container: the busy one
+    one = PoolConfig(min_idle=0, max_size=1)  # one container: the busy one
+    settings = Settings(docker=DockerSettings(pool=one))
     backend = create_backend("docker", settings, runtime)
     assert isinstance(backend, DockerBackend)
     api = await start_api(backend=backend)

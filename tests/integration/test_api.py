@@ -45,6 +45,8 @@ from orchestrator.errors import (
 from orchestrator.latm.tasks import load_task
 from orchestrator.models import open_model
 from orchestrator.sandboxes import create_backend
+from orchestrator.sandboxes.docker_options import DockerSettings
+from orchestrator.sandboxes.pool import PoolConfig
 from tests.support.api import ADD, ADD_CARD, FOREVER, SECOND, SPIN_CARD, Api, StartApi
 from tests.support.backends import require_docker
 from tests.support.maker import BBH, SORT
@@ -296,7 +298,8 @@ async def test_deadline_flows_down_to_the_sandbox_docker_backend(start_api: Star
     require_docker("runc")
     from orchestrator.sandboxes.docker import DockerBackend
 
-    backend = create_backend("docker", Settings(pool_min_idle=1, pool_max_size=2))
+    pool = PoolConfig(min_idle=1, max_size=2)
+    backend = create_backend("docker", Settings(docker=DockerSettings(pool=pool)))
     assert isinstance(backend, DockerBackend)
     api = await start_api(backend=backend)
     await deadline_exceeded_frees_the_sandbox(api)
@@ -511,7 +514,7 @@ async def test_graceful_stop_removes_the_docker_containers(start_api: StartApi) 
     require_docker("runc")
     import docker
 
-    backend = create_backend("docker", Settings(pool_min_idle=1))
+    backend = create_backend("docker", Settings(docker=DockerSettings(pool=PoolConfig(min_idle=1))))
     api = await start_api(backend=backend)
     async with api.client() as client:
         await client.import_tool(ADD_CARD)
