@@ -4,9 +4,12 @@
    is the engine itself (registry reads and writes, the dispatcher's prompt and parsing, the
    user's prompt, the sandboxed call, usage accounting). In the same run, the bare sandboxed
    call is measured as the floor. Target: p50 <= 10 ms.
-2. Dispatch with N tools registered (default 10,000): the time from a request to the
-   dispatcher's prompt being ready, i.e. the registry read (cached against its revision) and
-   the BM25 shortlist, before any model call. Target: p50 <= 50 ms.
+2. Dispatch with N tools registered (default 10,000), each with a usage demo: the whole
+   route as the engine takes it, i.e. the registry read (cached against its revision), the
+   BM25 shortlist, the shortlist's demo questions from the card cache and the evidence
+   weighed on them, and, when the evidence leaves the choice open, a scripted dispatcher
+   model that answers instantly. The shortlist alone is timed beside it. Target: p50 <= 50 ms
+   for the whole route.
 
     .venv/bin/python bench/engine.py            # writes bench/results/engine.json
     .venv/bin/python bench/engine.py --quick    # a small run, for tests
@@ -34,6 +37,7 @@ if str(ROOT) not in sys.path:
 from bench import write_report  # noqa: E402 - after the path set-up
 from bench.sandbox_latency import machine_info, percentile  # noqa: E402
 from orchestrator.latm.cards import ToolCard  # noqa: E402
+from orchestrator.latm.dispatcher import Choice  # noqa: E402
 from orchestrator.latm.engine import Engine  # noqa: E402
 from orchestrator.models import open_model  # noqa: E402
 from orchestrator.registry import ToolRegistry  # noqa: E402
@@ -59,11 +63,14 @@ TOPICS = (
 )  # fmt: skip
 
 
-def card(name: str, description: str, source: str = SOURCE) -> ToolCard:
-    """A verified tool ``name`` with no usage demos (``source`` defines it under that name)."""
+def card(name: str, description: str, source: str = SOURCE, demo: str | None = None) -> ToolCard:
+    """A verified tool ``name`` (``source`` defines it under that name), with one usage
+    demo asking ``demo`` when given."""
+    demos = [(demo, f"ans = {name}(['b', 'a'])", "a b")] if demo else []
     return tool_card(
         source,
         name,
+        demos,
         description=description,
         maker="bench",
         signature=f"{name}(words: list) -> str",
@@ -124,47 +131,66 @@ async def overhead(folder: Path, requests: int) -> dict[str, Any]:
     }
 
 
-def dispatch(folder: Path, tools: int, queries: int) -> dict[str, Any]:
-    """Registry read (cached on its revision) + BM25 shortlist with ``tools`` registered."""
+async def dispatch(folder: Path, tools: int, queries: int) -> dict[str, Any]:
+    """The engine's route with ``tools`` registered: registry read (cached on its
+    revision), BM25 shortlist, demo evidence, and the scripted model when asked."""
     registry = ToolRegistry.open(f"sqlite:///{folder / 'dispatch.db'}")
     try:
         started = time.perf_counter()
         for number in range(tools):
             topic = TOPICS[number % len(TOPICS)]
             source = SOURCE.replace("sort_words", f"tool_{number}")
-            registry.publish(
-                TENANT, card(f"tool_{number}", f"Tool {number}: {topic}, variant {number}.", source)
-            )
+            described = f"Tool {number}: {topic}, variant {number}."
+            demo = f"Please {topic} for item {number}"
+            registry.publish(TENANT, card(f"tool_{number}", described, source, demo))
         publish_s = time.perf_counter() - started
         engine = Engine(
             backend=create_backend("process"),  # never started: no call reaches a sandbox
             registry=registry,
             user=open_model(script(folder, "unused", [])),
+            dispatcher=open_model(script(folder, "dispatcher", ["tool_0"] * (queries + 1))),
         )
-        times: list[float] = []
+        shortlist_s: list[float] = []
+        route_s: list[float] = []
         first_s = 0.0
+        routed_by: dict[str, int] = {}
         for number in range(queries + 1):
             question = f"Please {TOPICS[number % len(TOPICS)]} for request {number}"
             started = time.perf_counter()
             shortlist = engine.dispatcher.candidates(question, engine.tools(TENANT))
-            elapsed = time.perf_counter() - started
+            shortlisted = time.perf_counter() - started
             assert shortlist, question
+            started = time.perf_counter()
+            choice = await route(engine, question)
+            routed = time.perf_counter() - started
             if number == 0:
-                first_s = elapsed  # reads every tool and builds the index
-            else:
-                times.append(elapsed)
+                first_s = shortlisted  # reads every tool and builds the index
+                continue
+            shortlist_s.append(shortlisted)
+            route_s.append(routed)
+            routed_by[choice.by] = routed_by.get(choice.by, 0) + 1
     finally:
         registry.close()
-    result = stats_ms(times)
+    result = stats_ms(route_s)
     return {
         "tools": tools,
         "queries": queries,
         "publish_all_s": round(publish_s, 2),
         "first_request_ms": round(first_s * 1000, 1),
         "dispatch_ms": result,
+        "shortlist_only_ms": stats_ms(shortlist_s),
+        "routed_by": routed_by,
         "target_p50_ms": TARGET_DISPATCH_P50_MS,
         "meets_target": result["p50"] <= TARGET_DISPATCH_P50_MS,
     }
+
+
+async def route(engine: Engine, question: str) -> Choice:
+    """The engine's dispatch of one question: shortlist, demo evidence, model if asked."""
+    tools = engine.tools(TENANT)
+    return await engine.dispatcher.choose(
+        question, tools, lambda shortlist: engine.demo_questions(TENANT, shortlist)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"engine overhead: {args.requests} requests")
         over = asyncio.run(overhead(Path(tmp), args.requests))
         console.print(f"dispatch: {args.tools} tools, {args.queries} queries")
-        disp = dispatch(Path(tmp), args.tools, args.queries)
+        disp = asyncio.run(dispatch(Path(tmp), args.tools, args.queries))
     report = {
         "benchmark": "engine",
         "date": started.date().isoformat(),
@@ -196,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         f"engine.solve p50 {over['engine_solve_ms']['p50']} ms (bare sandbox call "
         f"{over['bare_sandbox_call_ms']['p50']} ms; target <= {TARGET_OVERHEAD_P50_MS})\n"
         f"dispatch with {disp['tools']} tools p50 {disp['dispatch_ms']['p50']} ms "
-        f"(first request {disp['first_request_ms']} ms; target <= {TARGET_DISPATCH_P50_MS})\n"
+        f"(shortlist alone {disp['shortlist_only_ms']['p50']} ms; routed by {disp['routed_by']}; "
+        f"first request {disp['first_request_ms']} ms; target <= {TARGET_DISPATCH_P50_MS})\n"
         f"wrote {args.out}"
     )
     return 0

@@ -197,3 +197,6 @@ def test_engine_benchmark_writes_its_json(tmp_path: Path) -> None:
     assert overhead["engine_solve_ms"]["p50"] >= overhead["bare_sandbox_call_ms"]["p50"] > 0
     assert dispatch["tools"] == 300
     assert dispatch["dispatch_ms"]["p50"] > 0
+    # The whole route (demo evidence, the model when asked) costs more than the shortlist.
+    assert dispatch["dispatch_ms"]["p50"] > dispatch["shortlist_only_ms"]["p50"] > 0
+    assert sum(dispatch["routed_by"].values()) == dispatch["queries"]
