@@ -205,6 +205,13 @@ class Settings(BaseSettings):
     # --- models ---
     maker_model: str = Field(default=DEFAULT_MODEL, description="model spec of the tool maker")
     user_model: str = Field(default=DEFAULT_MODEL, description="model spec of the tool user")
+    maker_candidates: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="candidate tools the maker samples; the first that passes every held-out "
+        "case is kept (a scripted, non-sampling maker makes one)",
+    )
     user_retries: int = Field(
         default=2, ge=0, le=5, description="tool-user replies after the first, with feedback"
     )

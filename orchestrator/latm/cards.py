@@ -78,6 +78,12 @@ class Provenance(BaseModel):
     created_at: str = Field(description="ISO 8601, UTC")
     sha256: str = Field(description="sha256 of the source")
     wall_s: float | None = Field(default=None, ge=0, description="time spent making it")
+    candidates: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=MAX_DEMOS,
+        description="each candidate tool the maker sampled: signature, held-out cases "
+        "passed, the problem that stopped it, whether it was kept",
+    )
 
 
 class ToolCard(BaseModel):

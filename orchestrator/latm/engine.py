@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.config import Settings
 from orchestrator.errors import InvalidRequest, LatmError, RegistryUnavailable, ToolNotFound
 from orchestrator.latm.card_cache import CardCache
 from orchestrator.latm.cards import ToolCard
@@ -94,6 +95,7 @@ class Engine:
         ledger: UsageLedger | None = None,
         max_attempts: int = 3,
         user_config: UserConfig | None = None,
+        maker_candidates: int | None = None,
     ) -> None:
         self.backend = backend
         self.registry = registry
@@ -105,6 +107,12 @@ class Engine:
             _metered(dispatcher, self.ledger) if dispatcher else self.user_model
         )
         self.max_attempts = max_attempts
+        # Candidate tools per making: LATM_MAKER_CANDIDATES unless given; a maker that
+        # replays a script rather than sampling makes one (another would be its next reply).
+        if maker_candidates is None:
+            sampling = self.maker_model is not None and self.maker_model.samples
+            maker_candidates = Settings().maker_candidates if sampling else 1
+        self.maker_candidates = maker_candidates
         self.user_config = user_config or UserConfig()
         self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
         self._cards = CardCache(CARD_CACHE_MAX_BYTES, CARDS_CACHED)
@@ -130,7 +138,12 @@ class Engine:
         tenant's store ``limits``."""
         if self.maker_model is None:
             raise InvalidRequest("this engine has no maker model")
-        maker = ToolMaker(self.maker_model, self.runner(tenant), max_attempts=self.max_attempts)
+        maker = ToolMaker(
+            self.maker_model,
+            self.runner(tenant),
+            max_attempts=self.max_attempts,
+            candidates=self.maker_candidates,
+        )
         request_id = f"make-{uuid.uuid4().hex[:12]}"
         with usage_scope(tenant=tenant, request_id=request_id, role="maker", tool=task.name):
             result = await maker.make(task, split, progress)

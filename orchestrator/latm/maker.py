@@ -4,6 +4,11 @@ The maker model writes code; only the sandbox runs it, and only the orchestrator
 with the task's scorer against the expected targets: the model never grades itself. The
 validation cases are never shown while the tool is proposed, and a tool whose source holds the
 examples' answers, or branches on their literal inputs, is rejected with the reason.
+
+Best of n: up to ``candidates`` tools are sampled from the same proposing prompt (the first
+greedily, the others at ``RETRY_TEMPERATURE``; one prompt prefix, so a llama.cpp server reuses
+its cache). Each that solves the demos goes to verification; the first that passes every
+held-out case is kept and the rest are never sampled. Every candidate's outcome is reported.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from orchestrator.latm.cards import (
     VerificationCase,
     source_sha256,
 )
-from orchestrator.latm.code import ToolShape, memorisation, split_proposal, tool_shape
+from orchestrator.latm.code import ToolShape, memorisation, tool_shape
 from orchestrator.latm.progress import (
     AttemptFailed,
     AttemptStarted,
+    CandidateScored,
     CaseGraded,
     DemosSolved,
     MakeFailed,
@@ -35,6 +41,7 @@ from orchestrator.latm.progress import (
     Verified,
     ignore,
 )
+from orchestrator.latm.replies import NO_FUNCTION, Reply, pick_calls, read_reply, reply_problems
 from orchestrator.latm.runner import Outcome, ToolRunner
 from orchestrator.latm.scoring import Scorer, choose_scorer
 from orchestrator.latm.tasks import Example, Split, Task
@@ -42,6 +49,7 @@ from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
 
 MAKER_PARAMS = ChatParams(max_tokens=1536, temperature=0.0)
 RETRY_TEMPERATURE = 0.7
+DEFAULT_CANDIDATES = 3  # LATM_MAKER_CANDIDATES; each costs up to 2 x attempts replies
 
 
 class Rejected(Exception):
@@ -61,6 +69,31 @@ class Draft:
     demos: list[UsageDemo]
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate tool's outcome, as the making report and the card's provenance keep it."""
+
+    number: int
+    signature: str | None  # None: no tool solved the demos
+    passed: int  # held-out cases passed, at best over the verify attempts
+    total: int
+    chars: int  # the source's length: among equals, the shortest is the simplest
+    problem: str | None = None
+    kept: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "candidate": self.number,
+            "signature": self.signature,
+            "solved_demos": self.signature is not None,
+            "passed": self.passed,
+            "total": self.total,
+            "chars": self.chars,
+            "problem": self.problem,
+            "kept": self.kept,
+        }
+
+
 @dataclass
 class MakeResult:
     """What making gave: a verified card, or the reason there is none."""
@@ -69,6 +102,7 @@ class MakeResult:
     card: ToolCard | None
     reason: str | None
     attempts: dict[str, int] = field(default_factory=dict)
+    candidates: list[Candidate] = field(default_factory=list)
     usage: TokenUsage = field(default_factory=TokenUsage)
     wall_s: float = 0.0
 
@@ -87,11 +121,13 @@ class ToolMaker:
         *,
         max_attempts: int = 3,
         params: ChatParams = MAKER_PARAMS,
+        candidates: int = 1,
     ) -> None:
         self.model = model
         self.runner = runner
         self.max_attempts = max_attempts
         self.params = params
+        self.candidates = max(1, candidates)
 
     async def make(
         self,
@@ -105,14 +141,14 @@ class ToolMaker:
         job = _Job(self, task, parts.demos, parts.validation, progress or ignore)
         result = MakeResult(task=task.name, card=None, reason=None)
         try:
-            draft, history = await job.propose()
-            draft, verification = await job.verify(draft, history)
+            draft, verification = await job.best()
             result.card = job.wrap(draft, verification, time.monotonic() - started)
             job.say(Verified(result.card.name, verification.passed, verification.total))
         except Rejected as exc:
             result.reason = str(exc)
             job.say(MakeFailed(result.reason))
         result.attempts = dict(job.attempts)
+        result.candidates = list(job.candidates)
         result.usage = job.usage
         result.wall_s = time.monotonic() - started
         return result
@@ -137,57 +173,124 @@ class _Job:
         self.scorer: Scorer = choose_scorer(task)
         self.attempts: dict[str, int] = {"propose": 0, "verify": 0}
         self.usage = TokenUsage()
+        self.candidate = 1
+        self.candidates: list[Candidate] = []
+        self.best_passed = 0  # the current candidate's best held-out count so far
 
     async def ask(self, messages: list[Message], attempt: int) -> str:
-        # A retry at temperature 0 tends to repeat the same mistake: sample a little more.
+        # A retry at temperature 0 tends to repeat the same mistake, and another candidate
+        # must differ from the first: sample, each with its own seed (reproducible).
         params = self.maker.params
-        if attempt > 1:
+        if attempt > 1 or self.candidate > 1:
             params = params.model_copy(
-                update={"temperature": max(params.temperature, RETRY_TEMPERATURE)}
+                update={
+                    "temperature": max(params.temperature, RETRY_TEMPERATURE),
+                    "seed": params.seed
+                    if params.seed is not None
+                    else self.candidate * 100 + attempt,
+                }
             )
         completion = await self.maker.model.complete(messages, params)
         self.usage = self.usage + completion.usage
         return completion.text
 
+    async def best(self) -> tuple[Draft, Verification]:
+        """Candidates in turn until one passes every held-out case (the early stop: a later
+        one cannot beat it, and the bar to publish is every case passed)."""
+        reasons: list[list[str]] = []
+        for number in range(1, self.maker.candidates + 1):
+            self.candidate, self.best_passed = number, 0
+            draft: Draft | None = None
+            try:
+                draft, history = await self.propose()
+                draft, verification = await self.verify(draft, history)
+            except Rejected as exc:
+                reasons.append(exc.problems)
+                self.scored(number, draft, exc.problems[1 if len(exc.problems) > 1 else 0])
+                continue
+            self.scored(number, draft, None)
+            return draft, verification
+        if len(reasons) == 1:
+            raise Rejected(reasons[0])
+        raise Rejected(self.none_verified())
+
+    def scored(self, number: int, draft: Draft | None, problem: str | None) -> None:
+        total = len(self.validation)
+        candidate = Candidate(
+            number=number,
+            signature=draft.shape.signature if draft else None,
+            passed=self.best_passed if draft else 0,
+            total=total,
+            chars=len(draft.source) if draft else 0,
+            problem=problem,
+            kept=problem is None,
+        )
+        self.candidates.append(candidate)
+        self.say(
+            CandidateScored(
+                number, candidate.signature, draft is not None, candidate.passed, total, problem
+            )
+        )
+
+    def none_verified(self) -> list[str]:
+        """The reason when no candidate passed: the best first (most held-out cases passed,
+        then the shortest source), each with the problem that stopped it."""
+        ranked = sorted(self.candidates, key=lambda c: (-c.passed, c.signature is None, c.chars))
+        return [
+            f"none of the {len(self.candidates)} candidate tools passed every held-out case; "
+            "not published",
+            *(
+                f"candidate {c.number} ({c.signature or 'no tool'}, {c.passed}/{c.total}): "
+                f"{c.problem}"
+                for c in ranked
+            ),
+        ]
+
     async def propose(self) -> tuple[Draft, list[Message]]:
         messages = prompts.maker_propose(self.task.name, self.demos)
         problems: list[str] = []
         for attempt in range(1, self.maker.max_attempts + 1):
-            self.attempts["propose"] = attempt
-            self.say(AttemptStarted(Stage.PROPOSE, attempt, len(self.demos)))
+            self.attempts["propose"] += 1
+            self.say(AttemptStarted(Stage.PROPOSE, attempt, len(self.demos), self.candidate))
             reply = await self.ask(messages, attempt)
             try:
                 draft = await self.draft_from(reply)
             except Rejected as exc:
                 problems = exc.problems
-                self.say(AttemptFailed(Stage.PROPOSE, attempt, problems[0]))
+                self.say(AttemptFailed(Stage.PROPOSE, attempt, problems[0], self.candidate))
                 messages = prompts.feedback(messages, reply, problems)
                 continue
-            self.say(DemosSolved(draft.shape.signature, len(self.demos), attempt))
+            self.say(
+                DemosSolved(
+                    draft.shape.signature, len(self.demos), attempt, candidate=self.candidate
+                )
+            )
             return draft, [*messages, Message(role="assistant", content=reply)]
         raise Rejected([f"no tool after {self.maker.max_attempts} attempts", *problems[:3]])
 
-    async def draft_from(self, reply: str) -> Draft:
-        proposal = split_proposal(reply)
-        if proposal.source is None:
-            raise Rejected(["the reply has no ```python block that defines the function"])
-        shape = self.checked_shape(proposal.source)
-        if len(proposal.calls) != len(self.demos):
-            raise Rejected(
-                [
-                    f"expected {len(self.demos)} call blocks, one per example; got "
-                    f"{len(proposal.calls)}"
-                ]
-            )
-        outcomes = [await self.maker.runner.run(proposal.source, c) for c in proposal.calls]
+    async def draft_from(self, text: str) -> Draft:
+        reply = read_reply(text)
+        if reply.source is None:
+            raise Rejected([NO_FUNCTION])
+        shape = self.checked_shape(reply.source)
+        calls = self.calls_for(reply, self.demos, "Example", shape.name)
+        outcomes = [await self.maker.runner.run(reply.source, call) for call in calls]
         problems = self.grade("Example", self.demos, outcomes)
         if problems:
             raise Rejected(problems)
         demos = [
             UsageDemo(question=demo.input, solution=call, answer=demo.target)
-            for demo, call in zip(self.demos, proposal.calls, strict=True)
+            for demo, call in zip(self.demos, calls, strict=True)
         ]
-        return Draft(proposal.source, shape, demos)
+        return Draft(reply.source, shape, demos)
+
+    @staticmethod
+    def calls_for(reply: Reply, examples: Sequence[Example], label: str, tool: str) -> list[str]:
+        """One call per example, or what to change in the reply to give that."""
+        calls = pick_calls(reply.calls, [example.input for example in examples])
+        if calls is None:
+            raise Rejected(reply_problems(reply, len(examples), label, tool))
+        return calls
 
     def checked_shape(self, source: str) -> ToolShape:
         shape = tool_shape(source)
@@ -217,14 +320,14 @@ class _Job:
         messages = prompts.maker_verify(history, self.validation)
         problems: list[str] = []
         for attempt in range(1, self.maker.max_attempts + 1):
-            self.attempts["verify"] = attempt
-            self.say(AttemptStarted(Stage.VERIFY, attempt, len(self.validation)))
+            self.attempts["verify"] += 1
+            self.say(AttemptStarted(Stage.VERIFY, attempt, len(self.validation), self.candidate))
             reply = await self.ask(messages, attempt)
             try:
                 draft, cases = await self.check(draft, reply, attempt)
             except Rejected as exc:
                 problems = exc.problems
-                self.say(AttemptFailed(Stage.VERIFY, attempt, problems[0]))
+                self.say(AttemptFailed(Stage.VERIFY, attempt, problems[0], self.candidate))
                 messages = prompts.feedback(messages, reply, problems)
                 continue
             return draft, Verification(passed=len(cases), total=len(cases), cases=cases)
@@ -236,24 +339,18 @@ class _Job:
         )
 
     async def check(
-        self, draft: Draft, reply: str, attempt: int
+        self, draft: Draft, text: str, attempt: int
     ) -> tuple[Draft, list[VerificationCase]]:
-        proposal = split_proposal(reply)
-        blocks = proposal.calls
-        if proposal.source is not None and proposal.source.strip() != draft.source.strip():
-            draft = await self.revised(draft, proposal.source)  # a corrected tool came first
-        if len(blocks) != len(self.validation):
-            raise Rejected(
-                [
-                    f"expected {len(self.validation)} call blocks, one per question; got "
-                    f"{len(blocks)}"
-                ]
-            )
-        outcomes = [await self.maker.runner.run(draft.source, call) for call in blocks]
+        reply = read_reply(text, known=(draft.shape.name,))
+        if reply.source is not None and _lines(reply.source) != _lines(draft.source):
+            draft = await self.revised(draft, reply.source)  # a corrected tool came first
+        calls = self.calls_for(reply, self.validation, "Question", draft.shape.name)
+        outcomes = [await self.maker.runner.run(draft.source, call) for call in calls]
         cases = [
             graded_case(example, outcome, self.scorer)
             for example, outcome in zip(self.validation, outcomes, strict=True)
         ]
+        self.best_passed = max(self.best_passed, sum(case.passed for case in cases))
         for case in cases:
             self.say(CaseGraded(case, attempt))
         problems = self.grade("Question", self.validation, outcomes)
@@ -292,10 +389,17 @@ class _Job:
                 created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 sha256=source_sha256(source),
                 wall_s=round(wall_s, 3),
+                candidates=[candidate.to_dict() for candidate in self.candidates],
             ),
             task=self.task.name,
             scorer=self.scorer.name,
         )
+
+
+def _lines(source: str) -> list[str]:
+    """The source's non-blank lines: the same tool written again with other spacing is
+    no correction."""
+    return [line.rstrip() for line in source.splitlines() if line.strip()]
 
 
 def graded_case(example: Example, outcome: Outcome, scorer: Scorer) -> VerificationCase:

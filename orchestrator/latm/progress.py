@@ -29,14 +29,13 @@ class AttemptStarted:
     stage: Stage
     number: int
     questions: int
+    candidate: int = 1  # which of the sampled candidate tools this attempt belongs to
 
     @property
     def message(self) -> str:
         if self.stage is Stage.PROPOSE:
-            return f"attempt {self.number}: asking the maker for a tool"
-        return (
-            f"attempt {self.number}: the maker writes calls for {self.questions} held-out questions"
-        )
+            return f"{_attempt(self)}: asking the maker for a tool"
+        return f"{_attempt(self)}: the maker writes calls for {self.questions} held-out questions"
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,11 @@ class AttemptFailed:
     stage: Stage
     number: int
     problem: str
+    candidate: int = 1
 
     @property
     def message(self) -> str:
-        return f"attempt {self.number} failed: {self.problem}"
+        return f"{_attempt(self)} failed: {self.problem}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class DemosSolved:
     demos: int
     number: int
     stage: Stage = Stage.PROPOSE
+    candidate: int = 1
 
     @property
     def message(self) -> str:
@@ -78,6 +79,30 @@ class CaseGraded:
     def message(self) -> str:
         verdict = "passed" if self.case.passed else "failed"
         return f"held-out case {verdict}: expected {self.case.expected!r}"
+
+
+@dataclass(frozen=True)
+class CandidateScored:
+    """Candidate tool ``candidate`` is done: whether it solved the demos, how many held-out
+    cases it passed at best (0 of ``total`` when it never reached them), and the first
+    problem left (None for a tool that passed everything)."""
+
+    candidate: int
+    signature: str | None
+    solved_demos: bool
+    passed: int
+    total: int
+    problem: str | None
+    stage: Stage = Stage.VERIFY
+
+    @property
+    def message(self) -> str:
+        if not self.solved_demos:
+            return f"candidate {self.candidate}: no tool solved the demos ({self.problem})"
+        return (
+            f"candidate {self.candidate}: {self.signature} passed {self.passed}/{self.total} "
+            "held-out cases"
+        )
 
 
 @dataclass(frozen=True)
@@ -106,8 +131,21 @@ class MakeFailed:
         return self.reason
 
 
-MakeEvent = AttemptStarted | AttemptFailed | DemosSolved | CaseGraded | Verified | MakeFailed
+MakeEvent = (
+    AttemptStarted
+    | AttemptFailed
+    | DemosSolved
+    | CaseGraded
+    | CandidateScored
+    | Verified
+    | MakeFailed
+)
 Progress = Callable[[MakeEvent], None]
+
+
+def _attempt(event: AttemptStarted | AttemptFailed) -> str:
+    said = f"attempt {event.number}"
+    return f"candidate {event.candidate}, {said}" if event.candidate > 1 else said
 
 
 def ignore(_event: MakeEvent) -> None:

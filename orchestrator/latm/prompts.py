@@ -28,9 +28,9 @@ branch on their exact inputs: it will be tested on questions you have not seen.
 No names that start with an underscore.
 - Give it a short docstring saying what it does and what it returns.
 
-Reply with nothing but code blocks: first one ```python block with the function (and its \
-imports and helpers), then, for each example in order, one ```python block with the call that \
-solves it: `ans = <function>(<arguments taken from the question>)`."""
+Reply with code only: first the function (with its imports and helpers) in a ```python \
+block, then, for each example in order, one line that calls it on that example: \
+`ans = <function>(<arguments taken from the question>)`. No tests, no prints, no other calls."""
 
 VERIFY_INSTRUCTIONS = """\
 Now call your function for each of these new questions. Reply with one ```python block per \
@@ -129,8 +129,8 @@ def feedback(history: list[Message], reply: str, problems: Sequence[str]) -> lis
         Message(role="assistant", content=reply),
         Message(
             role="user",
-            content=f"That did not work:\n{listed}\n\nFix it and reply again in the same "
-            "form, with every block.",
+            content=f"That did not work:\n{listed}\n\nFix it and reply again with every part: "
+            "the whole function if it changes, then one `ans = ...` call per question, in order.",
         ),
     ]
 

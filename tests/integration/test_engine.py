@@ -19,6 +19,7 @@ from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.progress import (
     AttemptFailed,
+    CandidateScored,
     CaseGraded,
     MakeEvent,
     Stage,
@@ -73,6 +74,8 @@ def engine(
     maker: list[Any] | None = None,
     user: list[Any] | None = None,
     dispatcher: list[Any] | None = None,
+    max_attempts: int = 3,
+    candidates: int | None = None,
 ) -> Engine:
     def model(name: str, steps: list[Any] | None) -> Any:
         return open_model(scripted(tmp_path, name, steps)) if steps is not None else None
@@ -83,6 +86,8 @@ def engine(
         user=model("user", user or []),
         maker=model("maker", maker),
         dispatcher=model("dispatcher", dispatcher),
+        max_attempts=max_attempts,
+        maker_candidates=candidates,
     )
 
 
@@ -150,7 +155,7 @@ async def test_making_reports_typed_events_in_order(
     cases = len(validation(task))
     assert kinds == [
         "AttemptStarted", "AttemptFailed", "AttemptStarted", "DemosSolved",
-        "AttemptStarted", *["CaseGraded"] * cases, "Verified",
+        "AttemptStarted", *["CaseGraded"] * cases, "CandidateScored", "Verified",
     ]  # fmt: skip
     failed = events[1]
     assert isinstance(failed, AttemptFailed)
@@ -218,6 +223,61 @@ async def test_verification_failing_on_every_attempt_publishes_nothing(
     assert made.reason is not None
     assert "verification failed on all 3 attempts; not published" in made.reason
     assert made.attempts == {"propose": 1, "verify": 3}
+    assert registry.list("acme") == []
+
+
+async def test_best_of_n_keeps_the_candidate_that_passes_the_held_out_cases(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    """Candidate 1 solves the demos but not the held-out cases; candidate 2, sampled from
+    the same prompt (never shown them), passes every case and is kept; a third candidate is
+    never asked for (the script has no reply for it)."""
+    reversed_tool = TOOL.replace("sorted(words)", "sorted(words, reverse='citrus' in words)")
+    hidden = validation(task)[0].input
+    steps = [
+        propose(task, reversed_tool),
+        calls(validation(task)),
+        {"response": propose(task), "expect_regex": f"^(?!.*{hidden[-30:]})"},
+        calls(validation(task)),
+    ]
+    events: list[MakeEvent] = []
+    made = await engine(
+        backend, registry, tmp_path, maker=steps, max_attempts=1, candidates=3
+    ).make("acme", task, progress=events.append)
+    assert made.card is not None
+    assert "reverse" not in made.card.source
+    assert made.card.verification.passed == made.card.verification.total == 3
+    scored = [event for event in events if isinstance(event, CandidateScored)]
+    assert [(e.candidate, e.solved_demos, e.passed, e.total) for e in scored] == [
+        (1, True, 2, 3),
+        (2, True, 3, 3),
+    ]
+    assert scored[0].problem is not None
+    assert "Question" in scored[0].problem
+    assert [(c.number, c.passed, c.kept) for c in made.candidates] == [(1, 2, False), (2, 3, True)]
+    recorded = made.card.provenance.model_dump()["candidates"]
+    assert [(c["candidate"], c["passed"], c["kept"]) for c in recorded] == [
+        (1, 2, False),
+        (2, 3, True),
+    ]
+    assert made.attempts == {"propose": 2, "verify": 2}
+
+
+async def test_no_candidate_verified_publishes_nothing_and_ranks_them(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    reversed_tool = TOOL.replace("sorted(words)", "sorted(words, reverse='citrus' in words)")
+    steps = ["no code here", propose(task, reversed_tool), calls(validation(task))]
+    made = await engine(
+        backend, registry, tmp_path, maker=steps, max_attempts=1, candidates=2
+    ).make("acme", task)
+    assert made.card is None
+    assert made.reason is not None
+    assert "none of the 2 candidate tools passed every held-out case; not published" in (
+        made.reason
+    )
+    # the best first: candidate 2 passed 2 of 3; candidate 1 wrote no function
+    assert made.reason.index("candidate 2 (sort_words") < made.reason.index("candidate 1 (no tool")
     assert registry.list("acme") == []
 
 
