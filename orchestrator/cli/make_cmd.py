@@ -86,6 +86,7 @@ def make_report(result: MakeResult) -> dict[str, Any]:
         "version": result.card.version if result.card else None,
         "reason": result.reason,
         "attempts": result.attempts,
+        "candidates": [candidate.to_dict() for candidate in result.candidates],
         "usage": result.usage.to_dict(),
         "wall_s": round(result.wall_s, 3),
         "card": json.loads(result.card.to_json()) if result.card else None,

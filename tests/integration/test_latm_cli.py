@@ -34,6 +34,10 @@ def test_make_then_solve_in_new_processes_then_export_and_import(
     assert made.returncode == 0, made.stderr
     report = json.loads(made.stdout)
     assert (report["published"], report["tool"], report["version"]) == (True, "sort_words", 1)
+    # A scripted replay makes one candidate, kept, which passed every held-out case.
+    [candidate] = report["candidates"]
+    assert candidate["kept"] is True
+    assert candidate["passed"] == candidate["total"] > 0
     assert "propose" in made.stderr
     assert "verify" in made.stderr
 
