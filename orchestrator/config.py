@@ -281,6 +281,16 @@ class Settings(BaseSettings):
     metrics_listen: str = Field(
         default="", description="HOST:PORT of the Prometheus metrics endpoint ('' : off)"
     )
+    http_listen: str = Field(
+        default="",
+        description="HOST:PORT of the HTTP listener serving MCP at /mcp ('' : off); it takes "
+        "the TLS settings above and refuses plaintext beyond loopback the same way",
+    )
+    mcp_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser Origins allowed to call /mcp besides loopback ones "
+        "(e.g. https://agent.example.com); requests with another Origin get 403",
+    )
     log_format: str = Field(default="json", description="server logs: json or text")
     log_level: str = Field(default="INFO", description="server log level")
     tracing: str = Field(default="off", description="OpenTelemetry tracing: off, console or otlp")

@@ -131,6 +131,8 @@ class ExecRequest(TypedDict):
     args_json: str
     entrypoint: str
     limits: dict[str, int]
+    # Answer the entrypoint's parameters as a JSON Schema instead of calling it.
+    describe: NotRequired[bool]
 
 
 class PingRequest(TypedDict):

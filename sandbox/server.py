@@ -88,12 +88,43 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
     ) -> sandbox_pb2.LoadToolResponse:
         if not request.source.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "source is empty")
+        if request.entrypoint and not _public_name(request.entrypoint):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"entrypoint {request.entrypoint!r} is not a function name",
+            )
         reply = await self._load(request.source, context)
+        tool_id = reply.get("tool_id", "")
+        if reply["status"] == Status.OK and request.entrypoint:
+            reply = await self._describe(tool_id, request.entrypoint, context)
         return sandbox_pb2.LoadToolResponse(
-            tool_id=reply["tool_id"],
-            status=STATUS[reply["status"]],
+            tool_id=tool_id,
+            status=STATUS.get(reply.get("status", Status.CRASHED), sandbox_pb2.STATUS_CRASHED),
             error=_error(reply.get("error")),
+            input_schema_json=_text(reply.get("value_json", ""))
+            if reply.get("status") == Status.OK
+            else "",
         )
+
+    async def _describe(
+        self, tool_id: str, entrypoint: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Reply:
+        """Run the loaded module once in a worker and read ``entrypoint``'s parameters
+        (see :mod:`sandbox.schema`): a reply whose value is their JSON Schema."""
+        message: ExecRequest = {
+            "op": "exec",
+            "tool_id": tool_id,
+            "call": "",
+            "args_json": "",
+            "entrypoint": entrypoint,
+            "limits": self._limits(sandbox_pb2.Limits(), context).to_dict(),
+            "describe": True,
+        }
+        async with self.slots:
+            answer = await self._template(context, message)
+            if "unknown_tool" in answer:
+                answer = await self._reload_and_retry(tool_id, message, context)
+        return _reply(answer)
 
     async def _load(self, source: str, context: grpc.aio.ServicerContext[Any, Any]) -> Reply:
         if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:

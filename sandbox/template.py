@@ -305,6 +305,7 @@ class Template:
             args_json=message.get("args_json") or "",
             limits=limits,
             address_space_bytes=self._vm_bytes + limits.memory_mb * MIB,
+            describe=bool(message.get("describe")),
         )
         self._start(request_id, job, limits)
 

@@ -28,6 +28,7 @@ from sandbox.errors import GuardError, ValueConversionError
 from sandbox.guards import Environment
 from sandbox.limits import MAX_FILE_SIZE_BYTES, MAX_OPEN_FILES, Limits
 from sandbox.restricted import CompiledCall
+from sandbox.schema import input_schema
 
 RESULT_FD = 3
 WORKER_NICENESS = 5
@@ -46,6 +47,8 @@ class Job:
     args_json: str
     limits: Limits
     address_space_bytes: int
+    # Describe the entrypoint (its parameters' JSON Schema) instead of calling it.
+    describe: bool = False
 
     def encode(self) -> bytes:
         return encode_job(
@@ -56,6 +59,7 @@ class Job:
             args_json=self.args_json,
             limits=self.limits,
             address_space_bytes=self.address_space_bytes,
+            describe=self.describe,
         )
 
     @classmethod
@@ -77,6 +81,7 @@ class Job:
             args_json=meta["args_json"],
             limits=Limits(**meta["limits"]),
             address_space_bytes=meta["address_space_bytes"],
+            describe=bool(meta.get("describe")),
         )
 
 
@@ -89,6 +94,7 @@ def encode_job(
     args_json: str,
     limits: Limits,
     address_space_bytes: int,
+    describe: bool = False,
 ) -> bytes:
     """Serialise a job for the job pipe. Code objects travel as marshal data, template
     to worker only: the worker trusts the template, never the other way round. The
@@ -100,6 +106,7 @@ def encode_job(
             "limits": limits.to_dict(),
             "address_space_bytes": address_space_bytes,
             "call_is_expression": call_is_expression,
+            "describe": describe,
         }
     ).encode()
     return b"".join(_HEADER.pack(len(part)) + part for part in (meta, tool_blob, call_blob))
@@ -259,6 +266,8 @@ def _call(job: Job, globals_: dict[str, Any], args: dict[str, Any]) -> Any:
         function = globals_.get(job.entrypoint)
         if not callable(function):
             raise NameError(f"the tool defines no function named {job.entrypoint!r}")
+        if job.describe:
+            return input_schema(function)
         return function(**args)
     if job.call.is_expression:
         return eval(job.call.code, globals_)  # noqa: S307 - RestrictedPython code, in the worker

@@ -21,6 +21,7 @@ import logging
 import signal
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -90,7 +91,7 @@ def check_listen(settings: Settings, listen: str) -> None:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise InvalidRequest(f"listen address {listen!r} is not HOST:PORT or unix:PATH")
-    if settings.tls_cert_file or settings.allow_insecure or _is_loopback(host):
+    if settings.tls_cert_file or settings.allow_insecure or is_loopback(host):
         return
     raise PermissionDenied(
         f"refusing plaintext on {listen}: give tls_cert_file and tls_key_file, listen on "
@@ -98,7 +99,7 @@ def check_listen(settings: Settings, listen: str) -> None:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     host = host.strip("[]")
     if host == "localhost":
         return True
@@ -136,6 +137,7 @@ class ApiServer:
     port: int = field(init=False, default=0)
     _flusher: asyncio.Task[None] | None = field(init=False, default=None)
     _watcher: asyncio.Task[None] | None = field(init=False, default=None)
+    http: Any = field(init=False, default=None)  # the MCP listener (orchestrator.mcp.http)
 
     async def start(self) -> None:
         check_listen(self.settings, self.listen)
@@ -168,6 +170,8 @@ class ApiServer:
         else:
             self.port = self.server.add_secure_port(self.listen, credentials)
         register_backend(self.backend)
+        if self.settings.http_listen:
+            await self._start_http()
         await self.server.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -180,6 +184,18 @@ class ApiServer:
             self.listen if self.listen.startswith("unix:") else self.address,
             extra={"tls": credentials is not None, "mtls": bool(self.settings.tls_client_ca_file)},
         )
+
+    async def _start_http(self) -> None:
+        """MCP over Streamable HTTP on ``http_listen``, over this server's service."""
+        from orchestrator.mcp import require_mcp
+
+        require_mcp()
+        from orchestrator.mcp.http import HttpListener, http_app
+        from orchestrator.mcp.tools import ToolServer
+
+        app = http_app(ToolServer(self.service), self.settings.mcp_allowed_origins)
+        self.http = HttpListener(app, self.settings, self.settings.http_listen)
+        await self.http.start()
 
     @property
     def address(self) -> str:
@@ -228,7 +244,10 @@ class ApiServer:
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         self.service.draining = True
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        if self.http is not None:  # both listeners drain at once, within the grace
+            await asyncio.gather(self.http.stop(), self.server.stop(grace))
+        else:
+            await self.server.stop(grace)
         for task in (self._flusher, self._watcher):
             if task is not None:
                 task.cancel()
@@ -241,29 +260,38 @@ class ApiServer:
         log.info("stopped")
 
 
-async def serve(settings: Settings, listen: str | None = None) -> int:
-    """Run the server until SIGTERM or SIGINT; returns the exit status."""
-    from orchestrator.api.observability import setup_tracing
+def open_engine(settings: Settings) -> Engine:
+    """The engine ``settings`` describe: its models (opened once they can be), sandbox
+    backend (its isolation checked) and registry."""
     from orchestrator.cli._runtime import open_registry, role_models
     from orchestrator.sandboxes import create_backend
 
-    listen = listen or settings.listen
-    check_listen(settings, listen)
-    return_large_blocks()
-    setup_tracing(settings)
-    if settings.metrics_listen:
-        start_metrics(settings.metrics_listen)
     user, maker = role_models(settings, settings.user_model, settings.maker_model, defer=True)
     backend = create_backend(settings.backend, settings)
     backend.check_isolation()
-    registry = open_registry(settings)
-    engine = Engine(
+    return Engine(
         backend=backend,
-        registry=registry,
+        registry=open_registry(settings),
         user=user,
         maker=maker,
         user_config=UserConfig.from_settings(settings),
     )
+
+
+async def serve(settings: Settings, listen: str | None = None) -> int:
+    """Run the server until SIGTERM or SIGINT; returns the exit status."""
+    from orchestrator.api.observability import setup_tracing
+
+    listen = listen or settings.listen
+    check_listen(settings, listen)
+    if settings.http_listen:
+        check_listen(settings, settings.http_listen)
+    return_large_blocks()
+    setup_tracing(settings)
+    if settings.metrics_listen:
+        start_metrics(settings.metrics_listen)
+    engine = open_engine(settings)
+    backend, registry = engine.backend, engine.registry
     server = ApiServer(settings, engine, backend, registry, listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -277,6 +305,9 @@ async def serve(settings: Settings, listen: str | None = None) -> int:
         registry.close()
         raise
     print(f"latm: serving on {server.address}", flush=True)
+    if server.http is not None:
+        scheme = "https" if settings.tls_cert_file else "http"
+        print(f"latm: serving MCP on {scheme}://{server.http.address}/mcp", flush=True)
     await stop.wait()
     log.info("draining", extra={"grace_s": settings.shutdown_grace_s})
     await server.stop()

@@ -376,21 +376,30 @@ async def _streaming(
 
 
 class _Call:
-    """One call's bookkeeping: principal, deadline, trace span, timing, outcome."""
+    """One call's bookkeeping: principal, deadline, trace span, timing, outcome. The
+    transport (gRPC here, MCP over HTTP or stdio in ``orchestrator.mcp``) gives the
+    caller's metadata and the time it has left; everything else is the same."""
 
-    def __init__(self, service: OrchestratorService, method: str, context: Context) -> None:
+    def __init__(
+        self,
+        service: OrchestratorService,
+        method: str,
+        metadata: Any,
+        remaining: Callable[[], float | None],
+    ) -> None:
         self.service = service
         self.method = method
-        self.context = context
+        self.metadata = metadata
+        self.remaining = remaining
         self.started = time.perf_counter()
-        self.request_id = _request_id(context)
+        self.request_id = _request_id(metadata)
         self.tenant = ""
-        self.deadline = context.time_remaining()
+        self.deadline = remaining()
 
     async def begin(self, request: Any) -> Principal:
         if self.service.draining:
             raise Unavailable("the server is shutting down; retry on another instance")
-        who = await self.service.auth.authenticate(self.context.invocation_metadata())
+        who = await self.service.auth.authenticate(self.metadata)
         self.tenant = who.tenant
         TENANT.set(who.tenant)
         self.service.quotas.admit(who.tenant, who.quotas)
@@ -416,7 +425,7 @@ class _Call:
         return message
 
     async def run(self, awaitable: Awaitable[Response]) -> Response:
-        left = self.context.time_remaining()
+        left = self.remaining()
         if left is None:
             return await awaitable
         async with asyncio.timeout(left):
@@ -427,9 +436,29 @@ class _Call:
 async def _call(
     service: OrchestratorService, method: str, context: Context
 ) -> AsyncIterator[_Call]:
-    call = _Call(service, method, context)
+    metadata = context.invocation_metadata()
+    try:
+        async with call_scope(service, method, metadata, context.time_remaining) as call:
+            yield call
+    except LatmError as error:
+        await _abort(context, error)
+
+
+@contextlib.asynccontextmanager
+async def call_scope(
+    service: OrchestratorService,
+    method: str,
+    metadata: Any,
+    remaining: Callable[[], float | None] = lambda: None,
+) -> AsyncIterator[_Call]:
+    """What every call goes through, whatever its transport: the caller's request id,
+    trace span and deadline scope around the body, then its metric, its log line, and
+    its outcome as a :class:`LatmError` (raised) when it failed. ``metadata`` holds the
+    caller's ``authorization`` (and optional ``x-request-id``, ``traceparent``);
+    ``remaining`` the seconds it has left (None: no deadline)."""
+    call = _Call(service, method, metadata, remaining)
     REQUEST_ID.set(call.request_id)
-    parent = propagate.extract(_carrier(context))
+    parent = propagate.extract(_carrier(metadata))
     code = grpc.StatusCode.OK
     error: LatmError | None = None
     with (
@@ -456,7 +485,7 @@ async def _call(
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         _finish(call, code, error)
     if error is not None:
-        await _abort(context, error)
+        raise error
 
 
 def _finish(call: _Call, code: grpc.StatusCode, error: LatmError | None) -> None:
@@ -498,17 +527,17 @@ async def _abort(context: Context, error: LatmError) -> None:
     await context.abort(error.code, message, trailing_metadata=tuple(trailing))
 
 
-def _carrier(context: Context) -> dict[str, str]:
+def _carrier(metadata: Any) -> dict[str, str]:
     return {
         key: value
-        for key, value in context.invocation_metadata() or ()
+        for key, value in metadata or ()
         if isinstance(value, str) and key in ("traceparent", "tracestate")
     }
 
 
-def _request_id(context: Context) -> str:
+def _request_id(metadata: Any) -> str:
     """The caller's ``x-request-id`` when it is short printable ASCII, else a fresh id."""
-    given = metadata_value(context.invocation_metadata(), "x-request-id")
+    given = metadata_value(metadata, "x-request-id")
     return given if given is not None and _printable(given, 64) else uuid.uuid4().hex
 
 

@@ -11,6 +11,7 @@ from orchestrator.cli import (
     exec_cmd,
     image_cmd,
     make_cmd,
+    mcp_cmd,
     models_cmd,
     serve_cmd,
     tenants_cmd,
@@ -31,6 +32,7 @@ def build_parser() -> LatmParser:
     tools_cmd.register(commands)
     bench_cmd.register(commands)
     serve_cmd.register(commands)
+    mcp_cmd.register(commands)
     tenants_cmd.register(commands)
     return parser
 

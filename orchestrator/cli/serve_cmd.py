@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import LatmError
+
+if TYPE_CHECKING:
+    from orchestrator.config import Settings
 
 
 def register(commands: Any) -> None:
@@ -27,16 +31,27 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.config is not None:
-        os.environ["LATM_CONFIG_FILE"] = str(args.config)
     from orchestrator.api.observability import setup_logging
     from orchestrator.api.server import serve
+
+    def main(settings: Settings) -> Coroutine[Any, Any, int]:
+        setup_logging(settings)
+        return serve(settings, args.listen)
+
+    return run_with_settings(args, "serve", main)
+
+
+def run_with_settings(
+    args: argparse.Namespace, command: str, main: Callable[[Settings], Coroutine[Any, Any, int]]
+) -> int:
+    """Run ``main`` with the settings (``--config`` first), reporting a bad setting or a
+    refusal on stderr with exit status 2."""
+    if args.config is not None:
+        os.environ["LATM_CONFIG_FILE"] = str(args.config)
     from orchestrator.config import Settings
 
     try:
-        settings = Settings()
-        setup_logging(settings)
-        return asyncio.run(serve(settings, args.listen))
+        return asyncio.run(main(Settings()))
     except (LatmError, ValueError) as exc:
-        print(f"latm serve: {exc}", file=sys.stderr)
+        print(f"latm {command}: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,10 @@
 """The tool card: the JSON form of a tool (``latm.tool/v1``) for export, import and storage.
 
 The shape is a contract (see DESIGN.md); fields beyond it (``version``, ``signature``,
-``task``, ``scorer``) are optional extensions. Cards are plain JSON, validated by pydantic,
-never pickled. Everything in a card that a model wrote (name, description, source, demos) is
-untrusted text: it is stored and shown, and its code only ever runs inside a sandbox.
+``task``, ``scorer``, ``input_schema``) are optional extensions: a card without them loads.
+Cards are plain JSON, validated by pydantic, never pickled. Everything in a card that a
+model wrote (name, description, source, demos) is untrusted text: it is stored and shown,
+and its code only ever runs inside a sandbox.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import InvalidRequest
+from orchestrator.latm.schemas import checked_schema
 
 CARD_FORMAT = "latm.tool/v1"
 # Matched whole (``fullmatch``): with ``match`` and ``$``, "add\n" passed as a name
@@ -109,6 +111,20 @@ class ToolCard(BaseModel):
     scorer: str | None = Field(
         default=None, max_length=64, description="the scorer its answers need"
     )
+    input_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="the entrypoint's keyword parameters as a JSON Schema, read in the sandbox",
+    )
+
+    @field_validator("input_schema")
+    @classmethod
+    def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            return checked_schema(value)
+        except InvalidRequest as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("name", "entrypoint")
     @classmethod

@@ -23,11 +23,12 @@ from orchestrator.latm.imports import reverified
 from orchestrator.latm.maker import MakeResult, ToolMaker
 from orchestrator.latm.progress import Progress
 from orchestrator.latm.runner import ToolRunner
+from orchestrator.latm.schemas import checked_schema
 from orchestrator.latm.tasks import Split, Task
 from orchestrator.latm.user import Answer, ToolUser, UserConfig, chain_of_thought
 from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
 from orchestrator.registry import StoreLimits, ToolRegistry, ToolSummary, check_card
-from orchestrator.sandboxes import ExecRequest, ExecResult, SandboxBackend
+from orchestrator.sandboxes import ExecRequest, ExecResult, SandboxBackend, Status
 
 log = logging.getLogger(__name__)
 FLUSH_DELAY_S = 0.2  # tool uses are written in batches, this long after the first
@@ -116,6 +117,7 @@ class Engine:
         self.user_config = user_config or UserConfig()
         self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
         self._cards = CardCache(CARD_CACHE_MAX_BYTES, CARDS_CACHED)
+        self._schemas: dict[tuple[str, str, str], dict[str, Any] | None] = {}
         self._pending: list[dict[str, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -148,6 +150,7 @@ class Engine:
         with usage_scope(tenant=tenant, request_id=request_id, role="maker", tool=task.name):
             result = await maker.make(task, split, progress)
         if result.card is not None:
+            result.card = await self.with_schema(tenant, result.card)
             result.card = self.registry.publish(tenant, result.card, limits)
             self.forget(tenant)
             self.registry.record_use(
@@ -174,6 +177,8 @@ class Engine:
             check_card(card, limits)
             await asyncio.to_thread(self.registry.check_room, tenant, card.name, limits)
         card = await reverified(card, self.runner(tenant))
+        # The schema a card brings is the exporter's word: read it again in the sandbox.
+        card = await self.with_schema(tenant, card.model_copy(update={"input_schema": None}))
         published = await asyncio.to_thread(self.registry.publish, tenant, card, limits)
         self.forget(tenant)
         return published
@@ -243,6 +248,38 @@ class Engine:
         card = await asyncio.to_thread(self.registry.get, tenant, name, version)
         self._cards.put(key, now + LATEST_TTL_S, card)
         return card
+
+    async def input_schema(self, tenant: str, card: ToolCard) -> dict[str, Any] | None:
+        """The JSON Schema of ``card``'s entrypoint parameters: the card's own, or (a card
+        made before cards carried one) read in the tenant's sandbox once and remembered.
+        None when the sandbox could not read it (the module fails to run)."""
+        if card.input_schema is not None:
+            return card.input_schema
+        key = (tenant, card.sha256, card.entrypoint)
+        if key not in self._schemas:
+            described = await self.backend.describe(tenant, card.source, card.entrypoint)
+            schema = None
+            if described.status is Status.OK:
+                try:
+                    schema = checked_schema(described.input_schema)
+                except InvalidRequest as exc:
+                    log.warning("tool %s/%s: unusable input schema: %s", tenant, card.name, exc)
+            if len(self._schemas) >= CARDS_CACHED:
+                self._schemas.clear()
+            self._schemas[key] = schema
+        return self._schemas[key]
+
+    async def with_schema(self, tenant: str, card: ToolCard) -> ToolCard:
+        """``card`` with its input schema read in the sandbox (unchanged when it has one,
+        or when the sandbox cannot read it: the schema is then read again when needed)."""
+        if card.input_schema is not None:
+            return card
+        try:
+            schema = await self.input_schema(tenant, card)
+        except LatmError as exc:  # the tool is verified: a missing schema must not lose it
+            log.warning("tool %s/%s: no input schema: %s", tenant, card.name, exc)
+            return card
+        return card if schema is None else card.model_copy(update={"input_schema": schema})
 
     def forget(self, tenant: str) -> None:
         """Drop the cached cards of ``tenant`` (after its tools changed)."""

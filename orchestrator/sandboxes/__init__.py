@@ -4,6 +4,7 @@ from orchestrator.sandboxes.base import Sandbox, SandboxBackend
 from orchestrator.sandboxes.client import SandboxClient
 from orchestrator.sandboxes.factory import BackendName, create_backend
 from orchestrator.sandboxes.values import (
+    Described,
     ErrorInfo,
     ExecRequest,
     ExecResult,
@@ -14,6 +15,7 @@ from orchestrator.sandboxes.values import (
 
 __all__ = [
     "BackendName",
+    "Described",
     "ErrorInfo",
     "ExecRequest",
     "ExecResult",

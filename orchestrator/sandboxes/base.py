@@ -8,8 +8,10 @@ from typing import Self
 
 from orchestrator.deadlines import clamp_timeout_ms
 from orchestrator.sandboxes.client import SandboxClient
-from orchestrator.sandboxes.values import ExecRequest, ExecResult, IsolationLevel
+from orchestrator.sandboxes.values import Described, ExecRequest, ExecResult, IsolationLevel
 from orchestrator.telemetry import SANDBOX_CALLS, SANDBOX_FAULTS, tracer
+
+DESCRIBE_TIMEOUT_S = 30.0  # the transport's wait for a describe without a call deadline
 
 
 class Sandbox:
@@ -87,6 +89,22 @@ class SandboxBackend(abc.ABC):
                 raise
             finally:
                 # A call cancelled mid-way counts as a fault: its worker may still run.
+                await asyncio.shield(self.release(sandbox, faulted))
+
+    async def describe(self, tenant: str, source: str, entrypoint: str) -> Described:
+        """``entrypoint``'s parameters as a JSON Schema, read in one of ``tenant``'s
+        sandboxes (the module runs there once, under the default limits)."""
+        with tracer.start_as_current_span("sandbox.describe") as span:
+            span.set_attribute("latm.backend", self.name)
+            sandbox = await self.acquire(tenant)
+            faulted = True
+            try:
+                described = await sandbox.client.describe(
+                    source, entrypoint, clamp_timeout_ms(0) / 1000 or DESCRIBE_TIMEOUT_S
+                )
+                faulted = described.status.is_fault
+                return described
+            finally:
                 await asyncio.shield(self.release(sandbox, faulted))
 
     def stats(self) -> dict[str, int]:

@@ -13,7 +13,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latm.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from orchestrator.errors import InvalidRequest, SandboxUnavailable, from_rpc_error
-from orchestrator.sandboxes.values import ErrorInfo, ExecRequest, ExecResult, Status, Usage
+from orchestrator.sandboxes.values import (
+    Described,
+    ErrorInfo,
+    ExecRequest,
+    ExecResult,
+    Status,
+    Usage,
+)
 from sandbox.contract import ErrorType, proto_values
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -114,30 +121,7 @@ class SandboxClient:
             raise from_rpc_error(exc) from None
         except ServerSilent:
             return _lost(isolation, "the sandbox server stopped answering")
-        status = STATUSES.get(reply.status, Status.CRASHED)
-        error = None
-        if reply.HasField("error"):
-            error = ErrorInfo(
-                type=reply.error.type,
-                message=reply.error.message,
-                line=reply.error.line,
-                origin=reply.error.origin,
-            )
-        value = None
-        if status is Status.OK:
-            try:
-                value = json.loads(reply.value_json)
-                if _SURROGATE_ESCAPE.search(reply.value_json):
-                    # An honest worker never sends a lone surrogate; a compromised one could,
-                    # and such a str cannot be printed or sent on as UTF-8.
-                    json.dumps(value, ensure_ascii=False).encode("utf-8")
-            except (ValueError, RecursionError):
-                status, error = (
-                    Status.ERROR,
-                    ErrorInfo(
-                        type=ErrorType.VALUE_CONVERSION, message="the sandbox returned invalid JSON"
-                    ),
-                )
+        status, error, value = _outcome(reply, reply.value_json)
         return ExecResult(
             status=status,
             value=value,
@@ -152,6 +136,22 @@ class SandboxClient:
                 max_rss_kb=reply.usage.max_rss_kb,
             ),
         )
+
+    async def describe(self, source: str, entrypoint: str, timeout_s: float) -> Described:
+        """Load ``source`` and read ``entrypoint``'s parameters, inside the sandbox."""
+        message = sandbox_pb2.LoadToolRequest(
+            source=_unicode("the tool source", source),
+            entrypoint=_unicode("the entrypoint", entrypoint),
+        )
+        try:
+            reply = await self._stub.LoadTool(message, timeout=timeout_s + DEADLINE_SLACK_S)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                lost = _lost("", exc.details() or exc.code().name)
+                return Described(status=lost.status, error=lost.error)
+            raise from_rpc_error(exc) from None
+        status, error, schema = _outcome(reply, reply.input_schema_json)
+        return Described(status=status, input_schema=schema, error=error)
 
     async def _watched(self, call: Any) -> sandbox_pb2.ExecuteResponse:
         """The reply to ``call``; raises ServerSilent if the server stops answering."""
@@ -170,6 +170,32 @@ class SandboxClient:
 
     async def close(self) -> None:
         await self._channel.close(None)
+
+
+def _outcome(
+    reply: sandbox_pb2.ExecuteResponse | sandbox_pb2.LoadToolResponse, value_json: str
+) -> tuple[Status, ErrorInfo | None, Any]:
+    """A reply's status, error and (when ok) its JSON value, decoded."""
+    status = STATUSES.get(reply.status, Status.CRASHED)
+    error = _error_info(reply.error) if reply.HasField("error") else None
+    if status is not Status.OK:
+        return status, error, None
+    try:
+        value = json.loads(value_json)
+        if _SURROGATE_ESCAPE.search(value_json):
+            # An honest worker never sends a lone surrogate; a compromised one could,
+            # and such a str cannot be printed or sent on as UTF-8.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):
+        invalid = ErrorInfo(
+            type=ErrorType.VALUE_CONVERSION, message="the sandbox returned invalid JSON"
+        )
+        return Status.ERROR, invalid, None
+    return status, error, value
+
+
+def _error_info(error: sandbox_pb2.Error) -> ErrorInfo:
+    return ErrorInfo(type=error.type, message=error.message, line=error.line, origin=error.origin)
 
 
 def _lost(isolation: str, message: str) -> ExecResult:

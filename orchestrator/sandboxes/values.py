@@ -13,7 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sandbox.contract import Status
 from sandbox.limits import MIN_MEMORY_MB
 
-__all__ = ["ErrorInfo", "ExecRequest", "ExecResult", "IsolationLevel", "Status", "Usage"]
+__all__ = [
+    "Described",
+    "ErrorInfo",
+    "ExecRequest",
+    "ExecResult",
+    "IsolationLevel",
+    "Status",
+    "Usage",
+]
 
 
 class IsolationLevel(IntEnum):
@@ -109,3 +117,15 @@ class ExecResult(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.to_contract(), ensure_ascii=False)
+
+
+class Described(BaseModel):
+    """A tool entrypoint's parameters as the sandbox read them (LoadTool with an
+    entrypoint): their JSON Schema when ``status`` is ok, else why not. The schema is
+    untrusted data, checked before use (``orchestrator.latm.schemas``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Status
+    input_schema: Any = None
+    error: ErrorInfo | None = None

@@ -153,3 +153,34 @@ async def test_template_death_is_survived() -> None:
         ]
         assert results[-1].value == 4  # the tool was reloaded into a new template
         assert all(r.status in {Status.OK, Status.CRASHED} for r in results)
+
+
+async def test_a_tools_input_schema_is_read_inside_the_sandbox() -> None:
+    source = (
+        "def area(width: float, height: float = 1.0, *, label: str = 'box') -> float:\n"
+        "    return width * height\n"
+    )
+    async with ProcessBackend(ProcessIsolation.UNSHARE) as backend:
+        described = await backend.describe("schema", source, "area")
+        assert described.status is Status.OK, described.error
+        assert described.input_schema == {
+            "type": "object",
+            "properties": {
+                "width": {"type": "number"},
+                "height": {"type": "number", "default": 1.0},
+                "label": {"type": "string", "default": "box"},
+            },
+            "required": ["width"],
+            "additionalProperties": False,
+        }
+        missing = await backend.describe("schema", source, "volume")
+        assert missing.status is Status.ERROR
+        assert missing.error is not None
+        assert "volume" in missing.error.message
+        hostile = await backend.describe("schema", "import os\ndef f(): pass\n", "f")
+        assert hostile.status is Status.POLICY_VIOLATION
+        # The sandbox still serves calls after describing.
+        result = await backend.execute(
+            "schema", ExecRequest(source=source, entrypoint="area", args={"width": 2.0})
+        )
+        assert (result.status, result.value) == (Status.OK, 2.0)

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlatm/sandbox/v1/sandbox.proto\x12\x0flatm.sandbox.v1\"s\n\x06Limits\x12\x12\n\ntimeout_ms\x18\x01 \x01(\r\x12\x0e\n\x06\x63pu_ms\x18\x02 \x01(\r\x12\x11\n\tmemory_mb\x18\x03 \x01(\r\x12\x18\n\x10max_output_bytes\x18\x04 \x01(\r\x12\x18\n\x10max_result_bytes\x18\x05 \x01(\r\"D\n\x05\x45rror\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\r\x12\x0e\n\x06origin\x18\x04 \x01(\t\"<\n\x05Usage\x12\x0f\n\x07wall_ms\x18\x01 \x01(\x01\x12\x0e\n\x06\x63pu_ms\x18\x02 \x01(\x01\x12\x12\n\nmax_rss_kb\x18\x03 \x01(\x04\"!\n\x0fLoadToolRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\"s\n\x10LoadToolResponse\x12\x0f\n\x07tool_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.latm.sandbox.v1.Status\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.latm.sandbox.v1.Error\"\x9b\x01\n\x0e\x45xecuteRequest\x12\x11\n\x07tool_id\x18\x01 \x01(\tH\x00\x12\x10\n\x06source\x18\x02 \x01(\tH\x00\x12\x0c\n\x04\x63\x61ll\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\t\x12\x12\n\nentrypoint\x18\x05 \x01(\t\x12\'\n\x06limits\x18\x06 \x01(\x0b\x32\x17.latm.sandbox.v1.LimitsB\x06\n\x04tool\"\xcd\x01\n\x0f\x45xecuteResponse\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.latm.sandbox.v1.Status\x12\x12\n\nvalue_json\x18\x02 \x01(\t\x12\x0e\n\x06stdout\x18\x03 \x01(\t\x12\x0e\n\x06stderr\x18\x04 \x01(\t\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.latm.sandbox.v1.Error\x12%\n\x05usage\x18\x06 \x01(\x0b\x32\x16.latm.sandbox.v1.Usage\x12\x0f\n\x07tool_id\x18\x07 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xb1\x01\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x17\n\x0f\x61llowed_modules\x18\x03 \x03(\t\x12+\n\nmax_limits\x18\x04 \x01(\x0b\x32\x17.latm.sandbox.v1.Limits\x12/\n\x0e\x64\x65\x66\x61ult_limits\x18\x05 \x01(\x0b\x32\x17.latm.sandbox.v1.Limits*\xb8\x01\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n\tSTATUS_OK\x10\x01\x12\x10\n\x0cSTATUS_ERROR\x10\x02\x12\x1b\n\x17STATUS_POLICY_VIOLATION\x10\x03\x12\x12\n\x0eSTATUS_TIMEOUT\x10\x04\x12\x17\n\x13STATUS_MEMORY_LIMIT\x10\x05\x12\x17\n\x13STATUS_OUTPUT_LIMIT\x10\x06\x12\x12\n\x0eSTATUS_CRASHED\x10\x07\x32\xfd\x01\n\x0eSandboxService\x12O\n\x08LoadTool\x12 .latm.sandbox.v1.LoadToolRequest\x1a!.latm.sandbox.v1.LoadToolResponse\x12L\n\x07\x45xecute\x12\x1f.latm.sandbox.v1.ExecuteRequest\x1a .latm.sandbox.v1.ExecuteResponse\x12L\n\x07GetInfo\x12\x1f.latm.sandbox.v1.GetInfoRequest\x1a .latm.sandbox.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlatm/sandbox/v1/sandbox.proto\x12\x0flatm.sandbox.v1\"s\n\x06Limits\x12\x12\n\ntimeout_ms\x18\x01 \x01(\r\x12\x0e\n\x06\x63pu_ms\x18\x02 \x01(\r\x12\x11\n\tmemory_mb\x18\x03 \x01(\r\x12\x18\n\x10max_output_bytes\x18\x04 \x01(\r\x12\x18\n\x10max_result_bytes\x18\x05 \x01(\r\"D\n\x05\x45rror\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\r\x12\x0e\n\x06origin\x18\x04 \x01(\t\"<\n\x05Usage\x12\x0f\n\x07wall_ms\x18\x01 \x01(\x01\x12\x0e\n\x06\x63pu_ms\x18\x02 \x01(\x01\x12\x12\n\nmax_rss_kb\x18\x03 \x01(\x04\"5\n\x0fLoadToolRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x12\n\nentrypoint\x18\x02 \x01(\t\"\x8e\x01\n\x10LoadToolResponse\x12\x0f\n\x07tool_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.latm.sandbox.v1.Status\x12%\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x16.latm.sandbox.v1.Error\x12\x19\n\x11input_schema_json\x18\x04 \x01(\t\"\x9b\x01\n\x0e\x45xecuteRequest\x12\x11\n\x07tool_id\x18\x01 \x01(\tH\x00\x12\x10\n\x06source\x18\x02 \x01(\tH\x00\x12\x0c\n\x04\x63\x61ll\x18\x03 \x01(\t\x12\x11\n\targs_json\x18\x04 \x01(\t\x12\x12\n\nentrypoint\x18\x05 \x01(\t\x12\'\n\x06limits\x18\x06 \x01(\x0b\x32\x17.latm.sandbox.v1.LimitsB\x06\n\x04tool\"\xcd\x01\n\x0f\x45xecuteResponse\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.latm.sandbox.v1.Status\x12\x12\n\nvalue_json\x18\x02 \x01(\t\x12\x0e\n\x06stdout\x18\x03 \x01(\t\x12\x0e\n\x06stderr\x18\x04 \x01(\t\x12%\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x16.latm.sandbox.v1.Error\x12%\n\x05usage\x18\x06 \x01(\x0b\x32\x16.latm.sandbox.v1.Usage\x12\x0f\n\x07tool_id\x18\x07 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xb1\x01\n\x0fGetInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x16\n\x0epython_version\x18\x02 \x01(\t\x12\x17\n\x0f\x61llowed_modules\x18\x03 \x03(\t\x12+\n\nmax_limits\x18\x04 \x01(\x0b\x32\x17.latm.sandbox.v1.Limits\x12/\n\x0e\x64\x65\x66\x61ult_limits\x18\x05 \x01(\x0b\x32\x17.latm.sandbox.v1.Limits*\xb8\x01\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n\tSTATUS_OK\x10\x01\x12\x10\n\x0cSTATUS_ERROR\x10\x02\x12\x1b\n\x17STATUS_POLICY_VIOLATION\x10\x03\x12\x12\n\x0eSTATUS_TIMEOUT\x10\x04\x12\x17\n\x13STATUS_MEMORY_LIMIT\x10\x05\x12\x17\n\x13STATUS_OUTPUT_LIMIT\x10\x06\x12\x12\n\x0eSTATUS_CRASHED\x10\x07\x32\xfd\x01\n\x0eSandboxService\x12O\n\x08LoadTool\x12 .latm.sandbox.v1.LoadToolRequest\x1a!.latm.sandbox.v1.LoadToolResponse\x12L\n\x07\x45xecute\x12\x1f.latm.sandbox.v1.ExecuteRequest\x1a .latm.sandbox.v1.ExecuteResponse\x12L\n\x07GetInfo\x12\x1f.latm.sandbox.v1.GetInfoRequest\x1a .latm.sandbox.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'latm.sandbox.v1.sandbox_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUS']._serialized_start=1016
-  _globals['_STATUS']._serialized_end=1200
+  _globals['_STATUS']._serialized_start=1064
+  _globals['_STATUS']._serialized_end=1248
   _globals['_LIMITS']._serialized_start=50
   _globals['_LIMITS']._serialized_end=165
   _globals['_ERROR']._serialized_start=167
@@ -40,17 +40,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USAGE']._serialized_start=237
   _globals['_USAGE']._serialized_end=297
   _globals['_LOADTOOLREQUEST']._serialized_start=299
-  _globals['_LOADTOOLREQUEST']._serialized_end=332
-  _globals['_LOADTOOLRESPONSE']._serialized_start=334
-  _globals['_LOADTOOLRESPONSE']._serialized_end=449
-  _globals['_EXECUTEREQUEST']._serialized_start=452
-  _globals['_EXECUTEREQUEST']._serialized_end=607
-  _globals['_EXECUTERESPONSE']._serialized_start=610
-  _globals['_EXECUTERESPONSE']._serialized_end=815
-  _globals['_GETINFOREQUEST']._serialized_start=817
-  _globals['_GETINFOREQUEST']._serialized_end=833
-  _globals['_GETINFORESPONSE']._serialized_start=836
-  _globals['_GETINFORESPONSE']._serialized_end=1013
-  _globals['_SANDBOXSERVICE']._serialized_start=1203
-  _globals['_SANDBOXSERVICE']._serialized_end=1456
+  _globals['_LOADTOOLREQUEST']._serialized_end=352
+  _globals['_LOADTOOLRESPONSE']._serialized_start=355
+  _globals['_LOADTOOLRESPONSE']._serialized_end=497
+  _globals['_EXECUTEREQUEST']._serialized_start=500
+  _globals['_EXECUTEREQUEST']._serialized_end=655
+  _globals['_EXECUTERESPONSE']._serialized_start=658
+  _globals['_EXECUTERESPONSE']._serialized_end=863
+  _globals['_GETINFOREQUEST']._serialized_start=865
+  _globals['_GETINFOREQUEST']._serialized_end=881
+  _globals['_GETINFORESPONSE']._serialized_start=884
+  _globals['_GETINFORESPONSE']._serialized_end=1061
+  _globals['_SANDBOXSERVICE']._serialized_start=1251
+  _globals['_SANDBOXSERVICE']._serialized_end=1504
 # @@protoc_insertion_point(module_scope)

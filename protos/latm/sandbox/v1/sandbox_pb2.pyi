@@ -171,15 +171,22 @@ class LoadToolRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SOURCE_FIELD_NUMBER: _builtins.int
+    ENTRYPOINT_FIELD_NUMBER: _builtins.int
     source: _builtins.str
+    entrypoint: _builtins.str
+    """Optional: a function of the module to describe. When set and the tool loads,
+    the module runs once in a worker and the response carries the function's
+    parameters as a JSON Schema (input_schema_json).
+    """
     def __init__(
         self,
         *,
         source: _builtins.str = ...,
+        entrypoint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entrypoint", b"entrypoint", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -194,10 +201,17 @@ class LoadToolResponse(_message.Message):
     TOOL_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    INPUT_SCHEMA_JSON_FIELD_NUMBER: _builtins.int
     tool_id: _builtins.str
     """sha256 of the source, hex; use it as ExecuteRequest.tool_id."""
     status: Global___Status.ValueType
     """STATUS_OK, STATUS_POLICY_VIOLATION or STATUS_ERROR (syntax error)."""
+    input_schema_json: _builtins.str
+    """With LoadToolRequest.entrypoint: that function's keyword parameters as a JSON
+    Schema object (type "object", properties, required), read inside the sandbox
+    with inspect.signature. Empty when no entrypoint was asked for; when running
+    the module failed, status and error say why.
+    """
     @_builtins.property
     def error(self) -> Global___Error: ...
     def __init__(
@@ -206,10 +220,11 @@ class LoadToolResponse(_message.Message):
         tool_id: _builtins.str = ...,
         status: Global___Status.ValueType = ...,
         error: Global___Error | None = ...,
+        input_schema_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "status", b"status", "tool_id", b"tool_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "input_schema_json", b"input_schema_json", "status", b"status", "tool_id", b"tool_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,278 @@
+"""MCP over Streamable HTTP (``latm serve``'s ``/mcp``) and stdio (``latm mcp``), with the
+official SDK's own client: tool lists with schemas read in the sandbox, calls, timeouts,
+``solve``, ``make_tool`` with progress, and the endpoint's refusals."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import mcp_types as types
+import pytest
+import pytest_asyncio
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from prometheus_client import REGISTRY
+
+from tests.support.api import ADD_CARD, FOREVER, SPIN_CARD, Api, StartApi
+from tests.support.maker import SORT, maker_script, word_sorting
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+ADD_SCHEMA = {
+    "type": "object",
+    "properties": {"a": {}, "b": {}},
+    "required": ["a", "b"],
+    "additionalProperties": False,
+}
+
+
+@pytest_asyncio.fixture
+async def api(start_api: StartApi) -> Api:
+    started = await start_api(
+        user=["ans = add(a=2, b=3)"],
+        maker=maker_script(SORT),
+        http_listen="127.0.0.1:0",
+    )
+    async with started.client() as client:
+        await client.import_tool(ADD_CARD)
+        await client.import_tool(SPIN_CARD)
+    return started
+
+
+def url(api: Api) -> str:
+    return f"http://{api.server.http.address}/mcp"
+
+
+def http(key: str, **headers: str) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {key}", **headers},
+        timeout=httpx2.Timeout(30.0, read=120.0),
+    )
+
+
+@contextlib.asynccontextmanager
+async def connect(api: Api, key: str | None = None, **options: Any) -> AsyncIterator[Client]:
+    """The SDK's client over Streamable HTTP, with ``key`` (acme's by default). (Not a
+    fixture: anyio's task group must be left in the task that entered it.)"""
+    async with (
+        http(api.acme if key is None else key) as session,
+        Client(streamable_http_client(url(api), http_client=session), **options) as client,
+    ):
+        yield client
+
+
+def value(result: types.CallToolResult) -> Any:
+    assert not result.is_error, result.content
+    return result.structured_content["result"]
+
+
+def text(result: types.CallToolResult) -> str:
+    return " ".join(block.text for block in result.content if isinstance(block, types.TextContent))
+
+
+async def test_tools_are_listed_with_the_schema_read_in_the_sandbox(api: Api) -> None:
+    async with connect(api) as acme:
+        await _test_tools_are_listed_with_the_schema_read_in_the_sandbox(acme)
+
+
+async def _test_tools_are_listed_with_the_schema_read_in_the_sandbox(acme: Client) -> None:
+    tools = {tool.name: tool for tool in (await acme.list_tools()).tools}
+    assert set(tools) == {"solve", "make_tool", "add", "spin"}
+    assert tools["add"].description == "Add two numbers."
+    assert tools["add"].input_schema == ADD_SCHEMA
+    assert tools["spin"].input_schema["required"] == ["loops"]
+    assert tools["solve"].input_schema["required"] == ["question"]
+
+
+async def test_a_call_runs_in_the_sandbox_and_a_timeout_is_an_error_result(api: Api) -> None:
+    async with connect(api) as acme:
+        await _test_a_call_runs_in_the_sandbox_and_a_timeout_is_an_error_result(acme)
+
+
+async def _test_a_call_runs_in_the_sandbox_and_a_timeout_is_an_error_result(acme: Client) -> None:
+    added = await acme.call_tool("add", {"a": 2, "b": 40})
+    assert value(added) == 42
+    assert text(added) == "42"
+    stuck = await acme.call_tool("spin", {"loops": FOREVER})
+    assert stuck.is_error
+    assert "timeout" in text(stuck)
+    assert value(await acme.call_tool("add", {"a": "x", "b": "y"})) == "xy"
+
+
+def sandbox_calls() -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "latm_sandbox_calls"
+        for sample in metric.samples
+        if sample.name == "latm_sandbox_calls_total"
+    )
+
+
+def api_requests(method: str, code: str) -> float:
+    found = REGISTRY.get_sample_value("latm_api_requests_total", {"method": method, "code": code})
+    return found or 0.0
+
+
+async def test_arguments_off_the_schema_run_nothing(api: Api) -> None:
+    async with connect(api) as acme:
+        before = sandbox_calls(), api_requests("MCP.CallTool", "INVALID_ARGUMENT")
+        for arguments in ({"a": 2}, {"a": 1, "b": 2, "c": 3}, {}):
+            refused = await acme.call_tool("add", arguments)
+            assert refused.is_error
+            assert "do not match the tool's input schema" in text(refused)
+        # Nothing ran; each refusal was metered like a gRPC call's.
+        after = sandbox_calls(), api_requests("MCP.CallTool", "INVALID_ARGUMENT")
+        assert after == (before[0], before[1] + 3)
+
+
+async def test_solve_uses_the_tenants_tool(api: Api) -> None:
+    async with connect(api) as acme:
+        await _test_solve_uses_the_tenants_tool(acme)
+
+
+async def _test_solve_uses_the_tenants_tool(acme: Client) -> None:
+    result = await acme.call_tool("solve", {"question": "What is 2 plus 3?", "tool": "add"})
+    assert not result.is_error
+    assert result.structured_content["answer"] == "5"
+    assert result.structured_content["route"] == "tool"
+    assert result.structured_content["tool"] == "add"
+
+
+async def test_make_tool_reports_progress_and_announces_the_new_tool(api: Api) -> None:
+    reported: list[tuple[float, str | None]] = []
+    changed: list[Any] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reported.append((progress, message))
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.append(message)
+
+    examples = [{"question": q, "answer": a} for q, a in word_sorting()]
+    async with connect(api, mode="legacy", message_handler=on_message) as client:
+        made = await client.call_tool(
+            "make_tool",
+            {"task": "word_sorting", "examples": examples},
+            progress_callback=on_progress,
+        )
+        assert not made.is_error, text(made)
+        assert made.structured_content["name"] == "sort_words"
+        assert made.structured_content["passed"] == made.structured_content["total"] == 3
+        names = {tool.name for tool in (await client.list_tools()).tools}
+    assert "sort_words" in names
+    messages = [message or "" for _, message in reported]
+    assert any("attempt 1" in message for message in messages)
+    assert sum("verification case passed" in message for message in messages) == 3
+    assert [done for done, _ in reported] == sorted(done for done, _ in reported)
+    assert changed, "no notifications/tools/list_changed after make_tool"
+
+
+async def test_another_tenant_sees_none_of_acmes_tools(api: Api) -> None:
+    async with connect(api, api.globex) as globex:
+        assert {tool.name for tool in (await globex.list_tools()).tools} == {"solve", "make_tool"}
+        result = await globex.call_tool("add", {"a": 1, "b": 2})
+        assert result.is_error
+        assert "no tool named 'add'" in text(result)
+
+
+async def _post(api: Api, body: bytes, **headers: str) -> httpx2.Response:
+    async with httpx2.AsyncClient(timeout=10.0) as raw:
+        return await raw.post(
+            url(api),
+            content=body,
+            headers={
+                "content-type": "application/json",
+                "accept": "application/json, text/event-stream",
+                **headers,
+            },
+        )
+
+
+INITIALIZE = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "0"},
+        },
+    }
+).encode()
+
+
+async def test_the_endpoint_refuses_what_it_must_and_keeps_serving(api: Api) -> None:
+    bearer = f"Bearer {api.acme}"
+    no_key = await _post(api, INITIALIZE)
+    assert no_key.status_code == 401
+    assert no_key.headers["www-authenticate"].startswith("Bearer")
+    assert "API key" in no_key.json()["error"]["message"]
+    wrong = await _post(api, INITIALIZE, authorization="Bearer latm_nope")
+    assert wrong.status_code == 401
+    hostile = await _post(api, INITIALIZE, authorization=bearer, origin="https://evil.example")
+    assert hostile.status_code == 403
+    assert "origin" in hostile.json()["error"]["message"]
+    local = await _post(api, INITIALIZE, authorization=bearer, origin="http://localhost:3000")
+    assert local.status_code == 200
+    malformed = await _post(api, b'{"jsonrpc": "2.0", "id": 1, "method":', authorization=bearer)
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == -32700
+    huge = await _post(api, b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}', authorization=bearer)
+    assert huge.status_code == 413
+    not_rpc = await _post(api, b'["not", "json-rpc"]', authorization=bearer)
+    assert not_rpc.status_code == 400
+
+    revoked_key = api.tenants.create("initech")
+    api.tenants.revoke("initech")
+    revoked = await _post(api, INITIALIZE, authorization=f"Bearer {revoked_key}")
+    assert revoked.status_code == 401
+
+    async with connect(api) as client:
+        assert value(await client.call_tool("add", {"a": 1, "b": 1})) == 2
+
+
+async def test_a_session_belongs_to_the_tenant_that_opened_it(api: Api) -> None:
+    opened = await _post(api, INITIALIZE, authorization=f"Bearer {api.acme}")
+    session = opened.headers["mcp-session-id"]
+    taken = await _post(
+        api, INITIALIZE, authorization=f"Bearer {api.globex}", **{"mcp-session-id": session}
+    )
+    assert taken.status_code == 404
+
+
+async def test_stdio_serves_one_tenants_tools(api: Api) -> None:
+    folder = api.tmp
+    (folder / "stdio-user.json").write_text(json.dumps(["ans = add(a=2, b=3)"]))
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LATM_DATABASE_URL": f"sqlite:///{folder / 'registry.db'}",
+        "LATM_USER_MODEL": f"scripted:{folder / 'stdio-user.json'}",
+        "LATM_MAKER_MODEL": f"scripted:{folder / 'stdio-user.json'}",
+        "LATM_PROCESS_ISOLATION": os.environ.get("LATM_PROCESS_ISOLATION", "auto"),
+    }
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "orchestrator.cli", "mcp", "--tenant", "acme"],
+        env=env,
+        cwd=str(ROOT),
+    )
+    async with Client(server) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert tools["add"].input_schema == ADD_SCHEMA
+        assert value(await client.call_tool("add", {"a": 20, "b": 22})) == 42
+        stuck = await client.call_tool("spin", {"loops": FOREVER})
+        assert stuck.is_error
+        assert "timeout" in text(stuck)
+        solved = await client.call_tool("solve", {"question": "What is 2 plus 3?", "tool": "add"})
+        assert solved.structured_content["answer"] == "5"
