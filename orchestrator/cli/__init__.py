@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import sys
 
 from orchestrator.cli import (
@@ -16,8 +18,10 @@ from orchestrator.cli import (
     serve_cmd,
     tenants_cmd,
     tools_cmd,
+    usage_cmd,
 )
 from orchestrator.cli._parser import LatmParser
+from orchestrator.cli._remote import RemoteSetupError, resolve
 from orchestrator.secrets import install_log_redaction
 
 
@@ -34,6 +38,7 @@ def build_parser() -> LatmParser:
     serve_cmd.register(commands)
     mcp_cmd.register(commands)
     tenants_cmd.register(commands)
+    usage_cmd.register(commands)
     return parser
 
 
@@ -46,7 +51,20 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     install_log_redaction()
+    if "server" in vars(args):  # a command that can run on a server
+        args.remote = _remote(args)
     sys.exit(args.run(args))
+
+
+def _remote(args: argparse.Namespace) -> object:
+    """The server the command talks to (None: it runs here); exits 2 when that cannot be
+    done safely (a credentials file others can read, plaintext beyond loopback)."""
+    try:
+        return resolve(args, os.environ)
+    except RemoteSetupError as exc:
+        named = [args.command, getattr(args, f"{args.command}_command", None)]
+        print(f"latm {' '.join(filter(None, named))}: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 __all__ = ["build_parser", "main"]

@@ -6,7 +6,8 @@ argparse copies everything a command's parser holds, its defaults too, over what
 before the command's name. So a command's copy of a shared flag has no default (it sets a value
 only when given), the root keeps what it parsed under a name of its own, and the command's
 default is filled in once the whole line is parsed: a value after the command's name wins, then
-one before it, then the command's default.
+one before it, then the command's default. The shared flags given at all, on either side, are
+kept in ``given`` (``--tenant`` means something else with ``--server``: see ``_remote``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from collections.abc import Iterable
 from typing import Any
 
 DEFAULT_TENANT = "default"
-SHARED = ("tenant", "json")  # besides -v/--verbose, which every parser takes
+# Where a remote command reaches its server (``latm --server HOST:PORT tools list``).
+REMOTE = {
+    "server": ("HOST:PORT", "a latm server to talk to (default LATM_SERVER); else run locally"),
+    "credentials": ("FILE", "a file holding the API key, mode 0600 (default LATM_CREDENTIALS)"),
+    "tls_ca": ("PEM", "CA that signed the server's certificate (default LATM_TLS_CA)"),
+    "tls_cert": ("PEM", "client certificate, for mutual TLS (default LATM_TLS_CERT)"),
+    "tls_key": ("PEM", "client key, for mutual TLS (default LATM_TLS_KEY)"),
+}
+SHARED = ("tenant", "json", *REMOTE)  # besides -v/--verbose, which every parser takes
 _COMMAND = "command_parser"  # in the parsed namespace: the parser of the command that runs
 _BEFORE = "given_before_"  # in the parsed namespace: a shared flag the root parsed
 
@@ -46,6 +55,19 @@ class CommandParser(argparse.ArgumentParser):
         self.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=help_text)
         self.shared["json"] = False
 
+    def take_remote(self) -> None:
+        """``--server`` and how to reach it (key file, TLS), also taken before the command's
+        name; each defaults to None (the environment fills it in, see ``_remote``)."""
+        for flag, (metavar, help_text) in REMOTE.items():
+            self.add_argument(
+                _option(flag), default=argparse.SUPPRESS, metavar=metavar, help=help_text
+            )
+            self.shared[flag] = None
+
+
+def _option(flag: str) -> str:
+    return "--" + flag.replace("_", "-")
+
 
 class LatmParser(argparse.ArgumentParser):
     """The root parser: ``-v`` and the shared flags, then a command (a :class:`CommandParser`
@@ -68,6 +90,14 @@ class LatmParser(argparse.ArgumentParser):
             default=argparse.SUPPRESS,
             help="print JSON, for the commands that can",
         )
+        for flag, (metavar, help_text) in REMOTE.items():
+            self.add_argument(
+                _option(flag),
+                dest=_BEFORE + flag,
+                default=argparse.SUPPRESS,
+                metavar=metavar,
+                help=f"{help_text}, for the commands that can",
+            )
         self.commands = self.add_subparsers(
             dest="command", required=True, parser_class=CommandParser
         )
@@ -83,10 +113,16 @@ class LatmParser(argparse.ArgumentParser):
         found = vars(parsed)
         command = found.pop(_COMMAND, None)
         taken = command.shared if isinstance(command, CommandParser) else {}
+        given = set()
         for flag in SHARED:
             before = found.pop(_BEFORE + flag, None)
             if before is not None and flag not in taken:
                 said = command if isinstance(command, CommandParser) else self
-                said.error(f"argument --{flag} (before the command's name): not an option of it")
+                option = _option(flag)
+                said.error(f"argument {option} (before the command's name): not an option of it")
             if flag in taken:
+                if flag in found or before is not None:
+                    given.add(flag)
                 found.setdefault(flag, taken[flag] if before is None else before)
+        if taken:
+            found["given"] = frozenset(given)

@@ -1,4 +1,5 @@
-"""``latm make`` and ``latm solve``: make a tool from a task file; answer a question."""
+"""``latm make`` and ``latm solve``: make a tool from a task file; answer a question (here,
+or with ``--server`` on a server)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 
-from orchestrator.cli._runtime import add_common, open_engine
+from orchestrator.cli._runtime import add_common
+from orchestrator.cli._session import open_session
 from orchestrator.errors import LatmError
 from orchestrator.latm.cards import ToolCard
+from orchestrator.latm.engine import Solved
 from orchestrator.latm.maker import MakeResult
-from orchestrator.latm.progress import CaseGraded, MakeEvent
+from orchestrator.latm.progress import CaseGraded, MakeEvent, Relayed
 from orchestrator.latm.tasks import Split, load_task
 
 
@@ -28,6 +31,7 @@ def register(commands: Any) -> None:
     make.add_argument("--split", default=None, help="demos/validation/test, e.g. 0-2/5-7/10")
     make.take_json("print the result as JSON")
     add_common(make, maker=True)
+    make.take_remote()
     make.set_defaults(run=run_make)
 
     solve = commands.add_parser("solve", help="answer a question with a tool (or directly)")
@@ -35,6 +39,7 @@ def register(commands: Any) -> None:
     solve.add_argument("--tool", default=None, help="use this tool instead of dispatching")
     solve.take_json("one JSON object on stdout")
     add_common(solve)
+    solve.take_remote()
     solve.set_defaults(run=run_solve)
 
 
@@ -61,17 +66,17 @@ def run_make(args: argparse.Namespace) -> int:
 async def _make(
     args: argparse.Namespace, task: Any, split: Split | None, console: Console
 ) -> MakeResult:
-    async with open_engine(args, maker=True) as engine:
+    async with open_session(args) as session:
         with console.status(f"making a tool for {task.name}", spinner="dots") as status:
 
-            def progress(event: MakeEvent) -> None:
+            def progress(event: MakeEvent | Relayed) -> None:
                 show_event(console, event)
                 status.update(f"{event.stage}: {event.message[:70]}")
 
-            return await engine.make(args.tenant, task, split, progress)
+            return await session.make(task, split, progress)
 
 
-def show_event(console: Console, event: MakeEvent) -> None:
+def show_event(console: Console, event: MakeEvent | Relayed) -> None:
     """One line per step of a making (held-out cases show in the verification's outcome).
     The message carries model text (a maker's error, a tool's output): never markup."""
     if not isinstance(event, CaseGraded):
@@ -134,6 +139,6 @@ def run_solve(args: argparse.Namespace) -> int:
     return 0 if solved.answer is not None else 1
 
 
-async def _solve(args: argparse.Namespace) -> Any:
-    async with open_engine(args) as engine:
-        return await engine.solve(args.tenant, args.question, args.tool)
+async def _solve(args: argparse.Namespace) -> Solved:
+    async with open_session(args) as session:
+        return await session.solve(args.question, args.tool)

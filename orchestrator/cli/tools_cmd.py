@@ -1,4 +1,5 @@
-"""``latm tools list | show | export | import | rm``: the tenant's tools in the registry."""
+"""``latm tools list | show | export | import | rm``: the tenant's tools, in this machine's
+registry or (``--server``) on a server."""
 
 from __future__ import annotations
 
@@ -6,31 +7,29 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli._runtime import open_registry
+from orchestrator.cli._session import Session, open_session
 from orchestrator.cli._tables import fitted
 from orchestrator.cli.make_cmd import show_card
-from orchestrator.config import Settings
 from orchestrator.errors import LatmError
-from orchestrator.latm.cards import ToolCard
-from orchestrator.latm.imports import reverified
-from orchestrator.latm.runner import ToolRunner
 from orchestrator.registry import ToolSummary
-from orchestrator.sandboxes import create_backend
+
+Command = Callable[[argparse.Namespace, Session], Awaitable[int]]
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser("tools", help="list, show, export, import or remove tools")
     parser.take_tenant()
+    parser.take_remote()
     sub = parser.add_subparsers(dest="tools_command", required=True)
 
     listing = sub.add_parser("list", help="the latest version of each tool")
-    listing.take_tenant()
     listing.take_json()
     listing.set_defaults(run=run_list)
 
@@ -42,20 +41,20 @@ def register(commands: Any) -> None:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("name", help="tool name")
         command.add_argument("--version", type=int, default=None, help="one version")
-        command.take_tenant()
         command.set_defaults(run=run)
 
     importing = sub.add_parser("import", help="import a tool card (JSON file, or - for stdin)")
     importing.add_argument("file", help="path to the card, or -")
-    importing.take_tenant()
     importing.set_defaults(run=run_import)
+    for command in sub.choices.values():
+        command.take_tenant()
+        command.take_remote()
 
 
-def _guarded(run: Any) -> Any:
+def _guarded(run: Command) -> Callable[[argparse.Namespace], int]:
     def wrapper(args: argparse.Namespace) -> int:
         try:
-            with open_registry(Settings()) as registry:
-                return int(run(args, registry))
+            return asyncio.run(_in_session(run, args))
         except LatmError as exc:
             print(f"latm tools {args.tools_command}: {exc}", file=sys.stderr)
             return 1
@@ -63,9 +62,14 @@ def _guarded(run: Any) -> Any:
     return wrapper
 
 
+async def _in_session(run: Command, args: argparse.Namespace) -> int:
+    async with open_session(args) as session:
+        return await run(args, session)
+
+
 @_guarded
-def run_list(args: argparse.Namespace, registry: Any) -> int:
-    tools = registry.list(args.tenant)
+async def run_list(args: argparse.Namespace, session: Session) -> int:
+    tools = await session.list_tools()
     if args.json:
         rows = [
             {
@@ -82,7 +86,7 @@ def run_list(args: argparse.Namespace, registry: Any) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     console = Console()
-    console.print(fitted(table(args.tenant, tools), console))
+    console.print(fitted(table(await session.tenant(), tools), console))
     return 0
 
 
@@ -105,42 +109,32 @@ def table(tenant: str, tools: list[ToolSummary]) -> Table:
 
 
 @_guarded
-def run_show(args: argparse.Namespace, registry: Any) -> int:
-    show_card(Console(), registry.get(args.tenant, args.name, args.version))
+async def run_show(args: argparse.Namespace, session: Session) -> int:
+    show_card(Console(), await session.card(args.name, args.version))
     return 0
 
 
 @_guarded
-def run_export(args: argparse.Namespace, registry: Any) -> int:
-    print(registry.export(args.tenant, args.name, args.version))
+async def run_export(args: argparse.Namespace, session: Session) -> int:
+    print(await session.export(args.name, args.version))
     return 0
 
 
 @_guarded
-def run_import(args: argparse.Namespace, registry: Any) -> int:
+async def run_import(args: argparse.Namespace, session: Session) -> int:
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
     except OSError as exc:
         print(f"latm tools import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
-    card = registry.publish(args.tenant, asyncio.run(_reverified(args.tenant, text)))
+    card = await session.import_card(text)
     print(f"{card.name} v{card.version} (usage demos proven {card.verification.passed}/"
           f"{card.verification.total} in the sandbox)")  # fmt: skip
     return 0
 
 
-async def _reverified(tenant: str, text: str) -> ToolCard:
-    """The card proven again in the tenant's sandbox (see orchestrator.latm.imports)."""
-    settings = Settings()
-    backend = create_backend(settings.backend, settings)
-    try:
-        return await reverified(ToolCard.from_json(text), ToolRunner(backend, tenant))
-    finally:
-        await backend.close()
-
-
 @_guarded
-def run_rm(args: argparse.Namespace, registry: Any) -> int:
-    removed = registry.remove(args.tenant, args.name, args.version)
+async def run_rm(args: argparse.Namespace, session: Session) -> int:
+    removed = await session.remove(args.name, args.version)
     print(f"removed {removed} version(s) of {args.name}")
     return 0

@@ -131,6 +131,17 @@ class MakeFailed:
         return self.reason
 
 
+@dataclass(frozen=True)
+class Relayed:
+    """A step of a job that runs elsewhere (``latm --server ... make``): what the server's
+    stream says of it, its stage, attempt number and words; a held-out case comes as a
+    :class:`CaseGraded`, the outcome as the job's result."""
+
+    stage: Stage
+    number: int
+    message: str
+
+
 MakeEvent = (
     AttemptStarted
     | AttemptFailed

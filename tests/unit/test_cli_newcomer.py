@@ -70,6 +70,8 @@ def test_each_command_keeps_its_defaults() -> None:
         "tenant": "default",
         "json": False,
         "run": None,
+        **dict.fromkeys(("server", "credentials", "tls_ca", "tls_cert", "tls_key")),
+        "given": frozenset(),
     }
     assert parsed("exec", "--source", "t.py", "--call", "1")["tenant"] == "cli"
     assert parsed("bench", "task.jsonl")["json"] is None
@@ -117,6 +119,8 @@ def test_the_invocations_of_the_integration_tests_still_parse() -> None:
         "tenant": "demo",
         "json": True,
         "run": None,
+        **dict.fromkeys(("server", "credentials", "tls_ca", "tls_cert", "tls_key")),
+        "given": frozenset({"tenant", "json"}),
     }
     made = parsed("make", "word_sorting.json", "--maker", "scripted:m.json", "--json")
     assert (made["maker"], made["json"], made["tenant"]) == ("scripted:m.json", True, "default")
