@@ -47,7 +47,10 @@ SECRET_FIELDS = (
     "database_url",  # may carry a password
 )
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
-DEFAULT_MODEL = "local:qwen2.5-coder-0.5b"
+# The offline defaults: the larger model makes tools (once per task, verified), the smaller
+# one answers every question with them, where its speed counts.
+DEFAULT_MAKER_MODEL = "local:qwen2.5-coder-1.5b"
+DEFAULT_USER_MODEL = "local:qwen2.5-coder-0.5b"
 # The flat names of grouped settings, still read (``LATM_POOL_MIN_IDLE``): name -> path.
 FLAT_NAMES: dict[str, tuple[str, ...]] = {
     **{
@@ -203,8 +206,10 @@ class Settings(BaseSettings):
     )
 
     # --- models ---
-    maker_model: str = Field(default=DEFAULT_MODEL, description="model spec of the tool maker")
-    user_model: str = Field(default=DEFAULT_MODEL, description="model spec of the tool user")
+    maker_model: str = Field(
+        default=DEFAULT_MAKER_MODEL, description="model spec of the tool maker"
+    )
+    user_model: str = Field(default=DEFAULT_USER_MODEL, description="model spec of the tool user")
     maker_candidates: int = Field(
         default=3,
         ge=1,

