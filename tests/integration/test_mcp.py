@@ -4,11 +4,9 @@ official SDK's own client: tool lists with schemas read in the sandbox, calls, t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,64 +15,19 @@ import mcp_types as types
 import pytest
 import pytest_asyncio
 from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
 from prometheus_client import REGISTRY
 
-from tests.support.api import ADD_CARD, FOREVER, SPIN_CARD, Api, StartApi
-from tests.support.maker import SORT, maker_script, word_sorting
+from tests.support.api import FOREVER, Api, StartApi
+from tests.support.maker import word_sorting
+from tests.support.mcp import ADD_SCHEMA, connect, start_mcp, text, url, value
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-ADD_SCHEMA = {
-    "type": "object",
-    "properties": {"a": {}, "b": {}},
-    "required": ["a", "b"],
-    "additionalProperties": False,
-}
 
 
 @pytest_asyncio.fixture
 async def api(start_api: StartApi) -> Api:
-    started = await start_api(
-        user=["ans = add(a=2, b=3)"],
-        maker=maker_script(SORT),
-        http_listen="127.0.0.1:0",
-    )
-    async with started.client() as client:
-        await client.import_tool(ADD_CARD)
-        await client.import_tool(SPIN_CARD)
-    return started
-
-
-def url(api: Api) -> str:
-    return f"http://{api.server.http.address}/mcp"
-
-
-def http(key: str, **headers: str) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {key}", **headers},
-        timeout=httpx2.Timeout(30.0, read=120.0),
-    )
-
-
-@contextlib.asynccontextmanager
-async def connect(api: Api, key: str | None = None, **options: Any) -> AsyncIterator[Client]:
-    """The SDK's client over Streamable HTTP, with ``key`` (acme's by default). (Not a
-    fixture: anyio's task group must be left in the task that entered it.)"""
-    async with (
-        http(api.acme if key is None else key) as session,
-        Client(streamable_http_client(url(api), http_client=session), **options) as client,
-    ):
-        yield client
-
-
-def value(result: types.CallToolResult) -> Any:
-    assert not result.is_error, result.content
-    return result.structured_content["result"]
-
-
-def text(result: types.CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, types.TextContent))
+    return await start_mcp(start_api)
 
 
 async def test_tools_are_listed_with_the_schema_read_in_the_sandbox(api: Api) -> None:
