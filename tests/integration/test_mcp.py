@@ -4,6 +4,7 @@ official SDK's own client: tool lists with schemas read in the sandbox, calls, t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -15,9 +16,11 @@ import mcp_types as types
 import pytest
 import pytest_asyncio
 from mcp import Client, StdioServerParameters
+from mcp.shared.subscriptions import ToolsListChanged
 from prometheus_client import REGISTRY
 
 from tests.support.api import FOREVER, Api, StartApi
+from tests.support.cards import card_json
 from tests.support.maker import word_sorting
 from tests.support.mcp import ADD_SCHEMA, connect, start_mcp, text, url, value
 
@@ -127,6 +130,54 @@ async def test_make_tool_reports_progress_and_announces_the_new_tool(api: Api) -
     assert sum("verification case passed" in message for message in messages) == 3
     assert [done for done, _ in reported] == sorted(done for done, _ in reported)
     assert changed, "no notifications/tools/list_changed after make_tool"
+
+
+DOUBLE_SOURCE = 'def double(x):\n    """Twice x."""\n    return 2 * x\n'
+DOUBLE = card_json(DOUBLE_SOURCE, "double", "Twice 4", "ans = double(x=4)", "8")
+ANNOUNCED_WITHIN_S = 10.0  # the registry is polled every second
+
+
+async def test_tools_changed_through_grpc_are_announced_to_the_tenants_sessions(api: Api) -> None:
+    told: dict[str, int] = {"acme": 0, "globex": 0}
+    changed = asyncio.Condition()
+
+    def counting(tenant: str) -> Any:
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ToolListChangedNotification):
+                async with changed:
+                    told[tenant] += 1
+                    changed.notify_all()
+
+        return on_message
+
+    async def told_acme(count: int) -> None:
+        async with asyncio.timeout(ANNOUNCED_WITHIN_S), changed:
+            await changed.wait_for(lambda: told["acme"] >= count)
+
+    async with (
+        connect(api, mode="legacy", message_handler=counting("acme")) as acme,
+        connect(api, api.globex, mode="legacy", message_handler=counting("globex")) as globex,
+    ):
+        assert "double" not in {tool.name for tool in (await acme.list_tools()).tools}
+        await globex.list_tools()
+        async with api.client() as grpc:
+            await grpc.import_tool(DOUBLE)
+            await told_acme(1)
+            assert "double" in {tool.name for tool in (await acme.list_tools()).tools}
+            await grpc.delete_tool("double")
+            await told_acme(2)
+        assert "double" not in {tool.name for tool in (await acme.list_tools()).tools}
+        await asyncio.sleep(1.5)  # a poll more: nothing else changed, nothing more is told
+    assert told == {"acme": 2, "globex": 0}
+
+
+async def test_tools_changed_through_grpc_reach_a_listen_stream(api: Api) -> None:
+    async with connect(api) as acme, acme.listen(tools_list_changed=True) as stream:
+        async with api.client() as grpc:
+            await grpc.import_tool(DOUBLE)
+        async with asyncio.timeout(ANNOUNCED_WITHIN_S):
+            event = await anext(aiter(stream))
+    assert isinstance(event, ToolsListChanged)
 
 
 async def test_another_tenant_sees_none_of_acmes_tools(api: Api) -> None:
