@@ -76,6 +76,7 @@ class ToolServer:
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_subscriptions_listen=self._listen,
+            get_tool_input_schema=_no_header_params,
         )
 
     def initialization_options(self) -> InitializationOptions:
@@ -242,6 +243,13 @@ class ToolServer:
             who = await call.begin(None)
             self._hold(ctx, who.tenant)
             yield call, who
+
+
+def _no_header_params(_name: str) -> None:
+    """No input schema here declares ``Mcp-Param-*`` headers (``x-mcp-header``), so
+    there is nothing for the 2026-07-28 transport to check before a ``tools/call``;
+    without this answer the SDK runs the whole ``tools/list`` handler on every call to
+    find that out (a registry read and a metered request)."""
 
 
 def error_result(text: str) -> types.CallToolResult:

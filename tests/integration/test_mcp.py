@@ -89,6 +89,17 @@ async def test_arguments_off_the_schema_run_nothing(api: Api) -> None:
         assert after == (before[0], before[1] + 3)
 
 
+async def test_a_call_runs_no_tool_list(api: Api) -> None:
+    async with connect(api) as acme:  # a 2026-07-28 session: each call a single exchange
+        await acme.list_tools()
+        listed = api_requests("MCP.ListTools", "OK")
+        for n in range(3):
+            assert value(await acme.call_tool("add", {"a": n, "b": 1})) == n + 1
+        assert api_requests("MCP.ListTools", "OK") == listed
+        assert (await acme.list_tools()).tools
+        assert api_requests("MCP.ListTools", "OK") == listed + 1
+
+
 async def test_solve_uses_the_tenants_tool(api: Api) -> None:
     async with connect(api) as acme:
         await _test_solve_uses_the_tenants_tool(acme)
