@@ -18,6 +18,7 @@ the ratio MCP / gRPC. Writes JSON (``bench/results/mcp_load.json``).
     .venv/bin/python bench/mcp_load.py                     # 1 and 8 clients, 3 rounds of 15 s
     .venv/bin/python bench/mcp_load.py --quick             # a few seconds, for tests
     .venv/bin/python bench/mcp_load.py --backend process   # the process backend instead
+    .venv/bin/python bench/mcp_load.py --profile-out s.prof  # the server under cProfile
 """
 
 from __future__ import annotations
@@ -182,7 +183,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     (workdir / "no-model.json").write_text("[]")
     env = {**os.environ, **server_settings(args, workdir)}
     args.key = create_tenant(env, TENANT, tenant_quotas(max(args.clients)))
-    server = Server(env, workdir / "server.log")
+    profile_out = args.profile_out.resolve() if args.profile_out else None
+    server = Server(env, workdir / "server.log", profile_out)
     rounds: dict[str, list[dict[str, Any]]] = {
         f"{transport}_c{clients}": [] for clients in args.clients for transport in TRANSPORTS
     }
@@ -243,6 +245,7 @@ def build_report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, 
             "mcp_client": "the official Python SDK's Client over streamable_http_client",
             "load_generator": "this one process, one event loop, for both transports",
             "server_log_level": args.log_level,
+            "profiled": bool(args.profile_out),
         },
         "machine": machine_info(),
         "medians": medians,
@@ -281,6 +284,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("docker", "process"), default="docker")
     parser.add_argument("--pool-size", type=int, default=4, help="warm containers (docker)")
     parser.add_argument("--log-level", default="INFO", help="the server's LATM_LOG_LEVEL")
+    parser.add_argument("--profile-out", type=Path, default=None, help="cProfile the server")
     parser.add_argument("--quick", action="store_true", help="a few seconds, for tests")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
