@@ -41,7 +41,15 @@ if str(ROOT) not in sys.path:
 
 from bench import write_report  # noqa: E402 - after the path set-up
 from bench._server import Server, create_tenant, run_in_workdir  # noqa: E402
-from bench.api_load import TOOL, Call, Series, drive, import_tool, tenant_quotas  # noqa: E402
+from bench.api_load import (  # noqa: E402
+    TOOL,
+    Call,
+    Series,
+    drive,
+    executing,
+    import_tool,
+    tenant_quotas,
+)
 from bench.sandbox_latency import machine_info  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "mcp_load.json"
@@ -89,22 +97,10 @@ def mcp_url(server: Server) -> str:
 @contextlib.asynccontextmanager
 async def grpc_callers(target: str, key: str, clients: int) -> AsyncIterator[list[Call]]:
     from orchestrator.client import AsyncClient
-    from orchestrator.errors import LatmError
 
     connections = [AsyncClient(target, key, timeout_s=30.0) for _ in range(clients)]
-
-    def caller_for(client: AsyncClient) -> Call:
-        async def call(i: int, k: int) -> tuple[Any, str]:
-            try:
-                result = await client.execute_tool(TOOL, {"a": i, "b": k})
-            except LatmError as exc:
-                return None, type(exc).__name__
-            return result.value, "" if result.ok else f"status_{result.status}"
-
-        return call
-
     try:
-        yield [caller_for(c) for c in connections]
+        yield [executing(c) for c in connections]
     finally:
         await asyncio.gather(*(c.close() for c in connections))
 
