@@ -14,7 +14,7 @@ setup-docker: setup
 setup-postgres:
 	@bash scripts/setup_postgres.sh
 
-# Node.js and the pinned gRPC packages of the interoperability test's client (idempotent).
+# Node.js and the pinned packages of the interoperability tests' clients (gRPC, MCP; idempotent).
 setup-node:
 	@bash scripts/setup_node.sh
 

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -44,6 +44,9 @@ from bench import growth_pct, write_report  # noqa: E402 - after the path set-up
 from bench._server import Server, create_tenant, run_in_workdir  # noqa: E402
 from bench.sandbox_latency import machine_info, percentile  # noqa: E402
 from tests.support.cards import card_json  # noqa: E402
+
+if TYPE_CHECKING:
+    from orchestrator.client import AsyncClient
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "api_load.json"
 TENANT = "bench"
@@ -171,24 +174,27 @@ class ClientShare:
     out: Any
 
 
+def executing(client: AsyncClient) -> Call:
+    """A caller of ``add(i, k)`` through ``client``'s ``ExecuteTool``."""
+    from orchestrator.errors import LatmError
+
+    async def call(i: int, k: int) -> tuple[Any, str]:
+        try:
+            result = await client.execute_tool(TOOL, {"a": i, "b": k})
+        except LatmError as exc:
+            return None, type(exc).__name__
+        return result.value, "" if result.ok else f"status_{result.status}"
+
+    return call
+
+
 async def _client_process(share: ClientShare) -> dict[str, Any]:
     from orchestrator.client import AsyncClient
-    from orchestrator.errors import LatmError
 
     clients, offset = share.clients, share.offset
     connections = [AsyncClient(share.target, share.key, timeout_s=30.0) for _ in range(clients)]
 
-    def caller_for(client: AsyncClient) -> Call:
-        async def call(i: int, k: int) -> tuple[Any, str]:
-            try:
-                result = await client.execute_tool(TOOL, {"a": i, "b": k})
-            except LatmError as exc:
-                return None, type(exc).__name__
-            return result.value, "" if result.ok else f"status_{result.status}"
-
-        return call
-
-    calls = [caller_for(c) for c in connections]
+    calls = [executing(c) for c in connections]
 
     async def call(i: int, k: int) -> tuple[Any, str]:
         return await calls[k - offset](i, k)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Node.js and the packages of the interoperability client (tests/interop/node): a client
-# written from the proto alone with @grpc/grpc-js, run by tests/integration/test_api_interop.py.
+# Node.js and the packages of the interoperability clients (tests/interop/node), pinned
+# in its package-lock.json: a gRPC client written from the proto alone with @grpc/grpc-js
+# (tests/integration/test_api_interop.py), and an MCP client on the official TypeScript
+# SDK, @modelcontextprotocol/sdk (tests/integration/test_mcp_node.py).
 # Idempotent: installs node/npm with apt when missing (root only), and runs `npm ci` only
 # when node_modules is missing or was installed from another package-lock.json.
 set -euo pipefail

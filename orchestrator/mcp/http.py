@@ -125,6 +125,7 @@ def http_app(tools: ToolServer, origins: Sequence[str] = ()) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with manager.run():
             yield
+        await tools.aclose()
 
     guard = Guard(tools, manager, origins)
     return Starlette(routes=[Route(PATH, endpoint=guard)], lifespan=lifespan)

@@ -49,6 +49,7 @@ async def serve_stdio(settings: Settings, engine: Engine, tenant: str) -> None:
         async with stdio_server() as (read, write):
             await tools.server.run(read, write, tools.initialization_options())
     finally:
+        await tools.aclose()
         await service.flush_usage()
 
 

@@ -22,6 +22,7 @@ import jsonschema
 import mcp_types as types
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
 from mcp.server import Server
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
@@ -33,6 +34,7 @@ from orchestrator.api.auth import Principal
 from orchestrator.api.service import OrchestratorService, call_scope
 from orchestrator.errors import LatmError, ToolNotFound
 from orchestrator.mcp.platform import MAKE_TOOL, PLATFORM_TOOLS, SOLVE, make_request, solved
+from orchestrator.mcp.watch import ToolWatch
 
 log = logging.getLogger("latm.mcp")
 SERVER_NAME = "latm"
@@ -41,6 +43,7 @@ EMPTY_OBJECT: dict[str, Any] = {"type": "object", "properties": {}}
 UNAUTHORIZED = -32001
 INVALID_PARAMS = -32602
 INTERNAL = -32603
+WATCHED = "latm/watched"  # a connection's state: the tenant whose tools it is told about
 
 Metadata = list[tuple[str, str]]
 MetadataOf = Callable[[ServerRequestContext[Any, Any]], Metadata]
@@ -65,6 +68,7 @@ class ToolServer:
         self.metadata_of = metadata_of
         self._buses: dict[str, InMemorySubscriptionBus] = {}
         self._listeners: dict[str, ListenHandler] = {}
+        self.watch = ToolWatch(service.engine.registry.revision, self._announce)
         self.server: Server[Any] = Server(
             SERVER_NAME,
             version=__version__,
@@ -72,10 +76,15 @@ class ToolServer:
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_subscriptions_listen=self._listen,
+            get_tool_input_schema=_no_header_params,
         )
 
     def initialization_options(self) -> InitializationOptions:
         return self.server.create_initialization_options(NotificationOptions(tools_changed=True))
+
+    async def aclose(self) -> None:
+        """Stop watching the tenants' tools."""
+        await self.watch.aclose()
 
     # --- tools/list ---
 
@@ -167,7 +176,7 @@ class ToolServer:
             reason = final.failure.reason if final is not None else "no tool was made"
             return error_result(f"no tool was made: {reason}")
         tool = final.tool
-        await self.tools_changed(ctx, who.tenant)
+        await self.tools_changed(who.tenant)
         made = {
             "name": tool.name,
             "version": tool.version,
@@ -182,16 +191,31 @@ class ToolServer:
 
     # --- notifications/tools/list_changed ---
 
-    async def tools_changed(self, ctx: ServerRequestContext[Any, Any] | None, tenant: str) -> None:
-        """Tell ``tenant``'s clients that its tools changed: the session that changed
-        them (handshake-era sessions), and every open ``subscriptions/listen`` stream
-        of that tenant (2026-07-28 sessions)."""
-        if ctx is not None:
-            with contextlib.suppress(Exception):  # a session with no stream to send it on
-                await ctx.session.send_tool_list_changed()
+    async def tools_changed(self, tenant: str) -> None:
+        """Tell ``tenant``'s clients now that its tools changed (a change made here)."""
+        await self.watch.changed(tenant)
+
+    async def _announce(self, tenant: str) -> None:
+        """``notifications/tools/list_changed`` on the standalone stream of each open
+        session of ``tenant`` (handshake-era sessions), and on every open
+        ``subscriptions/listen`` stream of that tenant (2026-07-28 sessions)."""
+        for member in self.watch.members(tenant):
+            if isinstance(member, Connection):
+                await member.send_tool_list_changed()  # best effort: never raises
         bus = self._buses.get(tenant)
         if bus is not None:
             await bus.publish(ToolsListChanged())
+
+    def _hold(self, ctx: ServerRequestContext[Any, Any], tenant: str) -> None:
+        """Watch ``tenant``'s tools for the session of ``ctx`` while it is open (only a
+        session with a standalone stream can be told)."""
+        connection = getattr(ctx.session, "_connection", None)
+        if not isinstance(connection, Connection) or not connection.has_standalone_channel:
+            return
+        if WATCHED not in connection.state:
+            connection.state[WATCHED] = tenant
+            self.watch.hold(tenant, connection)
+            connection.exit_stack.callback(self.watch.release, tenant, connection)
 
     async def _listen(
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
@@ -204,14 +228,28 @@ class ToolServer:
         if tenant not in self._listeners:
             self._buses[tenant] = InMemorySubscriptionBus()
             self._listeners[tenant] = ListenHandler(self._buses[tenant])
-        return await self._listeners[tenant](ctx, params)
+        stream = object()
+        self.watch.hold(tenant, stream)
+        try:
+            return await self._listeners[tenant](ctx, params)
+        finally:
+            self.watch.release(tenant, stream)
 
     # --- what every request goes through ---
 
     @contextlib.asynccontextmanager
     async def _scope(self, ctx: ServerRequestContext[Any, Any], method: str) -> Any:
         async with call_scope(self.service, method, self.metadata_of(ctx)) as call:
-            yield call, await call.begin(None)
+            who = await call.begin(None)
+            self._hold(ctx, who.tenant)
+            yield call, who
+
+
+def _no_header_params(_name: str) -> None:
+    """No input schema here declares ``Mcp-Param-*`` headers (``x-mcp-header``), so
+    there is nothing for the 2026-07-28 transport to check before a ``tools/call``;
+    without this answer the SDK runs the whole ``tools/list`` handler on every call to
+    find that out (a registry read and a metered request)."""
 
 
 def error_result(text: str) -> types.CallToolResult:

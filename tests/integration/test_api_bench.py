@@ -1,4 +1,5 @@
-"""``bench/api_load.py --quick``: the API load benchmark runs end to end and writes its JSON."""
+"""``bench/api_load.py --quick`` and ``bench/mcp_load.py --quick``: the load benchmarks of
+the API (and of MCP next to it) run end to end and write their JSON."""
 
 from __future__ import annotations
 
@@ -48,3 +49,36 @@ def test_api_load_benchmark_writes_its_json(tmp_path: Path) -> None:
     assert report["config"]["pool"]["max_size"] >= 1
     assert set(report["targets"]) >= {"calls_per_s_met", "p99_met", "rss_growth_met", "no_errors"}
     assert report["targets"]["no_errors"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_mcp_load_benchmark_writes_its_json(tmp_path: Path) -> None:
+    out = tmp_path / "mcp_load.json"
+    report = run_benchmark(
+        "mcp_load.py", out, "--backend", "process", "--clients", "1", "2", timeout=240
+    )
+    assert report["benchmark"] == "mcp_load"
+    names = {"grpc_c1", "mcp_c1", "grpc_c2", "mcp_c2"}
+    assert report["errors"] == dict.fromkeys(names, 0)
+    assert set(report["rounds"]) == set(report["medians"]) == names
+    for name in names:
+        (measured,) = report["rounds"][name]
+        assert measured["calls"] > 0
+        assert measured["errors_by_kind"] == {}
+        assert 0 < measured["p50_ms"] <= measured["p95_ms"] <= measured["p99_ms"]
+        assert measured["p99_ms"] <= measured["max_ms"]
+        assert measured["server_cpu_ms_per_call"] > 0
+        assert report["medians"][name]["calls_per_s"] > 0
+    for level in ("c1", "c2"):
+        assert set(report["mcp_over_grpc"][level]) == {
+            "calls_per_s",
+            "p50",
+            "p99",
+            "server_cpu_per_call",
+        }
+        assert report["mcp_over_grpc"][level]["calls_per_s"] > 0
+    assert report["config"]["quick"] is True
+    assert report["config"]["clients"] == [1, 2]
+    assert report["server_exit_code"] == 0
+    assert report["machine"]["nproc"] > 0

@@ -19,19 +19,18 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 from orchestrator.client import Client, TlsFiles
-from tests.conftest import IN_CI
 from tests.support.api import ADD_CARD
+from tests.support.node import NODE_CLIENT, missing, node_ready
 from tests.support.tls import make_pki
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-NODE_CLIENT = ROOT / "tests" / "interop" / "node"
 PROTO = ROOT / "protos" / "latm" / "orchestrator" / "v1" / "orchestrator.proto"
 SERVICE = "latm.orchestrator.v1.OrchestratorService"
 HEALTH = "grpc.health.v1.Health"
@@ -51,13 +50,6 @@ class Served:
     ca: Path
     other_ca: Path  # a CA the server's certificate does not chain to
     log: Path
-
-
-def missing(reason: str) -> NoReturn:
-    """Skip outside CI; under ``CI=true`` a missing component is a failure."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI must provide it)")
-    pytest.skip(reason)
 
 
 def hermetic_env(folder: Path) -> dict[str, str]:
@@ -152,23 +144,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(address, api_key, ca, folder / "pki" / "other-ca.pem", log)
     finally:
         stop(server, log)
-
-
-def node_ready() -> str:
-    """The node binary, with the client's packages installed (scripts/setup_node.sh)."""
-    node = shutil.which("node")
-    if node is None or shutil.which("npm") is None:
-        missing("node and npm are not installed (scripts/setup_node.sh installs them)")
-    setup = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "setup_node.sh")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if setup.returncode != 0:
-        missing(f"scripts/setup_node.sh failed: {setup.stderr.strip()[-2000:]}")
-    return node
 
 
 def buf() -> str:

@@ -4,11 +4,10 @@ official SDK's own client: tool lists with schemas read in the sandbox, calls, t
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,64 +16,21 @@ import mcp_types as types
 import pytest
 import pytest_asyncio
 from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.subscriptions import ToolsListChanged
 from prometheus_client import REGISTRY
 
-from tests.support.api import ADD_CARD, FOREVER, SPIN_CARD, Api, StartApi
-from tests.support.maker import SORT, maker_script, word_sorting
+from tests.support.api import FOREVER, Api, StartApi
+from tests.support.cards import card_json
+from tests.support.maker import word_sorting
+from tests.support.mcp import ADD_SCHEMA, connect, start_mcp, text, url, value
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-ADD_SCHEMA = {
-    "type": "object",
-    "properties": {"a": {}, "b": {}},
-    "required": ["a", "b"],
-    "additionalProperties": False,
-}
 
 
 @pytest_asyncio.fixture
 async def api(start_api: StartApi) -> Api:
-    started = await start_api(
-        user=["ans = add(a=2, b=3)"],
-        maker=maker_script(SORT),
-        http_listen="127.0.0.1:0",
-    )
-    async with started.client() as client:
-        await client.import_tool(ADD_CARD)
-        await client.import_tool(SPIN_CARD)
-    return started
-
-
-def url(api: Api) -> str:
-    return f"http://{api.server.http.address}/mcp"
-
-
-def http(key: str, **headers: str) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {key}", **headers},
-        timeout=httpx2.Timeout(30.0, read=120.0),
-    )
-
-
-@contextlib.asynccontextmanager
-async def connect(api: Api, key: str | None = None, **options: Any) -> AsyncIterator[Client]:
-    """The SDK's client over Streamable HTTP, with ``key`` (acme's by default). (Not a
-    fixture: anyio's task group must be left in the task that entered it.)"""
-    async with (
-        http(api.acme if key is None else key) as session,
-        Client(streamable_http_client(url(api), http_client=session), **options) as client,
-    ):
-        yield client
-
-
-def value(result: types.CallToolResult) -> Any:
-    assert not result.is_error, result.content
-    return result.structured_content["result"]
-
-
-def text(result: types.CallToolResult) -> str:
-    return " ".join(block.text for block in result.content if isinstance(block, types.TextContent))
+    return await start_mcp(start_api)
 
 
 async def test_tools_are_listed_with_the_schema_read_in_the_sandbox(api: Api) -> None:
@@ -133,6 +89,17 @@ async def test_arguments_off_the_schema_run_nothing(api: Api) -> None:
         assert after == (before[0], before[1] + 3)
 
 
+async def test_a_call_runs_no_tool_list(api: Api) -> None:
+    async with connect(api) as acme:  # a 2026-07-28 session: each call a single exchange
+        await acme.list_tools()
+        listed = api_requests("MCP.ListTools", "OK")
+        for n in range(3):
+            assert value(await acme.call_tool("add", {"a": n, "b": 1})) == n + 1
+        assert api_requests("MCP.ListTools", "OK") == listed
+        assert (await acme.list_tools()).tools
+        assert api_requests("MCP.ListTools", "OK") == listed + 1
+
+
 async def test_solve_uses_the_tenants_tool(api: Api) -> None:
     async with connect(api) as acme:
         await _test_solve_uses_the_tenants_tool(acme)
@@ -174,6 +141,54 @@ async def test_make_tool_reports_progress_and_announces_the_new_tool(api: Api) -
     assert sum("verification case passed" in message for message in messages) == 3
     assert [done for done, _ in reported] == sorted(done for done, _ in reported)
     assert changed, "no notifications/tools/list_changed after make_tool"
+
+
+DOUBLE_SOURCE = 'def double(x):\n    """Twice x."""\n    return 2 * x\n'
+DOUBLE = card_json(DOUBLE_SOURCE, "double", "Twice 4", "ans = double(x=4)", "8")
+ANNOUNCED_WITHIN_S = 10.0  # the registry is polled every second
+
+
+async def test_tools_changed_through_grpc_are_announced_to_the_tenants_sessions(api: Api) -> None:
+    told: dict[str, int] = {"acme": 0, "globex": 0}
+    changed = asyncio.Condition()
+
+    def counting(tenant: str) -> Any:
+        async def on_message(message: Any) -> None:
+            if isinstance(message, types.ToolListChangedNotification):
+                async with changed:
+                    told[tenant] += 1
+                    changed.notify_all()
+
+        return on_message
+
+    async def told_acme(count: int) -> None:
+        async with asyncio.timeout(ANNOUNCED_WITHIN_S), changed:
+            await changed.wait_for(lambda: told["acme"] >= count)
+
+    async with (
+        connect(api, mode="legacy", message_handler=counting("acme")) as acme,
+        connect(api, api.globex, mode="legacy", message_handler=counting("globex")) as globex,
+    ):
+        assert "double" not in {tool.name for tool in (await acme.list_tools()).tools}
+        await globex.list_tools()
+        async with api.client() as grpc:
+            await grpc.import_tool(DOUBLE)
+            await told_acme(1)
+            assert "double" in {tool.name for tool in (await acme.list_tools()).tools}
+            await grpc.delete_tool("double")
+            await told_acme(2)
+        assert "double" not in {tool.name for tool in (await acme.list_tools()).tools}
+        await asyncio.sleep(1.5)  # a poll more: nothing else changed, nothing more is told
+    assert told == {"acme": 2, "globex": 0}
+
+
+async def test_tools_changed_through_grpc_reach_a_listen_stream(api: Api) -> None:
+    async with connect(api) as acme, acme.listen(tools_list_changed=True) as stream:
+        async with api.client() as grpc:
+            await grpc.import_tool(DOUBLE)
+        async with asyncio.timeout(ANNOUNCED_WITHIN_S):
+            event = await anext(aiter(stream))
+    assert isinstance(event, ToolsListChanged)
 
 
 async def test_another_tenant_sees_none_of_acmes_tools(api: Api) -> None:
