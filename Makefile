@@ -1,7 +1,7 @@
 # The two commands a newcomer runs: `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup setup-docker setup-postgres setup-node demo test lint typecheck protos protos-check bench clean
+.PHONY: setup setup-docker setup-postgres setup-node setup-browser demo test lint typecheck protos protos-check bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -18,11 +18,15 @@ setup-postgres:
 setup-node:
 	@bash scripts/setup_node.sh
 
+# Debian's Chromium, which the web console's browser tests drive with Playwright (idempotent).
+setup-browser:
+	@bash scripts/setup_browser.sh
+
 demo: setup
 	$(VENV)/latm models fetch qwen2.5-coder-0.5b
 	$(VENV)/latm demo
 
-test: setup setup-docker setup-postgres setup-node lint typecheck
+test: setup setup-docker setup-postgres setup-node setup-browser lint typecheck
 	$(VENV)/pytest
 
 lint: setup
