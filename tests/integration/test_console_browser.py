@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from tests.support.api import Api, StartApi
 from tests.support.console import USAGE_COST, USAGE_TOKENS, base_url, start_console
@@ -63,11 +63,13 @@ class Shots:
         self.every = Path(wanted) if wanted else None
         self.step = "start"
 
-    async def take(self, name: str) -> None:
+    async def take(self, name: str, part: Locator | None = None) -> None:
+        """Note the step reached; with ``LATM_CONSOLE_SCREENSHOTS``, save the page (or
+        ``part`` of it)."""
         self.step = name
         if self.every is not None:
             self.every.mkdir(parents=True, exist_ok=True)
-            await self.page.screenshot(path=self.every / f"{name}.png", full_page=False)
+            await (part or self.page).screenshot(path=self.every / f"{name}.png")
 
     @contextlib.asynccontextmanager
     async def on_failure(self) -> AsyncIterator[None]:
@@ -201,7 +203,7 @@ async def make_from_candidates(page: Page, shots: Shots) -> None:
     await expect(outcome).to_contain_text("Made sort_words v1: verified 3/3", timeout=60_000)
     await expect(events.locator("li.pass")).to_have_count(3)
     await expect(events).to_contain_text("attempt 1")
-    await shots.take("make")
+    await shots.take("make", page.locator("section.progress"))
     await outcome.get_by_role("link").click()
     await expect(page.locator("h1")).to_contain_text("sort_words v1")
 

@@ -8,7 +8,7 @@
     canvas.chart = new Chart(canvas, {
       type: type,
       data: { labels: labels, datasets: [{ label: label, data: values }] },
-      options: { animation: false, responsive: true, plugins: { legend: { display: type === "doughnut" } } }
+      options: { animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: type === "doughnut" } } }
     });
   }
   function pairs(table) {
@@ -20,7 +20,7 @@
     if (!block) { return; }
     var data = JSON.parse(block.textContent);
     draw("chart-tokens", "bar", data.days, data.tokens, "tokens");
-    draw("chart-cost", "line", data.days, data.cost, "USD");
+    draw("chart-cost", "bar", data.days, data.cost, "USD");
     var models = pairs(data.models), tools = pairs(data.tools), roles = pairs(data.roles);
     draw("chart-models", "bar", models[0], models[1], "USD");
     draw("chart-tools", "bar", tools[0], tools[1], "USD");
