@@ -124,7 +124,7 @@ class Console:
         query = request.query_params.get("q", "").strip().lower()
         registry = self.service.engine.registry
         async with self.scope(session, "ListTools") as (call, who):
-            listed = await call.run(self.service._list(who, pb.ListToolsRequest()))
+            listed = await call.run(self._all_tools(who))
             counts = await asyncio.to_thread(_data.version_counts, registry, who.tenant)
             used = await asyncio.to_thread(_data.calls, registry, who.tenant)
         rows = [
@@ -133,10 +133,21 @@ class Console:
                 "versions": counts.get(tool.name, 1),
                 "calls": used.get(tool.name, _data.Calls()),
             }
-            for tool in listed.tools
+            for tool in listed
             if not query or query in tool.name.lower() or query in tool.description.lower()
         ]
         return self.page(request, "tools.html", rows=rows, query=query)
+
+    async def _all_tools(self, who: Principal) -> list[pb.ToolSummary]:
+        """ListTools, every page."""
+        tools: list[pb.ToolSummary] = []
+        token = ""
+        while True:
+            page = await self.service._list(who, pb.ListToolsRequest(page_token=token))
+            tools.extend(page.tools)
+            token = page.next_page_token
+            if not token:
+                return tools
 
     async def tool(self, request: Request, session: Session) -> Response:
         name, version = _tool_ref(request)

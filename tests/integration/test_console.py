@@ -5,7 +5,11 @@ content (what the browser tests then see rendered in Chromium)."""
 from __future__ import annotations
 
 import json
+import logging
+import ssl
+from pathlib import Path
 
+import httpx2
 import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
@@ -13,6 +17,7 @@ from prometheus_client import REGISTRY
 from orchestrator.console._security import CSP
 from tests.support.api import Api, StartApi
 from tests.support.console import USAGE_COST, USAGE_TOKENS, Browser, csrf, start_console
+from tests.support.tls import make_pki
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PAGES = (
@@ -165,6 +170,39 @@ async def test_pages_go_through_the_apis_accounting(api: Api) -> None:
         bad = await browser.post("/ui/tools/add/run", data={"arguments": "[1"}, headers=headers)
         assert "not valid JSON" in bad.text
     assert counts() == (before[0] + 1, before[1] + 1, before[2] + 1, before[3] + 1)
+
+
+async def test_pages_are_logged_like_api_calls(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="latm.api"):
+        async with await signed_in(api) as browser:
+            assert (await browser.get("/ui/tools/secret_formula")).status_code == 404
+    lines = [(r.method, r.code) for r in caplog.records if hasattr(r, "method")]
+    assert ("Console.SignIn", "OK") in lines
+    assert ("Console.GetTool", "NOT_FOUND") in lines
+    assert all(api.acme not in r.getMessage() for r in caplog.records)
+
+
+async def test_the_tenants_request_quota_applies(api: Api) -> None:
+    api.tenants.set_quotas("acme", {"requests_per_minute": 3})
+    async with await signed_in(api) as browser:  # one request
+        assert (await browser.get("/ui/tools")).status_code == 200
+        assert (await browser.get("/ui/tools")).status_code == 200
+        over = await browser.get("/ui/tools")
+        assert over.status_code == 429
+        assert "quota" in over.text
+
+
+async def test_over_tls_the_console_is_https_only(start_api: StartApi, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    api = await start_console(start_api, tls_cert_file=pki.server_cert, tls_key_file=pki.server_key)
+    trusted = ssl.create_default_context(cafile=str(pki.ca))
+    async with Browser(api, "https", trusted) as browser:
+        reply = await browser.sign_in(api.acme)
+        assert reply.status_code == 303
+        assert (await browser.get("/ui/tools/add")).status_code == 200
+    async with Browser(api) as plain:
+        with pytest.raises(httpx2.HTTPError):
+            await plain.get("/ui/login")
 
 
 async def test_a_revoked_key_ends_the_session(api: Api) -> None:

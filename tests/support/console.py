@@ -41,12 +41,13 @@ async def start_console(start_api: StartApi, **settings: Any) -> Api:
     """A server for the console's tests: acme has ``add`` (two versions) and ``evil``,
     twelve word-sorting candidates and some usage; globex has ``secret_formula``."""
     api = await start_api(user=[], maker=maker_script(SORT), http_listen="127.0.0.1:0", **settings)
-    async with api.client() as acme:
-        await acme.import_tool(ADD_CARD)
-        await acme.import_tool(
-            card_json(ADD_V2, "add", "What is 2 plus 3?", "ans = add(a=2, b=3)", "5")
-        )
-        await acme.import_tool(EVIL_CARD)
+    engine = api.server.engine  # ImportTool's path, without a gRPC client (TLS or not)
+    for card in (
+        ADD_CARD,
+        card_json(ADD_V2, "add", "What is 2 plus 3?", "ans = add(a=2, b=3)", "5"),
+        EVIL_CARD,
+    ):
+        await engine.import_card("acme", card)
     registry = api.server.engine.registry
     registry.publish("globex", tool_card(GLOBEX, "secret_formula"))
     for question, _ in word_sorting():
@@ -68,16 +69,16 @@ async def start_console(start_api: StartApi, **settings: Any) -> Api:
     return api
 
 
-def base_url(api: Api) -> str:
-    return f"http://{api.server.http.address}"
+def base_url(api: Api, scheme: str = "http") -> str:
+    return f"{scheme}://{api.server.http.address}"
 
 
 class Browser:
     """An HTTP client that keeps the console's cookies itself (they are ``Secure``, which
     a cookie jar would not send over the loopback's plain HTTP) and reads CSRF tokens."""
 
-    def __init__(self, api: Api) -> None:
-        self.http = httpx2.AsyncClient(base_url=base_url(api), timeout=30.0)
+    def __init__(self, api: Api, scheme: str = "http", verify: Any = True) -> None:
+        self.http = httpx2.AsyncClient(base_url=base_url(api, scheme), timeout=30.0, verify=verify)
         self.cookies: dict[str, str] = {}
         self.set_cookies: list[str] = []
 
