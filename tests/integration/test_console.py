@@ -4,8 +4,10 @@ content (what the browser tests then see rendered in Chromium)."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 import ssl
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from prometheus_client import REGISTRY
 from orchestrator.console._security import CSP
 from tests.support.api import Api, StartApi
 from tests.support.console import USAGE_COST, USAGE_TOKENS, Browser, csrf, start_console
+from tests.support.maker import word_sorting
 from tests.support.tls import make_pki
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -234,3 +237,25 @@ async def test_the_usage_page_totals(api: Api) -> None:
         page = (await browser.get("/ui/usage")).text
     assert f'<b data-testid="total-tokens">{USAGE_TOKENS}</b>' in page
     assert f"${USAGE_COST:,.4f}" in page
+
+
+async def test_a_make_job_streams_once_and_only_to_its_session(api: Api) -> None:
+    async with await signed_in(api) as acme, await signed_in(api, api.globex) as globex:
+        page = (await acme.get("/ui/candidates")).text
+        questions = re.findall(r'name="question" value="([^"]+)"', page)
+        answers = dict(word_sorting())
+        form = {
+            "task": "word_sorting",
+            "question": [html.unescape(q) for q in questions],
+            "answer": [answers[html.unescape(q)] for q in questions],
+        }
+        started = await acme.post("/ui/make", data=form, headers={"x-csrf-token": csrf(page)})
+        assert started.status_code == 200
+        (events,) = re.findall(r'sse-connect="(/ui/make/[^/]+/events)"', started.text)
+        assert (await globex.get(events)).status_code == 404
+        stream = await acme.get(events)
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.text.count("event: progress") >= 4
+        assert "event: done" in stream.text
+        assert "Made <a" in stream.text
+        assert (await acme.get(events)).status_code == 404  # a job runs once
