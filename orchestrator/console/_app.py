@@ -156,7 +156,8 @@ class Console:
             card = await call.run(asyncio.to_thread(engine.registry.get, who.tenant, name, version))
             schema = await call.run(engine.input_schema(who.tenant, card))
             history = await asyncio.to_thread(_data.versions, engine.registry, who.tenant, name)
-            used = (await asyncio.to_thread(_data.calls, engine.registry, who.tenant)).get(name)
+            usage = await asyncio.to_thread(engine.registry.usage, who.tenant, name)
+        users, maker = usage["by_role"]["user"], usage["by_role"]["maker"]
         return self.page(
             request,
             "tool.html",
@@ -164,7 +165,8 @@ class Console:
             source=_render.highlighted(card.source),
             schema=schema,
             history=history,
-            calls=used or _data.Calls(),
+            calls=_data.Calls(users["calls"], users["calls"] - users["ok"]),
+            cost={"users": users["cost_usd"], "maker": maker["cost_usd"]},
             provenance=card.provenance.model_dump(exclude_none=True),
         )
 

@@ -259,3 +259,15 @@ async def test_a_make_job_streams_once_and_only_to_its_session(api: Api) -> None
         assert "event: done" in stream.text
         assert "Made <a" in stream.text
         assert (await acme.get(events)).status_code == 404  # a job runs once
+
+
+async def test_uses_failure_rate_and_cost_per_tool(api: Api) -> None:
+    async with await signed_in(api) as browser:
+        listing = (await browser.get("/ui/tools")).text
+        row = re.search(r'<tr data-tool="add">(.*?)</tr>', listing, re.DOTALL)
+        assert row is not None
+        cells = re.findall(r'<td class="num">([^<]*)</td>', row.group(1))
+        assert cells == ["2", "4", "25%", "$0.0200"]  # versions, uses, failure rate, cost
+        page = (await browser.get("/ui/tools/add")).text
+        assert "4 uses, failure rate 25%" in page
+        assert '<span data-testid="cost">$0.0200</span>' in page

@@ -52,6 +52,8 @@ async def start_console(start_api: StartApi, **settings: Any) -> Api:
     registry.publish("globex", tool_card(GLOBEX, "secret_formula"))
     for question, _ in word_sorting():
         registry.add_candidate("acme", question)
+    for ok in (True, True, True, False):  # the tool user's calls of add: one in four failed
+        registry.record_use("acme", "add", None, role="user", ok=ok, cost_usd=0.005)
     at = dt.datetime.now(dt.UTC)
     api.tenants.record_usage(
         {
