@@ -200,9 +200,8 @@ class Console:
         form = await self.form(request, session)
         arguments = _first(form, "arguments") or "{}"
         version = _first(form, "version")
-        execute = pb.ExecuteToolRequest(
-            tool=name, version=int(version) if version.isdigit() else 0, arguments_json=arguments
-        )
+        number = int(version) if version.isdigit() and len(version) < 10 else 0  # 0: latest
+        execute = pb.ExecuteToolRequest(tool=name, version=number, arguments_json=arguments)
         try:
             async with self.scope(session, "ExecuteTool") as (call, who):
                 reply = await call.run(self.service._execute(who, execute))
