@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,8 @@ class Session:
     key: str = field(repr=False)
     tenant: str
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
-    started: float = field(default_factory=time.monotonic)
-    seen: float = field(default_factory=time.monotonic)
+    started: float = 0.0
+    seen: float = 0.0
     jobs: dict[str, Any] = field(default_factory=dict, repr=False)  # id -> MakeToolRequest
 
     def expired(self, now: float) -> bool:
@@ -46,20 +47,22 @@ class Session:
 class Sessions:
     """The signed-in sessions of this server, by id (bounded; the oldest go first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._sessions: dict[str, Session] = {}
+        self._clock = clock
 
     def open(self, key: str, tenant: str) -> tuple[str, Session]:
         self._sweep()
         while len(self._sessions) >= MAX_SESSIONS:
             self._sessions.pop(next(iter(self._sessions)))
         sid = secrets.token_urlsafe(32)
-        session = self._sessions[sid] = Session(key=key, tenant=tenant)
+        now = self._clock()
+        session = self._sessions[sid] = Session(key=key, tenant=tenant, started=now, seen=now)
         return sid, session
 
     def get(self, sid: str | None) -> Session | None:
         session = self._sessions.get(sid or "")
-        now = time.monotonic()
+        now = self._clock()
         if session is None or session.expired(now):
             self._sessions.pop(sid or "", None)
             return None
@@ -70,7 +73,7 @@ class Sessions:
         self._sessions.pop(sid or "", None)
 
     def _sweep(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for sid in [sid for sid, s in self._sessions.items() if s.expired(now)]:
             del self._sessions[sid]
 
