@@ -232,11 +232,14 @@ async def test_the_tool_page_shows_versions_verification_and_an_escaped_diff(api
         assert json.loads(exported.text)["version"] == 1
 
 
-async def test_the_usage_page_totals(api: Api) -> None:
+async def test_the_usage_page_totals_only_the_tenants_own(api: Api) -> None:
     async with await signed_in(api) as browser:
         page = (await browser.get("/ui/usage")).text
     assert f'<b data-testid="total-tokens">{USAGE_TOKENS}</b>' in page
     assert f"${USAGE_COST:,.4f}" in page
+    async with await signed_in(api, api.globex) as globex:  # acme's usage and candidates
+        assert '<b data-testid="total-tokens">0</b>' in (await globex.get("/ui/usage")).text
+        assert "No candidates yet." in (await globex.get("/ui/candidates")).text
 
 
 async def test_a_make_job_streams_once_and_only_to_its_session(api: Api) -> None:
