@@ -29,11 +29,12 @@ import uvicorn
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from orchestrator.api.server import check_listen, is_loopback
 from orchestrator.config import Settings
+from orchestrator.console import console_app
 from orchestrator.errors import InvalidRequest, LatmError, Unauthenticated
 from orchestrator.mcp.tools import UNAUTHORIZED, ToolServer
 
@@ -128,7 +129,8 @@ def http_app(tools: ToolServer, origins: Sequence[str] = ()) -> Starlette:
         await tools.aclose()
 
     guard = Guard(tools, manager, origins)
-    return Starlette(routes=[Route(PATH, endpoint=guard)], lifespan=lifespan)
+    routes = [Route(PATH, endpoint=guard), Mount("/ui", app=console_app(tools.service))]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 class _Uvicorn(uvicorn.Server):
