@@ -29,7 +29,7 @@ from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher, ToolEntry
 from orchestrator.latm.imports import reverified
 from orchestrator.latm.maker import MakeResult, ToolMaker
-from orchestrator.latm.outcomes import Report, Reported, reported_case
+from orchestrator.latm.outcomes import Report, Reported, record_report
 from orchestrator.latm.progress import Progress
 from orchestrator.latm.repair import RepairResult, open_cases, repair, split_suite
 from orchestrator.latm.runner import ToolRunner
@@ -282,16 +282,9 @@ class Engine:
             ToolNotFound: the named tool does not exist.
             InvalidRequest: an incomplete or contradictory report.
         """
-        served, version = None, None
-        if report.request_id:
-            await self.flush()  # a request answered a moment ago is written first
-            served = await asyncio.to_thread(self.cases.served, tenant, report.request_id)
-        elif report.tool:
-            version = (await self.card(tenant, report.tool)).version
-        case = reported_case(report, served, version)
-        kept = await asyncio.to_thread(self.cases.add, tenant, case, max_cases)
-        suite = await asyncio.to_thread(self.cases.suite, tenant, case.tool)
-        return Reported(kept, len(suite), await self._maybe_repair(tenant, case.tool))
+        await self.flush()  # a request answered a moment ago is written first
+        kept = await asyncio.to_thread(record_report, self.registry, tenant, report, max_cases)
+        return replace(kept, repairing=await self._maybe_repair(tenant, kept.case.tool))
 
     async def repair(
         self,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.errors import InvalidRequest
-from orchestrator.registry.cases import Case, NewCase, Served
+from orchestrator.registry import ToolRegistry
+from orchestrator.registry.cases import Case, CaseBook, NewCase, Served
 
 
 @dataclass(frozen=True)
@@ -67,3 +68,24 @@ def reported_case(report: Report, served: Served | None, version: int | None) ->
         expected=report.answer,
         version=version,
     )
+
+
+def record_report(
+    registry: ToolRegistry, tenant: str, report: Report, max_cases: int | None = None
+) -> Reported:
+    """Keep ``report`` in its tool's suite (within ``max_cases``); blocking.
+
+    Raises:
+        RequestNotFound: no tool served the request id in this tenant.
+        ToolNotFound: the named tool does not exist.
+        InvalidRequest: an incomplete or contradictory report.
+    """
+    book = CaseBook(registry)
+    served, version = None, None
+    if report.request_id:
+        served = book.served(tenant, report.request_id)
+    elif report.tool:
+        version = registry.get(tenant, report.tool).version
+    case = reported_case(report, served, version)
+    kept = book.add(tenant, case, max_cases)
+    return Reported(kept, len(book.suite(tenant, case.tool)))

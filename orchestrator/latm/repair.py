@@ -59,6 +59,9 @@ def split_suite(card: ToolCard, cases: Sequence[Case]) -> Suite:
     """The cases reported or failed since ``card`` was last proven are to fix; the rest
     (and a card's own verification cases the table lacks) are held out."""
     upto = int((card.provenance.model_extra or {}).get(SUITE_UPTO, 0))
+    # An answer marked wrong says less than the right answer to the same input.
+    answered = {(c.kind, c.input) for c in cases if c.expected is not None}
+    cases = [c for c in cases if c.expected is not None or (c.kind, c.input) not in answered]
     failing = [c for c in cases if c.source != "verification" and c.id > upto]
     held = [c for c in cases if c not in failing]
     known = {c.input for c in cases}

@@ -119,7 +119,10 @@ async def test_a_repair_that_breaks_an_old_case_is_refused_and_nothing_changes(
 async def test_a_solved_request_is_reported_wrong_by_its_id(
     task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
 ) -> None:
-    steps = [propose(task), calls(list(task.split().validation))]
+    held = list(task.split().validation)
+    shown = [*task.split().demos, Example(0, QUESTION, "")]
+    fix = {"response": propose_all(FIXED, shown), "expect": ["'Banana apple cherry' is wrong"]}
+    steps = [propose(task), calls(held), fix, calls(held)]
     user = [f"ans = sort_words({QUESTION!r})"]
     the_engine = engine(backend, registry, tmp_path, steps, user)
     assert (await the_engine.make("acme", task)).card is not None
@@ -133,3 +136,7 @@ async def test_a_solved_request_is_reported_wrong_by_its_id(
         await the_engine.report("acme", Report(request_id="nope", answer=RIGHT))
     with pytest.raises(RequestNotFound):
         await the_engine.report("other", Report(request_id=solved.request_id, answer=RIGHT))
+    # Only a wrong answer is known: the repair must run and give another one.
+    result = await the_engine.repair("acme", "sort_words")
+    assert result.card is not None
+    assert (result.failing, result.card.version, result.card.verification.total) == (1, 2, 3)
