@@ -7,31 +7,28 @@ together, bills every completion to the right tenant, tool and request, and reco
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config import Settings
 from orchestrator.errors import (
     InvalidRequest,
     LatmError,
-    PreconditionFailed,
     RegistryUnavailable,
     ToolNotFound,
 )
+from orchestrator.latm._suites import SuiteKeeping
 from orchestrator.latm.card_cache import CardCache
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher, ToolEntry
 from orchestrator.latm.imports import reverified
 from orchestrator.latm.maker import MakeResult, ToolMaker
-from orchestrator.latm.outcomes import Report, Reported, record_report
 from orchestrator.latm.progress import Progress
-from orchestrator.latm.repair import RepairResult, open_cases, repair, split_suite
+from orchestrator.latm.repair import RepairResult
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.schemas import checked_schema
 from orchestrator.latm.tasks import Split, Task
@@ -100,7 +97,7 @@ class Solved:
         }
 
 
-class Engine:
+class Engine(SuiteKeeping):
     """One deployment's engine: shared by tenants, which never see each other's tools."""
 
     def __init__(
@@ -145,7 +142,7 @@ class Engine:
         self._pending: list[dict[str, Any]] = []
         self._served: list[tuple[str, Served]] = []  # requests served, for reports
         self._failures: list[tuple[str, NewCase]] = []  # the tools' own faults, as cases
-        self._repairs: dict[tuple[str, str], asyncio.Task[RepairResult]] = {}
+        self._repairs: dict[tuple[str, str], asyncio.Task[RepairResult]] = {}  # automatic
         self._flusher: asyncio.Task[None] | None = None
 
     def runner(self, tenant: str) -> ToolRunner:
@@ -272,120 +269,6 @@ class Engine:
             self._executed(tenant, request_id, card, arguments, result)
         return card, result
 
-    # --- reported outcomes and repairs ---
-
-    async def report(self, tenant: str, report: Report, max_cases: int | None = None) -> Reported:
-        """Add a reported outcome to its tool's regression suite (within ``max_cases``).
-
-        Raises:
-            RequestNotFound: no tool served the request id in this tenant.
-            ToolNotFound: the named tool does not exist.
-            InvalidRequest: an incomplete or contradictory report.
-        """
-        await self.flush()  # a request answered a moment ago is written first
-        kept = await asyncio.to_thread(record_report, self.registry, tenant, report, max_cases)
-        return replace(kept, repairing=await self._maybe_repair(tenant, kept.case.tool))
-
-    async def repair(
-        self,
-        tenant: str,
-        name: str,
-        progress: Progress | None = None,
-        *,
-        limits: StoreLimits | None = None,
-    ) -> RepairResult:
-        """Give the maker tool ``name`` and its failing cases; publish the new version only
-        if it passes the whole suite (else nothing changes and the result says why).
-
-        Raises:
-            ToolNotFound: no such tool.
-            PreconditionFailed: no case is failing: nothing to repair.
-        """
-        if self.maker_model is None:
-            raise InvalidRequest("this engine has no maker model")
-        await self.flush()
-        card = await asyncio.to_thread(self.registry.get, tenant, name)
-        suite = split_suite(card, await asyncio.to_thread(self.cases.suite, tenant, name))
-        if not suite.failing:
-            raise PreconditionFailed(
-                f"tool {name!r} fails no reported case since version {card.version} was "
-                "proven; nothing to repair (report an outcome first)"
-            )
-        if limits is not None:
-            await asyncio.to_thread(self.registry.check_room, tenant, name, limits)
-        maker = ToolMaker(self.maker_model, self.runner(tenant), max_attempts=self.max_attempts)
-        request_id = f"repair-{uuid.uuid4().hex[:12]}"
-        with usage_scope(tenant=tenant, request_id=request_id, role="maker", tool=name):
-            result = await repair(maker, card, suite, progress)
-        if result.card is not None:
-            result.card = await self.with_schema(tenant, result.card)
-            result.card = await asyncio.to_thread(
-                self.registry.publish, tenant, result.card, limits
-            )
-            self.forget(tenant)
-        return result
-
-    async def _maybe_repair(self, tenant: str, name: str) -> bool:
-        """Start a repair of ``name`` in the background when its open cases reach the
-        ``repair_after`` setting (one at a time per tool); whether one is running."""
-        key = (tenant, name)
-        running = self._repairs.get(key)
-        if running is not None and not running.done():
-            return True
-        if not self.repair_after or self.maker_model is None:
-            return False
-        card = await asyncio.to_thread(self.registry.get, tenant, name)
-        cases = await asyncio.to_thread(self.cases.suite, tenant, name)
-        if open_cases(card, cases) < self.repair_after:
-            return False
-        task = asyncio.get_running_loop().create_task(self.repair(tenant, name))
-        task.add_done_callback(_repair_done)
-        self._repairs[key] = task
-        return True
-
-    def _keep_verification(self, tenant: str, card: ToolCard) -> None:
-        try:
-            self.cases.add_verification(tenant, card)
-        except LatmError as exc:  # the tool is published: its suite is read from the card too
-            log.warning("tool %s/%s: verification cases not kept: %s", tenant, card.name, exc)
-
-    def _served_with(
-        self, tenant: str, request_id: str, card: ToolCard, question: str, answer: Answer
-    ) -> None:
-        version = card.version or 1
-        self._served.append(
-            (tenant, Served(request_id, card.name, version, question, answer.answer))
-        )
-        if answer.error is not None and answer.tool_fault:
-            failure = NewCase(card.name, question, "failure", version=version)
-            self._failures.append((tenant, replace(failure, request_id=request_id)))
-
-    def _executed(
-        self,
-        tenant: str,
-        request_id: str,
-        card: ToolCard,
-        arguments: dict[str, Any],
-        result: ExecResult,
-    ) -> None:
-        version = card.version or 1
-        given = json.dumps(arguments, ensure_ascii=False, sort_keys=True)
-        value = json.dumps(result.value, ensure_ascii=False) if result.status is Status.OK else None
-        served = Served(request_id, card.name, version, given, value, kind="arguments")
-        self._served.append((tenant, served))
-        if result.error is not None and result.error.origin == "tool":
-            failure = NewCase(
-                card.name,
-                given,
-                "failure",
-                kind="arguments",
-                version=version,
-                request_id=request_id,
-            )
-            self._failures.append((tenant, failure))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
-
     async def card(self, tenant: str, name: str, version: int | None = None) -> ToolCard:
         """A tool's card, cached: a version never changes, and which version is the latest
         is looked up again after ``LATEST_TTL_S`` (at once after :meth:`forget`)."""
@@ -484,6 +367,9 @@ class Engine:
                 "wall_s": wall_s,
             }
         )
+        self._flush_later()
+
+    def _flush_later(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
@@ -503,29 +389,7 @@ class Engine:
         if batch:
             unwritten = await asyncio.to_thread(self._write, batch)
             self._pending = (unwritten + self._pending)[-PENDING_MAX:]
-        served, self._served = self._served, []
-        failures, self._failures = self._failures, []
-        if served or failures:
-            await asyncio.to_thread(self._write_outcomes, served, failures)
-            for tenant, name in dict.fromkeys((t, case.tool) for t, case in failures):
-                with contextlib.suppress(LatmError):
-                    await self._maybe_repair(tenant, name)
-
-    def _write_outcomes(
-        self, served: list[tuple[str, Served]], failures: list[tuple[str, NewCase]]
-    ) -> None:
-        """Record served requests and the tools' faults; what the registry cannot take
-        is dropped with a warning (a report of it then finds no request)."""
-        for tenant in dict.fromkeys(tenant for tenant, _ in served):
-            try:
-                self.cases.remember(tenant, [item for t, item in served if t == tenant])
-            except LatmError as exc:
-                log.warning("could not record served requests of %s: %s", tenant, exc)
-        for tenant, case in failures:
-            try:
-                self.cases.add(tenant, case)
-            except LatmError as exc:  # e.g. the suite is full: the fault is only logged
-                log.warning("tool %s/%s: failure case not kept: %s", tenant, case.tool, exc)
+        await self._flush_outcomes()
 
     def _write(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Record ``batch``; return the uses the registry could not take now."""
@@ -546,6 +410,7 @@ class Engine:
         backend and the registry are the caller's."""
         if self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()
+        await self.stop_repairs()
         await self.flush()
         models = (self.user_model, self.maker_model, self.dispatcher.model)
         closed: set[int] = set()
@@ -554,16 +419,6 @@ class Engine:
             if inner is not None and id(inner) not in closed:
                 closed.add(id(inner))
                 await inner.aclose()
-
-
-def _repair_done(task: asyncio.Task[RepairResult]) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        log.warning("automatic repair failed: %s", error)
-    elif task.result().card is None:
-        log.info("automatic repair of %s refused: %s", task.result().tool, task.result().reason)
 
 
 def _metered(model: ModelAdapter, ledger: UsageLedger) -> ModelAdapter:

@@ -140,3 +140,19 @@ async def test_a_solved_request_is_reported_wrong_by_its_id(
     result = await the_engine.repair("acme", "sort_words")
     assert result.card is not None
     assert (result.failing, result.card.version, result.card.verification.total) == (1, 2, 3)
+
+
+async def test_an_automatic_repair_starts_when_open_cases_reach_the_setting(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    steps = [propose(task), calls(list(task.split().validation)), *repair_script(task, FIXED)]
+    the_engine = engine(backend, registry, tmp_path, steps)
+    the_engine.repair_after = 1
+    assert (await the_engine.make("acme", task)).card is not None
+    report = Report(tool="sort_words", question=QUESTION, answer=RIGHT)
+    assert (await the_engine.report("acme", report)).repairing is True
+    running = the_engine.running_repair("acme", "sort_words")
+    assert running is not None
+    result = await running
+    assert result.card is not None
+    assert registry.get("acme", "sort_words").source == FIXED
