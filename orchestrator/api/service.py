@@ -219,7 +219,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
             answer=_optional("answer", request.answer, limit),
             wrong=request.wrong,
         )
-        kept = await self.engine.report(who.tenant, report, who.quotas.max_cases)
+        kept = await self.engine.report(who.tenant, report, who.quotas.store_limits())
         return pb.ReportOutcomeResponse(
             tool=kept.case.tool,
             tool_version=kept.case.version or 0,

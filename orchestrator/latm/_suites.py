@@ -51,8 +51,11 @@ class SuiteKeeping:
         async def flush(self) -> None: ...
         def _flush_later(self) -> None: ...
 
-    async def report(self, tenant: str, report: Report, max_cases: int | None = None) -> Reported:
-        """Add a reported outcome to its tool's regression suite (within ``max_cases``).
+    async def report(
+        self, tenant: str, report: Report, limits: StoreLimits | None = None
+    ) -> Reported:
+        """Add a reported outcome to its tool's regression suite (within ``limits.cases``;
+        an automatic repair it starts publishes within ``limits``).
 
         Raises:
             RequestNotFound: no tool served the request id in this tenant.
@@ -60,8 +63,10 @@ class SuiteKeeping:
             InvalidRequest: an incomplete or contradictory report.
         """
         await self.flush()  # a request answered a moment ago is written first
-        kept = await asyncio.to_thread(record_report, self.registry, tenant, report, max_cases)
-        return replace(kept, repairing=await self._maybe_repair(tenant, kept.case.tool))
+        cases = limits.cases if limits is not None else None
+        kept = await asyncio.to_thread(record_report, self.registry, tenant, report, cases)
+        repairing = await self._maybe_repair(tenant, kept.case.tool, limits)
+        return replace(kept, repairing=repairing)
 
     async def repair(
         self,
@@ -100,9 +105,12 @@ class SuiteKeeping:
                 self.registry.publish, tenant, result.card, limits
             )
             self.forget(tenant)
+            await asyncio.to_thread(self._record_repair, tenant, result)
         return result
 
-    async def _maybe_repair(self, tenant: str, name: str) -> bool:
+    async def _maybe_repair(
+        self, tenant: str, name: str, limits: StoreLimits | None = None
+    ) -> bool:
         """Start a repair of ``name`` in the background when its open cases reach the
         ``repair_after`` setting (one at a time per tool); whether one is running."""
         key = (tenant, name)
@@ -115,7 +123,7 @@ class SuiteKeeping:
         cases = await asyncio.to_thread(self.cases.suite, tenant, name)
         if open_cases(card, cases) < self.repair_after:
             return False
-        task = asyncio.get_running_loop().create_task(self.repair(tenant, name))
+        task = asyncio.get_running_loop().create_task(self.repair(tenant, name, limits=limits))
         task.add_done_callback(_repair_done)
         self._repairs[key] = task
         return True
@@ -161,6 +169,22 @@ class SuiteKeeping:
             )
             self._failures.append((tenant, failure))
         self._flush_later()
+
+    def _record_repair(self, tenant: str, result: RepairResult) -> None:
+        card = result.card
+        if card is None:
+            return
+        self.registry.record_use(
+            tenant,
+            card.name,
+            card.version,
+            role="maker",
+            ok=True,
+            prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
+            cost_usd=result.usage.cost_usd,
+            wall_s=result.wall_s,
+        )
 
     def running_repair(self, tenant: str, name: str) -> asyncio.Task[RepairResult] | None:
         """The automatic repair of ``name`` under way, if one is."""

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 
 from orchestrator.errors import InvalidRequest, QuotaExceeded, RequestNotFound
 from orchestrator.latm.cards import MAX_TEXT, ToolCard
 from orchestrator.registry.schema import CaseRow, RequestRow
 from orchestrator.registry.store import ToolRegistry, _tenant, _utc
 
+REQUESTS_KEPT = timedelta(days=30)  # how long a served request can still be reported
 Source = Literal["verification", "reported", "failure"]
 Kind = Literal["question", "arguments"]  # arguments: entrypoint keyword arguments as JSON
 
@@ -66,9 +67,16 @@ class CaseBook:
         self.registry = registry
 
     def remember(self, tenant: str, served: builtins.list[Served]) -> None:
-        """Record requests tools served (the engine batches them off the request path)."""
+        """Record requests tools served (the engine batches them off the request path);
+        those older than :data:`REQUESTS_KEPT` are forgotten."""
         tenant = _tenant(tenant)
         with self.registry.transaction("recording served requests") as session:
+            session.execute(
+                delete(RequestRow).where(
+                    RequestRow.tenant == tenant,
+                    RequestRow.created_at < datetime.now(UTC) - REQUESTS_KEPT,
+                )
+            )
             session.add_all(
                 RequestRow(
                     tenant=tenant,
@@ -99,7 +107,8 @@ class CaseBook:
             row = session.scalars(query).first()
         if row is None:
             raise RequestNotFound(
-                f"no request {request_id!r} answered by a tool in tenant {tenant!r}"
+                f"no request {request_id!r} answered by a tool in tenant {tenant!r} "
+                f"(requests are kept {REQUESTS_KEPT.days} days)"
             )
         kind: Kind = "arguments" if row.kind == "arguments" else "question"
         return Served(row.request_id, row.tool, row.version, row.input, row.answer, kind)
@@ -159,18 +168,6 @@ class CaseBook:
         )
         with self.registry.transaction(f"reading the suite of {tool!r}") as session:
             return [_case(row) for row in session.scalars(query).all()]
-
-    def open_count(self, tenant: str, tool: str, version: int) -> int:
-        """Reported and failure cases found against ``version`` (what a repair would fix)."""
-        tenant = _tenant(tenant)
-        query = select(func.count(CaseRow.id)).where(
-            CaseRow.tenant == tenant,
-            CaseRow.tool == tool,
-            CaseRow.version == version,
-            CaseRow.source != "verification",
-        )
-        with self.registry.transaction(f"counting the open cases of {tool!r}") as session:
-            return int(session.scalar(query) or 0)
 
 
 def _check(case: NewCase) -> None:

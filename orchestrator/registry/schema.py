@@ -200,6 +200,7 @@ class RequestRow(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('question', 'arguments')", name="ck_tool_requests_kind"),
         Index("ix_tool_requests_tenant_request_id", "tenant", "request_id"),
+        Index("ix_tool_requests_tenant_created_at", "tenant", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

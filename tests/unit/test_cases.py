@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from orchestrator.errors import InvalidRequest, QuotaExceeded, RequestNotFound
 from orchestrator.registry import ToolRegistry
-from orchestrator.registry.cases import CaseBook, NewCase, Served
+from orchestrator.registry.cases import REQUESTS_KEPT, CaseBook, NewCase, Served
+from orchestrator.registry.schema import RequestRow
 from tests.support.cards import make_card
 
 
@@ -37,7 +40,6 @@ def test_a_suite_keeps_each_case_once_in_order_and_within_the_quota(book: CaseBo
     assert len(suite) == verified + 1
     assert suite[-1].expected == "right"
     assert suite[-1].source == "reported"
-    assert book.open_count("acme", card.name, 1) == 1
     assert book.suite("other", card.name) == []
     with pytest.raises(QuotaExceeded, match="max_cases"):
         book.add("acme", NewCase(card.name, "q2?", "failure", version=1), max_cases=len(suite))
@@ -48,3 +50,15 @@ def test_a_case_needs_an_input_and_not_both_answers(book: CaseBook) -> None:
         book.add("acme", NewCase("t", " ", "reported", expected="x"))
     with pytest.raises(InvalidRequest, match="not both"):
         book.add("acme", NewCase("t", "q", "reported", expected="x", wrong="y"))
+
+
+def test_served_requests_are_forgotten_after_the_time_they_are_kept(book: CaseBook) -> None:
+    book.remember("acme", [Served("old", "t", 1, "q", "a")])
+    with book.registry.transaction("ageing a request") as session:
+        session.execute(
+            update(RequestRow).values(created_at=datetime.now(UTC) - REQUESTS_KEPT - timedelta(1))
+        )
+    book.remember("acme", [Served("new", "t", 1, "q", "a")])
+    assert book.served("acme", "new").request_id == "new"
+    with pytest.raises(RequestNotFound, match="kept 30 days"):
+        book.served("acme", "old")

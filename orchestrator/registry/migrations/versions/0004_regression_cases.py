@@ -51,9 +51,11 @@ def upgrade() -> None:
         sa.CheckConstraint("kind IN ('question', 'arguments')", name="ck_tool_requests_kind"),
     )
     op.create_index("ix_tool_requests_tenant_request_id", "tool_requests", ["tenant", "request_id"])
+    op.create_index("ix_tool_requests_tenant_created_at", "tool_requests", ["tenant", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tool_requests_tenant_created_at", table_name="tool_requests")
     op.drop_index("ix_tool_requests_tenant_request_id", table_name="tool_requests")
     op.drop_table("tool_requests")
     op.drop_index("ix_regression_cases_tenant_tool", table_name="regression_cases")
