@@ -24,7 +24,7 @@ from orchestrator.latm.progress import Progress
 from orchestrator.latm.repair import RepairResult, open_cases, repair, split_suite
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.user import Answer
-from orchestrator.models import ModelAdapter, usage_scope
+from orchestrator.models import ModelAdapter, TokenUsage, usage_scope
 from orchestrator.registry import CaseBook, NewCase, Served, StoreLimits, ToolRegistry
 from orchestrator.sandboxes import ExecResult, Status
 
@@ -105,7 +105,9 @@ class SuiteKeeping:
                 self.registry.publish, tenant, result.card, limits
             )
             self.forget(tenant)
-            await asyncio.to_thread(self._record_repair, tenant, result)
+            await asyncio.to_thread(
+                self.record_maker, tenant, result.card, result.usage, result.wall_s
+            )
         return result
 
     async def _maybe_repair(
@@ -170,20 +172,18 @@ class SuiteKeeping:
             self._failures.append((tenant, failure))
         self._flush_later()
 
-    def _record_repair(self, tenant: str, result: RepairResult) -> None:
-        card = result.card
-        if card is None:
-            return
+    def record_maker(self, tenant: str, card: ToolCard, usage: TokenUsage, wall_s: float) -> None:
+        """Record the maker's use that made (or repaired) ``card``'s version."""
         self.registry.record_use(
             tenant,
             card.name,
-            card.version,
+            card.version or 1,
             role="maker",
             ok=True,
-            prompt_tokens=result.usage.prompt_tokens,
-            completion_tokens=result.usage.completion_tokens,
-            cost_usd=result.usage.cost_usd,
-            wall_s=result.wall_s,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=usage.cost_usd,
+            wall_s=wall_s,
         )
 
     def running_repair(self, tenant: str, name: str) -> asyncio.Task[RepairResult] | None:

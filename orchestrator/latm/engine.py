@@ -178,17 +178,7 @@ class Engine(SuiteKeeping):
             result.card = self.registry.publish(tenant, result.card, limits)
             self.forget(tenant)
             self._keep_verification(tenant, result.card)
-            self.registry.record_use(
-                tenant,
-                result.card.name,
-                result.card.version or 1,
-                role="maker",
-                ok=True,
-                prompt_tokens=result.usage.prompt_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                cost_usd=result.usage.cost_usd,
-                wall_s=result.wall_s,
-            )
+            self.record_maker(tenant, result.card, result.usage, result.wall_s)
         return result
 
     async def import_card(

@@ -97,6 +97,7 @@ async def test_a_repair_fixes_a_reported_case_and_keeps_the_old_ones(
     assert card.provenance.model_extra is not None
     assert card.provenance.model_extra["repaired_from"] == 1
     assert registry.get("acme", "sort_words").version == 2
+    assert registry.usage("acme", "sort_words")["by_role"]["maker"]["calls"] == 2  # make, repair
     with pytest.raises(PreconditionFailed, match="nothing to repair"):
         await the_engine.repair("acme", "sort_words")
 
