@@ -217,6 +217,12 @@ class Settings(BaseSettings):
         description="candidate tools the maker samples; the first that passes every held-out "
         "case is kept (a scripted, non-sampling maker makes one)",
     )
+    repair_after_failures: int = Field(
+        default=0,
+        ge=0,
+        description="repair a tool by itself once this many cases (reported or failed) are "
+        "open against its latest version; 0: never (repair with latm repair / RepairTool)",
+    )
     user_retries: int = Field(
         default=2, ge=0, le=5, description="tool-user replies after the first, with feedback"
     )

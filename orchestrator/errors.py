@@ -48,6 +48,12 @@ class ToolNotFound(LatmError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class RequestNotFound(LatmError):
+    """No request of that id was answered by a tool for this tenant (or it was forgotten)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
 class Unauthenticated(LatmError):
     """No API key, or one that is unknown, malformed or revoked (never quoted back)."""
 

@@ -31,6 +31,7 @@ from opentelemetry import propagate
 
 from orchestrator.api.auth import Authenticator, Principal
 from orchestrator.api.quotas import QuotaGate, check_limits
+from orchestrator.api.streams import Done, with_progress
 from orchestrator.deadlines import deadline_scope
 from orchestrator.errors import (
     ERROR_TYPE_KEY,
@@ -46,13 +47,9 @@ from orchestrator.errors import (
 )
 from orchestrator.latm.cards import NAME_PATTERN, ToolCard
 from orchestrator.latm.engine import Engine, Solved
-from orchestrator.latm.progress import (
-    AttemptFailed,
-    AttemptStarted,
-    CaseGraded,
-    DemosSolved,
-    MakeEvent,
-)
+from orchestrator.latm.maker import MakeResult
+from orchestrator.latm.outcomes import Report
+from orchestrator.latm.repair import RepairResult
 from orchestrator.latm.tasks import Split, task_from_examples
 from orchestrator.models import TokenUsage
 from orchestrator.models.admission import limit_prompt_tokens
@@ -170,6 +167,18 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
     async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
         return await _unary(self, "GetUsage", context, self._usage_report, request)
 
+    async def ReportOutcome(
+        self, request: pb.ReportOutcomeRequest, context: Context
+    ) -> pb.ReportOutcomeResponse:
+        return await _unary(self, "ReportOutcome", context, self._report, request)
+
+    async def RepairTool(
+        self, request: pb.RepairToolRequest, context: Context
+    ) -> AsyncIterator[pb.RepairToolResponse]:
+        repair = functools.partial(self._repair, request=request)
+        async for event in _streaming(self, "RepairTool", context, repair, request):
+            yield event
+
     # --- the work of each call, for an authenticated principal ---
 
     async def _solve(self, who: Principal, request: pb.SolveRequest) -> pb.SolveResponse:
@@ -184,6 +193,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
     ) -> pb.ExecuteToolResponse:
         check_limits(who.tenant, who.quotas, request.limits.timeout_ms, request.limits.memory_mb)
         arguments = _arguments(request.arguments_json)
+        request_id = uuid.uuid4().hex
         with self.quotas.execution(who.tenant, who.quotas):
             card, result = await self.engine.execute(
                 who.tenant,
@@ -192,8 +202,52 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
                 version=request.version or None,
                 timeout_ms=request.limits.timeout_ms,
                 memory_mb=request.limits.memory_mb,
+                request_id=request_id,
             )
-        return _executed(card, result)
+        executed = _executed(card, result)
+        executed.request_id = request_id
+        return executed
+
+    async def _report(
+        self, who: Principal, request: pb.ReportOutcomeRequest
+    ) -> pb.ReportOutcomeResponse:
+        limit = who.quotas.max_question_chars
+        report = Report(
+            request_id=_optional("request_id", request.request_id, 64),
+            tool=_optional("tool", request.tool, 64),
+            question=_optional("question", request.question, limit),
+            answer=_optional("answer", request.answer, limit),
+            wrong=request.wrong,
+        )
+        kept = await self.engine.report(who.tenant, report, who.quotas.store_limits())
+        return pb.ReportOutcomeResponse(
+            tool=kept.case.tool,
+            tool_version=kept.case.version or 0,
+            suite_cases=kept.suite,
+            repairing=kept.repairing,
+        )
+
+    async def _repair(
+        self, who: Principal, request: pb.RepairToolRequest
+    ) -> AsyncIterator[pb.RepairToolResponse]:
+        """The events of one repair, as they happen, then the new version or the reason."""
+        require_ready(self.engine.maker_model)
+        name, limits = _name(request.name), who.quotas.store_limits()
+        with self.quotas.making(who.tenant, who.quotas):
+            job = functools.partial(self.engine.repair, who.tenant, name, limits=limits)
+            async for item in with_progress(job, pb.RepairToolResponse):
+                if isinstance(item, Done):
+                    result: RepairResult = item.value
+                else:
+                    yield item
+        last = pb.RepairToolResponse(
+            usage=_usage(result.usage), failing_cases=result.failing, suite_cases=result.suite
+        )
+        if result.card is not None:
+            last.tool.CopyFrom(_card(result.card))
+        else:
+            last.failure.reason = result.reason or "not repaired"
+        yield last
 
     async def _list(self, who: Principal, request: pb.ListToolsRequest) -> pb.ListToolsResponse:
         tools = await asyncio.to_thread(self.engine.tools, who.tenant)
@@ -260,45 +314,13 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         task.split(split)  # refuse a split the examples cannot fill before any model call
         limits = who.quotas.store_limits()
         await asyncio.to_thread(self.engine.registry.check_room, who.tenant, task.name, limits)
-        events: asyncio.Queue[pb.MakeToolResponse] = asyncio.Queue()
-
-        def progress(event: MakeEvent) -> None:
-            if isinstance(event, CaseGraded):
-                case = event.case
-                result = pb.CaseResult(
-                    question=case.question,
-                    expected=case.expected,
-                    got=case.got or case.error or "",
-                    passed=case.passed,
-                )
-                events.put_nowait(pb.MakeToolResponse(case_result=result))
-            elif isinstance(event, AttemptStarted | AttemptFailed | DemosSolved):
-                number = 0 if isinstance(event, DemosSolved) else event.number
-                attempt = pb.Attempt(stage=event.stage, number=number, message=event.message)
-                events.put_nowait(pb.MakeToolResponse(attempt=attempt))
-
         with self.quotas.making(who.tenant, who.quotas):
-            job = asyncio.ensure_future(
-                self.engine.make(who.tenant, task, split, progress, limits=limits)
-            )
-            getter: asyncio.Future[pb.MakeToolResponse] | None = None
-            try:
-                while not job.done() or not events.empty():
-                    getter = asyncio.ensure_future(events.get())
-                    await asyncio.wait({job, getter}, return_when=asyncio.FIRST_COMPLETED)
-                    if getter.done():
-                        yield getter.result()
-                    else:
-                        getter.cancel()
-                result = job.result()
-            finally:
-                # The caller went away or its deadline passed: stop the job, and the wait
-                # for its next event, and see both end (no task left pending).
-                for task_left in (getter, job):
-                    if task_left is not None and not task_left.done():
-                        task_left.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, LatmError):
-                            await task_left
+            job = functools.partial(self.engine.make, who.tenant, task, split, limits=limits)
+            async for item in with_progress(job, pb.MakeToolResponse):
+                if isinstance(item, Done):
+                    result: MakeResult = item.value
+                else:
+                    yield item
         usage = _usage(result.usage)
         if result.card is not None:
             yield pb.MakeToolResponse(tool=_card(result.card), usage=usage)
@@ -571,6 +593,11 @@ def _examples(request: pb.MakeToolRequest, who: Principal) -> list[tuple[str, st
             f"{who.quotas.max_make_kb} KiB"
         )
     return examples
+
+
+def _optional(what: str, value: str, limit: int) -> str | None:
+    """``value``, or None when it is empty (a proto3 string not given)."""
+    return _text(what, value, limit) if value else None
 
 
 def _name(value: str) -> str:

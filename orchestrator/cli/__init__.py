@@ -15,6 +15,7 @@ from orchestrator.cli import (
     make_cmd,
     mcp_cmd,
     models_cmd,
+    repair_cmd,
     serve_cmd,
     tenants_cmd,
     tools_cmd,
@@ -34,6 +35,7 @@ def build_parser() -> LatmParser:
     models_cmd.register(commands)
     make_cmd.register(commands)
     tools_cmd.register(commands)
+    repair_cmd.register(commands)
     bench_cmd.register(commands)
     serve_cmd.register(commands)
     mcp_cmd.register(commands)

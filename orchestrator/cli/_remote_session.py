@@ -15,19 +15,22 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
 
 from orchestrator.cli._remote import Remote
 from orchestrator.cli._session import Shown
 from orchestrator.client import Answer, AsyncClient, ToolResult
-from orchestrator.errors import InvalidRequest
+from orchestrator.errors import InvalidRequest, from_rpc_error
 from orchestrator.latm.cards import ToolCard, VerificationCase
 from orchestrator.latm.engine import Solved
 from orchestrator.latm.maker import MakeResult
+from orchestrator.latm.outcomes import Report, Reported
 from orchestrator.latm.progress import CaseGraded, MakeFailed, Relayed, Stage, Verified
+from orchestrator.latm.repair import RepairResult
 from orchestrator.latm.tasks import Split, Task
 from orchestrator.models import TokenUsage
-from orchestrator.registry import ToolSummary
+from orchestrator.registry import Case, ToolSummary
 from orchestrator.registry.tenants import Granularity, UsageLine, UsageReport
 from orchestrator.sandboxes import ErrorInfo, ExecResult, Status, Usage
 
@@ -120,6 +123,49 @@ class RemoteSession:
     ) -> UsageReport:
         return usage_report(await self.client.get_usage(start, end, granularity))
 
+    async def report(self, report: Report) -> Reported:
+        request = pb.ReportOutcomeRequest(
+            request_id=report.request_id or "",
+            tool=report.tool or "",
+            question=report.question or "",
+            answer=report.answer or "",
+            wrong=report.wrong,
+        )
+        try:
+            kept = await self.client.stub.ReportOutcome(request, metadata=self.client.metadata)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        case = Case(
+            tool=kept.tool,
+            input=report.question or "",
+            source="reported",
+            expected=report.answer,
+            version=kept.tool_version or None,
+            request_id=report.request_id,
+        )
+        return Reported(case, kept.suite_cases, kept.repairing)
+
+    async def repair(self, name: str, progress: Shown) -> RepairResult:
+        started = time.perf_counter()
+        making = Making(name, progress)
+        last = pb.RepairToolResponse()
+        call = self.client.stub.RepairTool(
+            pb.RepairToolRequest(name=name), timeout=MAKE_TIMEOUT_S, metadata=self.client.metadata
+        )
+        try:
+            async for event in call:
+                making.take(event)
+                last = event
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        made = making.result(time.perf_counter() - started)
+        result = RepairResult(
+            name, None, made.reason, last.failing_cases, last.suite_cases, made.usage, made.wall_s
+        )
+        if making.published is not None:
+            result.card = await self.card(*making.published)
+        return result
+
 
 class Making:
     """A making's stream, followed: each step shown as it comes, the outcome kept and
@@ -134,7 +180,7 @@ class Making:
         self.reason: str | None = None
         self.usage = TokenUsage()
 
-    def take(self, event: pb.MakeToolResponse) -> None:
+    def take(self, event: pb.MakeToolResponse | pb.RepairToolResponse) -> None:
         kind = event.WhichOneof("event")
         if kind == "attempt":
             self._attempt(event.attempt)

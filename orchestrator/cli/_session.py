@@ -21,7 +21,9 @@ from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.engine import Engine, Solved
 from orchestrator.latm.imports import reverified
 from orchestrator.latm.maker import MakeResult
+from orchestrator.latm.outcomes import Report, Reported, record_report
 from orchestrator.latm.progress import MakeEvent, Relayed
+from orchestrator.latm.repair import RepairResult
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.tasks import Split, Task
 from orchestrator.registry import ToolRegistry, ToolSummary
@@ -63,6 +65,14 @@ class Session(Protocol):
     async def usage(
         self, start: datetime | None, end: datetime | None, granularity: Granularity
     ) -> UsageReport: ...
+
+    async def report(self, report: Report) -> Reported:
+        """Keep a reported outcome in its tool's regression suite."""
+        ...
+
+    async def repair(self, name: str, progress: Shown) -> RepairResult:
+        """Repair a tool on its failing cases; published only if its whole suite passes."""
+        ...
 
 
 class LocalSession:
@@ -120,6 +130,12 @@ class LocalSession:
         self, start: datetime | None, end: datetime | None, granularity: Granularity
     ) -> UsageReport:
         return TenantStore(self.registry).usage(self.args.tenant, start, end, granularity)
+
+    async def report(self, report: Report) -> Reported:
+        return record_report(self.registry, self.args.tenant, report)
+
+    async def repair(self, name: str, progress: Shown) -> RepairResult:
+        return await (await self.engine()).repair(self.args.tenant, name, progress)
 
 
 @contextlib.asynccontextmanager

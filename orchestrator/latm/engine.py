@@ -15,19 +15,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.config import Settings
-from orchestrator.errors import InvalidRequest, LatmError, RegistryUnavailable, ToolNotFound
+from orchestrator.errors import (
+    InvalidRequest,
+    LatmError,
+    RegistryUnavailable,
+    ToolNotFound,
+)
+from orchestrator.latm._suites import SuiteKeeping
 from orchestrator.latm.card_cache import CardCache
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.dispatcher import Dispatcher, ToolEntry
 from orchestrator.latm.imports import reverified
 from orchestrator.latm.maker import MakeResult, ToolMaker
 from orchestrator.latm.progress import Progress
+from orchestrator.latm.repair import RepairResult
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.schemas import checked_schema
 from orchestrator.latm.tasks import Split, Task
 from orchestrator.latm.user import Answer, ToolUser, UserConfig, chain_of_thought
 from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
-from orchestrator.registry import StoreLimits, ToolRegistry, ToolSummary, check_card
+from orchestrator.registry import (
+    CaseBook,
+    NewCase,
+    Served,
+    StoreLimits,
+    ToolRegistry,
+    ToolSummary,
+    check_card,
+)
 from orchestrator.sandboxes import ExecRequest, ExecResult, SandboxBackend, Status
 
 log = logging.getLogger(__name__)
@@ -82,7 +97,7 @@ class Solved:
         }
 
 
-class Engine:
+class Engine(SuiteKeeping):
     """One deployment's engine: shared by tenants, which never see each other's tools."""
 
     def __init__(
@@ -97,9 +112,15 @@ class Engine:
         max_attempts: int = 3,
         user_config: UserConfig | None = None,
         maker_candidates: int | None = None,
+        repair_after: int | None = None,
     ) -> None:
         self.backend = backend
         self.registry = registry
+        self.cases = CaseBook(registry)
+        # Repair a tool by itself after this many open cases (0: never).
+        self.repair_after = (
+            Settings().repair_after_failures if repair_after is None else repair_after
+        )
         self.ledger = ledger or UsageLedger()
         # Every completion is billed to the tenant, tool and request in scope when it is made.
         self.user_model = _metered(user, self.ledger)
@@ -119,6 +140,9 @@ class Engine:
         self._cards = CardCache(CARD_CACHE_MAX_BYTES, CARDS_CACHED)
         self._schemas: dict[tuple[str, str, str], dict[str, Any] | None] = {}
         self._pending: list[dict[str, Any]] = []
+        self._served: list[tuple[str, Served]] = []  # requests served, for reports
+        self._failures: list[tuple[str, NewCase]] = []  # the tools' own faults, as cases
+        self._repairs: dict[tuple[str, str], asyncio.Task[RepairResult]] = {}  # automatic
         self._flusher: asyncio.Task[None] | None = None
 
     def runner(self, tenant: str) -> ToolRunner:
@@ -153,17 +177,8 @@ class Engine:
             result.card = await self.with_schema(tenant, result.card)
             result.card = self.registry.publish(tenant, result.card, limits)
             self.forget(tenant)
-            self.registry.record_use(
-                tenant,
-                result.card.name,
-                result.card.version or 1,
-                role="maker",
-                ok=True,
-                prompt_tokens=result.usage.prompt_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                cost_usd=result.usage.cost_usd,
-                wall_s=result.wall_s,
-            )
+            self._keep_verification(tenant, result.card)
+            self.record_maker(tenant, result.card, result.usage, result.wall_s)
         return result
 
     async def import_card(
@@ -181,6 +196,7 @@ class Engine:
         card = await self.with_schema(tenant, card.model_copy(update={"input_schema": None}))
         published = await asyncio.to_thread(self.registry.publish, tenant, card, limits)
         self.forget(tenant)
+        await asyncio.to_thread(self._keep_verification, tenant, published)
         return published
 
     async def solve(self, tenant: str, question: str, tool: str | None = None) -> Solved:
@@ -199,6 +215,7 @@ class Engine:
                 with usage_scope(tool=card.name, role="user"):
                     answer = await self.tool_user(tenant).answer(card, question)
                 solved.route = "tool"
+                self._served_with(tenant, request_id, card, question, answer)
                 self._record(tenant, card, answer, time.monotonic() - started)
                 if answer.error is not None and _unsettled(solved):
                     # A route the demos did not settle, whose calls all failed: the
@@ -225,8 +242,10 @@ class Engine:
         version: int | None = None,
         timeout_ms: int = 0,
         memory_mb: int = 0,
+        request_id: str | None = None,
     ) -> tuple[ToolCard, ExecResult]:
-        """Call tool ``name``'s entrypoint with keyword ``arguments`` in the sandbox."""
+        """Call tool ``name``'s entrypoint with keyword ``arguments`` in the sandbox; with
+        a ``request_id``, the call is remembered (for a report of its outcome)."""
         card = await self.card(tenant, name, version)
         request = ExecRequest(
             source=card.source,
@@ -235,7 +254,10 @@ class Engine:
             timeout_ms=timeout_ms,
             memory_mb=memory_mb,
         )
-        return card, await self.backend.execute(tenant, request)
+        result = await self.backend.execute(tenant, request)
+        if request_id is not None:
+            self._executed(tenant, request_id, card, arguments, result)
+        return card, result
 
     async def card(self, tenant: str, name: str, version: int | None = None) -> ToolCard:
         """A tool's card, cached: a version never changes, and which version is the latest
@@ -335,6 +357,9 @@ class Engine:
                 "wall_s": wall_s,
             }
         )
+        self._flush_later()
+
+    def _flush_later(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
@@ -354,6 +379,7 @@ class Engine:
         if batch:
             unwritten = await asyncio.to_thread(self._write, batch)
             self._pending = (unwritten + self._pending)[-PENDING_MAX:]
+        await self._flush_outcomes()
 
     def _write(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Record ``batch``; return the uses the registry could not take now."""
@@ -374,6 +400,7 @@ class Engine:
         backend and the registry are the caller's."""
         if self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()
+        await self.stop_repairs()
         await self.flush()
         models = (self.user_model, self.maker_model, self.dispatcher.model)
         closed: set[int] = set()

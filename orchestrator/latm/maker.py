@@ -246,8 +246,16 @@ class _Job:
             ),
         ]
 
+    def propose_messages(self) -> list[Message]:
+        """The proposing prompt (a repair shows the tool and its failing cases instead)."""
+        return prompts.maker_propose(self.task.name, self.demos)
+
+    def verify_messages(self, history: list[Message]) -> list[Message]:
+        """The verifying prompt: the held-out questions, never their answers."""
+        return prompts.maker_verify(history, self.validation)
+
     async def propose(self) -> tuple[Draft, list[Message]]:
-        messages = prompts.maker_propose(self.task.name, self.demos)
+        messages = self.propose_messages()
         problems: list[str] = []
         for attempt in range(1, self.maker.max_attempts + 1):
             self.attempts["propose"] += 1
@@ -284,8 +292,9 @@ class _Job:
         ]
         return Draft(reply.source, shape, demos)
 
-    @staticmethod
-    def calls_for(reply: Reply, examples: Sequence[Example], label: str, tool: str) -> list[str]:
+    def calls_for(
+        self, reply: Reply, examples: Sequence[Example], label: str, tool: str
+    ) -> list[str]:
         """One call per example, or what to change in the reply to give that."""
         calls = pick_calls(reply.calls, [example.input for example in examples])
         if calls is None:
@@ -317,7 +326,7 @@ class _Job:
         return problems
 
     async def verify(self, draft: Draft, history: list[Message]) -> tuple[Draft, Verification]:
-        messages = prompts.maker_verify(history, self.validation)
+        messages = self.verify_messages(history)
         problems: list[str] = []
         for attempt in range(1, self.maker.max_attempts + 1):
             self.attempts["verify"] += 1

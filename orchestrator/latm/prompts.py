@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orchestrator.latm.cards import ToolCard
-from orchestrator.latm.tasks import Example
+from orchestrator.latm.tasks import Example, SuiteExample
 from orchestrator.models import Message
 
 ALLOWED_MODULES = (
@@ -172,3 +172,54 @@ def cot_messages(question: str) -> list[Message]:
         Message(role="system", content=COT_SYSTEM),
         Message(role="user", content=question),
     ]
+
+
+REPAIR_INSTRUCTIONS = """\
+This tool gives wrong answers on some questions of its task. Fix it: keep the function's \
+name and what it already gets right, and make it compute the right answer for every \
+example below.
+
+The tool:
+```python
+{source}
+```"""
+
+
+def maker_repair(source: str, task_name: str, examples: Sequence[Example]) -> list[Message]:
+    """The repair prompt: the current source, then the examples to solve (its usage demos
+    and the failing cases), each with the right answer or what is known of it; cases with
+    a fixed call (reported entrypoint arguments) are listed apart and need no call."""
+    asked = [e for e in examples if not (isinstance(e, SuiteExample) and e.call)]
+    fixed = [e for e in examples if isinstance(e, SuiteExample) and e.call]
+    shown = "\n\n".join(
+        f"Example {number}:\nQuestion: {example.input}\nAnswer: {_repair_answer(example)}"
+        for number, example in enumerate(asked, 1)
+    )
+    if fixed:
+        listed = "\n".join(f"- `{e.call}`: {_repair_answer(e)}" for e in fixed)
+        shown += f"\n\nThese calls (no call of yours needed) must work too:\n{listed}"
+    return [
+        Message(role="system", content=MAKER_SYSTEM),
+        Message(role="user", content=_task_prompt(*SHOWN_TASK)),
+        Message(role="assistant", content=SHOWN_REPLY),
+        Message(
+            role="user",
+            content=f"{REPAIR_INSTRUCTIONS.format(source=source.strip())}\n\nTask: {task_name}"
+            f"\n\n{shown}\n\nWrite the whole corrected function and the {len(asked)} calls.",
+        ),
+    ]
+
+
+def verify_questions(history: list[Message], questions: Sequence[Example]) -> list[Message]:
+    """The verify prompt for the questions that need a call (not those with a fixed one)."""
+    return maker_verify(
+        history, [e for e in questions if not (isinstance(e, SuiteExample) and e.call)]
+    )
+
+
+def _repair_answer(example: Example) -> str:
+    if not (isinstance(example, SuiteExample) and example.open):
+        return example.target
+    if example.wrong is not None:
+        return f"not known, but {example.wrong!r} is wrong"
+    return "not known, but the tool raised an error on it: it must return a value"

@@ -21,6 +21,7 @@ class Outcome:
     error: str | None = None
     status: str = Status.OK.value
     wall_ms: float = 0.0
+    origin: str = ""  # the sandbox's error.origin: "tool" when the tool's own code raised
 
     def shown(self) -> str:
         """The value (or error) as a model should see it: JSON, cut to a readable size."""
@@ -57,5 +58,9 @@ class ToolRunner:
         error = result.error
         message = f"{error.type}: {error.message}" if error else result.status.value
         return Outcome(
-            ok=False, error=message, status=result.status.value, wall_ms=result.usage.wall_ms
+            ok=False,
+            error=message,
+            status=result.status.value,
+            wall_ms=result.usage.wall_ms,
+            origin=error.origin if error else "",
         )

@@ -30,6 +30,17 @@ class Example:
 
 
 @dataclass(frozen=True)
+class SuiteExample(Example):
+    """A case of a tool's regression suite. An open case has no known answer: it must run
+    and not give ``wrong``. A case with ``call`` is run with that call (entrypoint
+    arguments, as reported), not with one the model writes."""
+
+    open: bool = False
+    wrong: str | None = None
+    call: str | None = None
+
+
+@dataclass(frozen=True)
 class Split:
     """Which examples serve as demos, which as validation cases, where the test set starts.
 

@@ -78,6 +78,8 @@ class Answer:
     # Calls that ran and gave a value, and the share of them that gave this answer.
     candidates: int = 0
     confidence: float | None = None
+    # A call raised inside the tool's own code (not the call's): a case for its suite.
+    tool_fault: bool = False
 
     @property
     def ok(self) -> bool:
@@ -158,6 +160,7 @@ class ToolUser:
                 outcome = await self.runner.run(card.source, call)
                 if outcome.ok:
                     return _Candidate(outcome.value, call)
+                result.tool_fault = result.tool_fault or outcome.origin == "tool"
                 problems = [f"Running that failed: {outcome.error}"]
             reasons += problems
             messages = prompts.user_feedback(messages, completion.text, problems)

@@ -2,6 +2,7 @@
 usage and the requests no tool fitted (SQLite by default, PostgreSQL by URL)."""
 
 from orchestrator.registry._engine import RegistryUnavailable, default_database_url
+from orchestrator.registry.cases import Case, CaseBook, NewCase, Served
 from orchestrator.registry.store import (
     StoreLimits,
     ToolRegistry,
@@ -12,7 +13,11 @@ from orchestrator.registry.store import (
 )
 
 __all__ = [
+    "Case",
+    "CaseBook",
+    "NewCase",
     "RegistryUnavailable",
+    "Served",
     "StoreLimits",
     "ToolRegistry",
     "ToolSummary",

@@ -159,3 +159,56 @@ class UsageEventRow(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     cost_usd: Mapped[float] = mapped_column(Float)
+
+
+CASE_SOURCES = ("verification", "reported", "failure")
+CASE_KINDS = ("question", "arguments")
+
+
+class CaseRow(Base):
+    """One case of a tool's regression suite: a question (or entrypoint arguments, as JSON)
+    and the right answer, or the answer known to be wrong, or neither (the tool raised)."""
+
+    __tablename__ = "regression_cases"
+    __table_args__ = (
+        CheckConstraint(
+            "source IN ('verification', 'reported', 'failure')", name="ck_regression_cases_source"
+        ),
+        CheckConstraint("kind IN ('question', 'arguments')", name="ck_regression_cases_kind"),
+        Index("ix_regression_cases_tenant_tool", "tenant", "tool"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(TENANT_MAX))
+    tool: Mapped[str] = mapped_column(String(NAME_MAX))
+    # The tool version the case was found against (None: any, e.g. an old card's cases).
+    version: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    input: Mapped[str] = mapped_column(Text)
+    expected: Mapped[str | None] = mapped_column(Text)
+    wrong: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class RequestRow(Base):
+    """One request a tool answered (Solve) or ran (ExecuteTool): what a later report of its
+    outcome needs to become a regression case."""
+
+    __tablename__ = "tool_requests"
+    __table_args__ = (
+        CheckConstraint("kind IN ('question', 'arguments')", name="ck_tool_requests_kind"),
+        Index("ix_tool_requests_tenant_request_id", "tenant", "request_id"),
+        Index("ix_tool_requests_tenant_created_at", "tenant", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(TENANT_MAX))
+    request_id: Mapped[str] = mapped_column(String(64))
+    tool: Mapped[str] = mapped_column(String(NAME_MAX))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    input: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

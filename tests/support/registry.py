@@ -496,4 +496,6 @@ class RegistryContract:
                 "tenants",
                 "api_keys",
                 "usage_events",
+                "regression_cases",
+                "tool_requests",
             }

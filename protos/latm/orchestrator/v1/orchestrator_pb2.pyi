@@ -719,6 +719,7 @@ class ExecuteToolResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     TOOL_FIELD_NUMBER: _builtins.int
     TOOL_VERSION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     status: Global___ExecStatus.ValueType
     value_json: _builtins.str
     """The entrypoint's return value as JSON text (tuples become lists); empty unless OK."""
@@ -727,6 +728,8 @@ class ExecuteToolResponse(_message.Message):
     """What the call really ran under, e.g. "docker+runsc"."""
     tool: _builtins.str
     tool_version: _builtins.int
+    request_id: _builtins.str
+    """Names this call in a later ReportOutcome."""
     @_builtins.property
     def error(self) -> Global___ExecError: ...
     @_builtins.property
@@ -742,10 +745,11 @@ class ExecuteToolResponse(_message.Message):
         usage: Global___ExecUsage | None = ...,
         tool: _builtins.str = ...,
         tool_version: _builtins.int = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "isolation", b"isolation", "status", b"status", "stdout", b"stdout", "tool", b"tool", "tool_version", b"tool_version", "usage", b"usage", "value_json", b"value_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "isolation", b"isolation", "request_id", b"request_id", "status", b"status", "stdout", b"stdout", "tool", b"tool", "tool_version", b"tool_version", "usage", b"usage", "value_json", b"value_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1139,3 +1143,148 @@ class GetUsageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015
+
+@_typing.final
+class ReportOutcomeRequest(_message.Message):
+    """ReportOutcomeRequest names a request (or a tool and a question) and its right answer,
+    or marks the request's answer wrong.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TOOL_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    WRONG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The request_id of a SolveResponse or ExecuteToolResponse; empty: give tool and question."""
+    tool: _builtins.str
+    question: _builtins.str
+    answer: _builtins.str
+    """The right answer (for an ExecuteTool request: the right value, as JSON text)."""
+    wrong: _builtins.bool
+    """The request's answer was wrong and the right one is not known (with request_id only)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tool: _builtins.str = ...,
+        question: _builtins.str = ...,
+        answer: _builtins.str = ...,
+        wrong: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "question", b"question", "request_id", b"request_id", "tool", b"tool", "wrong", b"wrong"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportOutcomeRequest: _TypeAlias = ReportOutcomeRequest  # noqa: Y015
+
+@_typing.final
+class ReportOutcomeResponse(_message.Message):
+    """ReportOutcomeResponse says where the case was kept."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOOL_FIELD_NUMBER: _builtins.int
+    TOOL_VERSION_FIELD_NUMBER: _builtins.int
+    SUITE_CASES_FIELD_NUMBER: _builtins.int
+    REPAIRING_FIELD_NUMBER: _builtins.int
+    tool: _builtins.str
+    tool_version: _builtins.int
+    """The tool version the case was found against; 0: not known."""
+    suite_cases: _builtins.int
+    """Cases in the tool's regression suite now."""
+    repairing: _builtins.bool
+    """A repair is running: automatic repair is on and the tool's open cases reached it."""
+    def __init__(
+        self,
+        *,
+        tool: _builtins.str = ...,
+        tool_version: _builtins.int = ...,
+        suite_cases: _builtins.int = ...,
+        repairing: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["repairing", b"repairing", "suite_cases", b"suite_cases", "tool", b"tool", "tool_version", b"tool_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportOutcomeResponse: _TypeAlias = ReportOutcomeResponse  # noqa: Y015
+
+@_typing.final
+class RepairToolRequest(_message.Message):
+    """RepairToolRequest names the tool whose latest version is repaired."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RepairToolRequest: _TypeAlias = RepairToolRequest  # noqa: Y015
+
+@_typing.final
+class RepairToolResponse(_message.Message):
+    """RepairToolResponse is one step of a repair, as MakeToolResponse is of a making."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    CASE_RESULT_FIELD_NUMBER: _builtins.int
+    TOOL_FIELD_NUMBER: _builtins.int
+    FAILURE_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    FAILING_CASES_FIELD_NUMBER: _builtins.int
+    SUITE_CASES_FIELD_NUMBER: _builtins.int
+    failing_cases: _builtins.int
+    """Cases the maker was given to fix, and the cases of the whole suite (on the last message)."""
+    suite_cases: _builtins.int
+    @_builtins.property
+    def attempt(self) -> Global___Attempt: ...
+    @_builtins.property
+    def case_result(self) -> Global___CaseResult: ...
+    @_builtins.property
+    def tool(self) -> Global___ToolCard:
+        """The new version, proven on the whole suite."""
+
+    @_builtins.property
+    def failure(self) -> Global___MakeFailure:
+        """Why nothing changed."""
+
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """Maker usage so far."""
+
+    def __init__(
+        self,
+        *,
+        attempt: Global___Attempt | None = ...,
+        case_result: Global___CaseResult | None = ...,
+        tool: Global___ToolCard | None = ...,
+        failure: Global___MakeFailure | None = ...,
+        usage: Global___Usage | None = ...,
+        failing_cases: _builtins.int = ...,
+        suite_cases: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "case_result", b"case_result", "event", b"event", "failure", b"failure", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "case_result", b"case_result", "event", b"event", "failing_cases", b"failing_cases", "failure", b"failure", "suite_cases", b"suite_cases", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["attempt", "case_result", "tool", "failure"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___RepairToolResponse: _TypeAlias = RepairToolResponse  # noqa: Y015

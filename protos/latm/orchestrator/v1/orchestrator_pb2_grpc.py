@@ -80,6 +80,16 @@ class OrchestratorServiceStub:
                 request_serializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.ReportOutcome = channel.unary_unary(
+                '/latm.orchestrator.v1.OrchestratorService/ReportOutcome',
+                request_serializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReportOutcomeRequest.SerializeToString,
+                response_deserializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReportOutcomeResponse.FromString,
+                _registered_method=True)
+        self.RepairTool = channel.unary_stream(
+                '/latm.orchestrator.v1.OrchestratorService/RepairTool',
+                request_serializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RepairToolRequest.SerializeToString,
+                response_deserializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RepairToolResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -155,6 +165,24 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportOutcome(self, request, context):
+        """ReportOutcome adds a case to a tool's regression suite: the right answer to a
+        request (named by the request_id a Solve or ExecuteTool response gave, or by a tool
+        and a question), or that a request's answer was wrong.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepairTool(self, request, context):
+        """RepairTool gives the maker a tool's source and the cases it fails; a new version is
+        published only if it passes the tool's whole regression suite, old cases and new.
+        Streamed like MakeTool; it ends with the new version or the reason nothing changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +230,16 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.FromString,
                     response_serializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ReportOutcome': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportOutcome,
+                    request_deserializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReportOutcomeRequest.FromString,
+                    response_serializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReportOutcomeResponse.SerializeToString,
+            ),
+            'RepairTool': grpc.unary_stream_rpc_method_handler(
+                    servicer.RepairTool,
+                    request_deserializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RepairToolRequest.FromString,
+                    response_serializer=latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RepairToolResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +486,60 @@ class OrchestratorService:
             '/latm.orchestrator.v1.OrchestratorService/GetUsage',
             latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageRequest.SerializeToString,
             latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportOutcome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latm.orchestrator.v1.OrchestratorService/ReportOutcome',
+            latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReportOutcomeRequest.SerializeToString,
+            latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ReportOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepairTool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/latm.orchestrator.v1.OrchestratorService/RepairTool',
+            latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RepairToolRequest.SerializeToString,
+            latm_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RepairToolResponse.FromString,
             options,
             channel_credentials,
             insecure,

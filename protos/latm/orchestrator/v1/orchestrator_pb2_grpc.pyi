@@ -67,6 +67,16 @@ class OrchestratorServiceStub:
     """GetUsage sums tokens and cost for the tenant over a period, by tool, by model
     and by time bucket.
     """
+    ReportOutcome: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ReportOutcomeRequest, _orchestrator_pb2.ReportOutcomeResponse]
+    """ReportOutcome adds a case to a tool's regression suite: the right answer to a
+    request (named by the request_id a Solve or ExecuteTool response gave, or by a tool
+    and a question), or that a request's answer was wrong.
+    """
+    RepairTool: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.RepairToolRequest, _orchestrator_pb2.RepairToolResponse]
+    """RepairTool gives the maker a tool's source and the cases it fails; a new version is
+    published only if it passes the tool's whole regression suite, old cases and new.
+    Streamed like MakeTool; it ends with the new version or the reason nothing changed.
+    """
 
 @_typing.type_check_only
 class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
@@ -100,6 +110,16 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     GetUsage: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetUsageRequest, _orchestrator_pb2.GetUsageResponse]  # type: ignore[assignment]
     """GetUsage sums tokens and cost for the tenant over a period, by tool, by model
     and by time bucket.
+    """
+    ReportOutcome: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ReportOutcomeRequest, _orchestrator_pb2.ReportOutcomeResponse]  # type: ignore[assignment]
+    """ReportOutcome adds a case to a tool's regression suite: the right answer to a
+    request (named by the request_id a Solve or ExecuteTool response gave, or by a tool
+    and a question), or that a request's answer was wrong.
+    """
+    RepairTool: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.RepairToolRequest, _orchestrator_pb2.RepairToolResponse]  # type: ignore[assignment]
+    """RepairTool gives the maker a tool's source and the cases it fails; a new version is
+    published only if it passes the tool's whole regression suite, old cases and new.
+    Streamed like MakeTool; it ends with the new version or the reason nothing changed.
     """
 
 class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -185,6 +205,28 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_orchestrator_pb2.GetUsageResponse, _abc.Awaitable[_orchestrator_pb2.GetUsageResponse]]:
         """GetUsage sums tokens and cost for the tenant over a period, by tool, by model
         and by time bucket.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportOutcome(
+        self,
+        request: _orchestrator_pb2.ReportOutcomeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ReportOutcomeResponse, _abc.Awaitable[_orchestrator_pb2.ReportOutcomeResponse]]:
+        """ReportOutcome adds a case to a tool's regression suite: the right answer to a
+        request (named by the request_id a Solve or ExecuteTool response gave, or by a tool
+        and a question), or that a request's answer was wrong.
+        """
+
+    @_abc_1.abstractmethod
+    def RepairTool(
+        self,
+        request: _orchestrator_pb2.RepairToolRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.RepairToolResponse], _abc.AsyncIterator[_orchestrator_pb2.RepairToolResponse]]:
+        """RepairTool gives the maker a tool's source and the cases it fails; a new version is
+        published only if it passes the tool's whole regression suite, old cases and new.
+        Streamed like MakeTool; it ends with the new version or the reason nothing changed.
         """
 
 def add_OrchestratorServiceServicer_to_server(servicer: OrchestratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
