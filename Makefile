@@ -37,10 +37,10 @@ test: setup setup-docker setup-postgres setup-node setup-browser lint typecheck
 
 lint: setup
 	$(VENV)/ruff check .
-	$(VENV)/ruff format --check orchestrator sandbox tests bench scripts
+	$(VENV)/ruff format --check orchestrator sandbox tests bench scripts clients
 
 typecheck: setup
-	$(VENV)/mypy orchestrator sandbox scripts bench tests
+	$(VENV)/mypy orchestrator sandbox scripts bench tests clients/python/src
 
 protos: setup
 	$(VENV)/python scripts/gen_protos.py

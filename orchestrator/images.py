@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import latm
+from latm.sandbox import v1 as sandbox_protocol
 
 import sandbox
 from orchestrator.errors import LatmError, MissingDependencyError, SandboxUnavailable
@@ -243,8 +243,10 @@ def assemble_context(context: Path, python_version: str, progress: Progress) -> 
     app = context / "app"
     app.mkdir()
     _copy_package(Path(sandbox.__file__ or "").resolve().parent, app / "sandbox")
-    # Only the generated protocol code of `latm`: the orchestrator stays out of the image.
-    _copy_package(Path(latm.__file__ or "").resolve().parent, app / "latm")
+    # Only the sandbox protocol's generated code (`latm` is a namespace package there too):
+    # the orchestrator and its API stay out of the image.
+    protocol = Path(sandbox_protocol.__file__ or "").resolve().parent
+    _copy_package(protocol.parent, app / "latm" / "sandbox")
     for proto in (app / "latm").rglob("*.proto"):
         proto.unlink()
 

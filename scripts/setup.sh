@@ -39,11 +39,13 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     "$python" -m venv .venv
 fi
-stamp=".venv/.latm-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/_}"
+stamp=".venv/.latm-installed-$(cat pyproject.toml clients/python/pyproject.toml | sha256sum | cut -c1-16)-${extras//,/_}"
 if [ ! -e "$stamp" ]; then
-    echo "setup: installing latm[$extras] into .venv (llama-cpp-python builds in ~4 min once)"
+    echo "setup: installing latm-client and latm[$extras] into .venv (llama-cpp-python builds in ~4 min once)"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[$extras]"
+    # latm depends on latm-client (clients/python: the API's client and generated code),
+    # which no package index has: both are installed from the checkout, in one resolve.
+    .venv/bin/python -m pip install -q -e clients/python -e ".[$extras]"
     rm -f .venv/.latm-installed-*
     touch "$stamp"
 fi

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.client import TlsFiles
+from latm_client import TlsFiles
+
 from orchestrator.errors import InvalidRequest
 from orchestrator.secrets import register_secret
 

@@ -1,6 +1,6 @@
 """A :class:`~orchestrator.cli._session.Session` on a ``latm serve``, over gRPC.
 
-Every call goes through the typed :class:`~orchestrator.client.AsyncClient` (so a failure is
+Every call goes through the typed :class:`~latm_client.AsyncClient` (so a failure is
 the orchestrator's own typed error) and its answer is turned into the value the local
 session returns: cards are read back as ``latm.tool/v1`` JSON (the gRPC card has no
 provenance), and a making's stream into the progress events the CLI shows.
@@ -17,10 +17,10 @@ from typing import Any
 
 import grpc
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
+from latm_client import Answer, AsyncClient, ToolResult
 
 from orchestrator.cli._remote import Remote
 from orchestrator.cli._session import Shown
-from orchestrator.client import Answer, AsyncClient, ToolResult
 from orchestrator.errors import InvalidRequest, from_rpc_error
 from orchestrator.latm.cards import ToolCard, VerificationCase
 from orchestrator.latm.engine import Solved

@@ -29,7 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
-import latm
+import latm.sandbox
 
 import sandbox
 from orchestrator.errors import InvalidRequest, SandboxUnavailable
@@ -79,7 +79,8 @@ def _works(command: list[str]) -> bool:
 def _python_roots() -> list[Path]:
     """Directories the sandbox server's interpreter and packages live in."""
     roots = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)}
-    for package in (sandbox, latm):
+    # latm.sandbox, not latm: that is a namespace package, without a folder of its own.
+    for package in (sandbox, latm.sandbox):
         roots.add(Path(package.__file__ or "").resolve().parent)
     # The venv's python is a symlink into the base installation.
     roots.add(Path(os.path.realpath(sys.executable)).parent.parent)

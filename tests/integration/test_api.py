@@ -22,6 +22,8 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
 from latm.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from latm_client import TlsFiles
+from latm_client._client import _make_request
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -31,7 +33,6 @@ from pydantic import SecretStr
 
 from orchestrator.api.observability import setup_logging, start_metrics
 from orchestrator.api.server import check_listen
-from orchestrator.client import TlsFiles, _make_request
 from orchestrator.config import Settings
 from orchestrator.errors import (
     DeadlineExceeded,

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+import latm_client.errors
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
+import orchestrator.errors
 from orchestrator.errors import (
     ERROR_TYPE_KEY,
     GRPC_ERRORS,
+    STATUS_DETAILS_KEY,
     Cancelled,
     DeadlineExceeded,
     InvalidRequest,
@@ -32,6 +36,7 @@ from orchestrator.errors import (
     Unavailable,
     error_class,
     from_rpc_error,
+    retry_after_s,
 )
 
 
@@ -129,3 +134,38 @@ def test_messages_name_the_remedy() -> None:
     weak = IsolationTooWeak.for_levels("process", "namespaces")
     assert "'process' is below the configured minimum 'namespaces'" in str(weak)
     assert weak.to_dict()["type"] == "IsolationTooWeak"
+
+
+def test_the_orchestrator_raises_the_client_packages_classes() -> None:
+    # Re-exported, not copied: `except ToolNotFound` catches what either side raises.
+    public = [name for name in vars(latm_client.errors) if not name.startswith("_")]
+    classes = [name for name in public if isinstance(getattr(latm_client.errors, name), type)]
+    assert set(classes) - {"ClassVar", "Any", "DecodeError"} <= set(orchestrator.errors.__all__)
+    for name in orchestrator.errors.__all__:
+        assert getattr(orchestrator.errors, name) is getattr(latm_client.errors, name), name
+
+
+class FakeRpcErrorWithTrailing(FakeRpcError):
+    """A failed call with the given trailing metadata."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, *trailing: tuple[str, Any]) -> None:
+        super().__init__(code, details)
+        self._trailing = trailing
+
+    def trailing_metadata(self) -> Any:
+        return self._trailing
+
+
+def test_retry_info_in_the_rich_status_becomes_retry_after_s() -> None:
+    info = error_details_pb2.RetryInfo()
+    info.retry_delay.FromSeconds(7)
+    status = status_pb2.Status(code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], message="slow")
+    status.details.add().Pack(info)
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    rich = FakeRpcErrorWithTrailing(code, "slow", (STATUS_DETAILS_KEY, status.SerializeToString()))
+    typed = from_rpc_error(rich)
+    assert type(typed) is ResourceExhausted
+    assert typed.retry_after_s == 7.0
+    garbled = FakeRpcErrorWithTrailing(code, "slow", (STATUS_DETAILS_KEY, b"\xff\xff"))
+    assert retry_after_s(garbled) is None
+    assert retry_after_s(FakeRpcError(code, "slow")) is None

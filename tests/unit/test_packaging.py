@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -61,6 +62,24 @@ def test_the_build_leaves_no_package_out(wheel: tuple[list[str], str]) -> None:
     _, output = wheel
     assert "Successfully built latm" in output
     assert UNDECLARED not in output
+
+
+def test_the_api_code_is_left_to_latm_client(wheel: tuple[list[str], str]) -> None:
+    # latm.orchestrator.v1 ships in latm-client (clients/python), on which latm depends;
+    # `latm` is a namespace package that both distributions add to.
+    names, _ = wheel
+    assert "latm/sandbox/v1/sandbox_pb2.py" in names
+    assert "latm/__init__.py" not in names
+    assert not [name for name in names if name.startswith("latm/orchestrator/")]
+
+
+def test_latm_pins_the_client_of_the_same_checkout() -> None:
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    client = tomllib.loads((ROOT / "clients/python/pyproject.toml").read_text())["project"]
+    assert f"latm-client=={client['version']}" in root["dependencies"]
+    assert sorted(client["dependencies"]) == [
+        "googleapis-common-protos>=1.63", "grpcio>=1.85.1", "protobuf>=7.35.1,<8",
+    ]  # fmt: skip
 
 
 def test_the_demo_finds_its_task() -> None:

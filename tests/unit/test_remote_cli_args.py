@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
+from latm_client import TlsFiles
 
 from orchestrator.cli import build_parser
 from orchestrator.cli._remote import RemoteSetupError, is_loopback, resolve
 from orchestrator.cli._remote_session import Making
-from orchestrator.client import TlsFiles
 from orchestrator.latm.progress import CaseGraded, MakeEvent, Relayed, Stage, Verified
 
 KEY = "latm_0123456789abcdef_" + "k" * 43

@@ -1,1 +1,0 @@
-"""Generated protocol code; see protos/ and scripts/gen_protos.py."""
