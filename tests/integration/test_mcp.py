@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import mcp_types as types
 import pytest
 import pytest_asyncio
@@ -22,7 +21,16 @@ from prometheus_client import REGISTRY
 from tests.support.api import FOREVER, Api, StartApi
 from tests.support.cards import card_json
 from tests.support.maker import word_sorting
-from tests.support.mcp import ADD_SCHEMA, connect, start_mcp, text, url, value
+from tests.support.mcp import (
+    ADD_SCHEMA,
+    INITIALIZE,
+    connect,
+    post,
+    sandbox_calls,
+    start_mcp,
+    text,
+    value,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,16 +68,6 @@ async def _test_a_call_runs_in_the_sandbox_and_a_timeout_is_an_error_result(acme
     assert stuck.is_error
     assert "timeout" in text(stuck)
     assert value(await acme.call_tool("add", {"a": "x", "b": "y"})) == "xy"
-
-
-def sandbox_calls() -> float:
-    return sum(
-        sample.value
-        for metric in REGISTRY.collect()
-        if metric.name == "latm_sandbox_calls"
-        for sample in metric.samples
-        if sample.name == "latm_sandbox_calls_total"
-    )
 
 
 def api_requests(method: str, code: str) -> float:
@@ -199,57 +197,30 @@ async def test_another_tenant_sees_none_of_acmes_tools(api: Api) -> None:
         assert "no tool named 'add'" in text(result)
 
 
-async def _post(api: Api, body: bytes, **headers: str) -> httpx2.Response:
-    async with httpx2.AsyncClient(timeout=10.0) as raw:
-        return await raw.post(
-            url(api),
-            content=body,
-            headers={
-                "content-type": "application/json",
-                "accept": "application/json, text/event-stream",
-                **headers,
-            },
-        )
-
-
-INITIALIZE = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "probe", "version": "0"},
-        },
-    }
-).encode()
-
-
 async def test_the_endpoint_refuses_what_it_must_and_keeps_serving(api: Api) -> None:
     bearer = f"Bearer {api.acme}"
-    no_key = await _post(api, INITIALIZE)
+    no_key = await post(api, INITIALIZE)
     assert no_key.status_code == 401
     assert no_key.headers["www-authenticate"].startswith("Bearer")
     assert "API key" in no_key.json()["error"]["message"]
-    wrong = await _post(api, INITIALIZE, authorization="Bearer latm_nope")
+    wrong = await post(api, INITIALIZE, authorization="Bearer latm_nope")
     assert wrong.status_code == 401
-    hostile = await _post(api, INITIALIZE, authorization=bearer, origin="https://evil.example")
+    hostile = await post(api, INITIALIZE, authorization=bearer, origin="https://evil.example")
     assert hostile.status_code == 403
     assert "origin" in hostile.json()["error"]["message"]
-    local = await _post(api, INITIALIZE, authorization=bearer, origin="http://localhost:3000")
+    local = await post(api, INITIALIZE, authorization=bearer, origin="http://localhost:3000")
     assert local.status_code == 200
-    malformed = await _post(api, b'{"jsonrpc": "2.0", "id": 1, "method":', authorization=bearer)
+    malformed = await post(api, b'{"jsonrpc": "2.0", "id": 1, "method":', authorization=bearer)
     assert malformed.status_code == 400
     assert malformed.json()["error"]["code"] == -32700
-    huge = await _post(api, b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}', authorization=bearer)
+    huge = await post(api, b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}', authorization=bearer)
     assert huge.status_code == 413
-    not_rpc = await _post(api, b'["not", "json-rpc"]', authorization=bearer)
+    not_rpc = await post(api, b'["not", "json-rpc"]', authorization=bearer)
     assert not_rpc.status_code == 400
 
     revoked_key = api.tenants.create("initech")
     api.tenants.revoke("initech")
-    revoked = await _post(api, INITIALIZE, authorization=f"Bearer {revoked_key}")
+    revoked = await post(api, INITIALIZE, authorization=f"Bearer {revoked_key}")
     assert revoked.status_code == 401
 
     async with connect(api) as client:
@@ -257,9 +228,9 @@ async def test_the_endpoint_refuses_what_it_must_and_keeps_serving(api: Api) -> 
 
 
 async def test_a_session_belongs_to_the_tenant_that_opened_it(api: Api) -> None:
-    opened = await _post(api, INITIALIZE, authorization=f"Bearer {api.acme}")
+    opened = await post(api, INITIALIZE, authorization=f"Bearer {api.acme}")
     session = opened.headers["mcp-session-id"]
-    taken = await _post(
+    taken = await post(
         api, INITIALIZE, authorization=f"Bearer {api.globex}", **{"mcp-session-id": session}
     )
     assert taken.status_code == 404

@@ -31,8 +31,7 @@ from orchestrator.sandboxes.docker import DockerBackend
 from orchestrator.sandboxes.process import ProcessBackend
 from tests.fuzz.strategies import varint
 from tests.security.conftest import FLAVOUR_PARAMS, _backend, tools_by_tenant
-from tests.support.api import ADD, ADD_CARD, Api, start_server
-from tests.support.cards import card_json
+from tests.support.api import ADD_CARD, PLUS_CARD, Api, start_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -48,8 +47,6 @@ UNARY: dict[str, Message] = {
     "ExportTool": pb.ExportToolRequest(name="add"),
     "GetUsage": pb.GetUsageRequest(),
 }
-GLOBEX_TOOL = ADD.replace("def add", "def plus").replace("Add two", "Add up two")
-GLOBEX_CARD = card_json(GLOBEX_TOOL, "plus", "What is 1 plus 1?", "ans = plus(a=1, b=1)", "2")
 # Words no request message of the public API may carry: a caller never chooses how
 # its code is isolated.
 CONTAINER_WORDS = (
@@ -70,7 +67,7 @@ async def api(
     try:
         async with served.client() as acme, served.client(served.globex) as globex:
             await acme.import_tool(ADD_CARD)
-            await globex.import_tool(GLOBEX_CARD)
+            await globex.import_tool(PLUS_CARD)
         yield served
     finally:
         await served.server.stop(grace_s=1.0)

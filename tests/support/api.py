@@ -38,6 +38,9 @@ def spin(loops):
 
 # Cards of the two tools, as JSON text for ImportTool.
 ADD_CARD = card_json(ADD, "add", "What is 2 plus 3?", "ans = add(a=2, b=3)", "5")
+# The second tenant's own tool in the attack suites: add under another name.
+PLUS = ADD.replace("def add", "def plus").replace("Add two", "Add up two")
+PLUS_CARD = card_json(PLUS, "plus", "What is 1 plus 1?", "ans = plus(a=1, b=1)", "2")
 SPIN_CARD = card_json(SPIN, "spin", "Sum below 10", "ans = spin(loops=10)", "45")
 SECOND = 20_000_000  # loops in about a second
 FOREVER = 10**12

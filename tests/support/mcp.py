@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from prometheus_client import REGISTRY
 
 from tests.support.api import ADD_CARD, SPIN_CARD, Api, StartApi
 from tests.support.maker import SORT, maker_script
@@ -67,3 +69,42 @@ def value(result: types.CallToolResult) -> Any:
 
 def text(result: types.CallToolResult) -> str:
     return " ".join(block.text for block in result.content if isinstance(block, types.TextContent))
+
+
+def sandbox_calls() -> float:
+    """Calls that reached a sandbox, over every backend and status (this process's metric)."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "latm_sandbox_calls"
+        for sample in metric.samples
+        if sample.name == "latm_sandbox_calls_total"
+    )
+
+
+async def post(api: Api, body: bytes, **headers: str) -> httpx2.Response:
+    """A raw POST to ``/mcp``: any body, any headers."""
+    async with httpx2.AsyncClient(timeout=10.0) as raw:
+        return await raw.post(
+            url(api),
+            content=body,
+            headers={
+                "content-type": "application/json",
+                "accept": "application/json, text/event-stream",
+                **headers,
+            },
+        )
+
+
+INITIALIZE = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "0"},
+        },
+    }
+).encode()
