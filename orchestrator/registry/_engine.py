@@ -10,13 +10,15 @@ from typing import Any
 import platformdirs
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from orchestrator.errors import InvalidRequest, MissingDependencyError, RegistryUnavailable
 
 MIGRATIONS = "orchestrator.registry:migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# The PostgreSQL advisory lock key that serialises migrations (any fixed 64-bit number).
+MIGRATION_LOCK = 0x6C61_746D_6D69_6772  # "latmmigr"
 
 
 def default_database_url() -> str:
@@ -44,10 +46,16 @@ def create_registry_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the schema to the newest revision, in one transaction."""
+    """Upgrade the schema to the newest revision, in one transaction.
+
+    On PostgreSQL the transaction first takes an advisory lock, held until it commits:
+    replicas starting at once on a new database migrate it one after the other, and all
+    but the first find it at the newest revision already. (SQLite serves one process.)"""
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     with translate_errors(f"migrating {_shown(engine.url)}"), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
