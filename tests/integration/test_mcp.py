@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from tests.support.api import FOREVER, Api, StartApi
 from tests.support.cards import card_json
-from tests.support.maker import word_sorting
+from tests.support.maker import SORT, maker_script, word_sorting
 from tests.support.mcp import (
     ADD_SCHEMA,
     INITIALIZE,
@@ -239,12 +239,13 @@ async def test_a_session_belongs_to_the_tenant_that_opened_it(api: Api) -> None:
 async def test_stdio_serves_one_tenants_tools(api: Api) -> None:
     folder = api.tmp
     (folder / "stdio-user.json").write_text(json.dumps(["ans = add(a=2, b=3)"]))
+    (folder / "stdio-maker.json").write_text(json.dumps(maker_script(SORT)))
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
         "LATM_DATABASE_URL": f"sqlite:///{folder / 'registry.db'}",
         "LATM_USER_MODEL": f"scripted:{folder / 'stdio-user.json'}",
-        "LATM_MAKER_MODEL": f"scripted:{folder / 'stdio-user.json'}",
+        "LATM_MAKER_MODEL": f"scripted:{folder / 'stdio-maker.json'}",
         "LATM_PROCESS_ISOLATION": os.environ.get("LATM_PROCESS_ISOLATION", "auto"),
     }
     server = StdioServerParameters(
@@ -262,3 +263,18 @@ async def test_stdio_serves_one_tenants_tools(api: Api) -> None:
         assert "timeout" in text(stuck)
         solved = await client.call_tool("solve", {"question": "What is 2 plus 3?", "tool": "add"})
         assert solved.structured_content["answer"] == "5"
+        reported: list[str] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            reported.append(message or "")
+
+        examples = [{"question": q, "answer": a} for q, a in word_sorting()]
+        made = await client.call_tool(
+            "make_tool",
+            {"task": "word_sorting", "examples": examples},
+            progress_callback=on_progress,
+        )
+        assert not made.is_error, text(made)
+        assert made.structured_content["passed"] == made.structured_content["total"] == 3
+        assert any("attempt 1" in message for message in reported)
+        assert sum("verification case passed" in message for message in reported) == 3
