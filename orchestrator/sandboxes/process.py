@@ -87,6 +87,24 @@ def _python_roots() -> list[Path]:
     return sorted(r for r in roots if str(r) not in ("/", "/usr"))
 
 
+# The first act of a server started without bwrap: ask the kernel for SIGKILL when this
+# process (the orchestrator) dies, check it did not die already, then become the command.
+# (In the child rather than a preexec_fn, which would force a plain fork() in a process
+# where gRPC threads run.) unshare's --kill-child passes the kill on to its child.
+_DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _dies_with_this_process(command: list[str]) -> list[str]:
+    """``command``, started so that it is killed when this process dies (even by SIGKILL)."""
+    return [sys.executable, "-I", "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
+
+
 def in_scratch(roots: list[Path]) -> list[Path]:
     """The roots that lie in a folder the sandbox has its own scratch tmpfs at."""
     return [root for root in roots if any(root.is_relative_to(s) for s in SCRATCH_FOLDERS)]
@@ -195,6 +213,8 @@ class _ServerProcess:
             inner += ["--scratch=/tmp", "--scratch=/dev/shm"]
             inner += [f"--keep={root}" for root in in_scratch(roots)]
         self.command = _wrapper(mode, self.dir, roots) + inner
+        if mode is not ProcessIsolation.BWRAP:  # bwrap has --die-with-parent
+            self.command = _dies_with_this_process(self.command)
         self.process: subprocess.Popen[bytes] | None = None
         self.client: SandboxClient | None = None
 
