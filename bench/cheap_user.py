@@ -11,12 +11,19 @@ questions (the paper's split: test from index 10) once per configuration:
 * ``feedback``: + the call's text checked (no ``ans``, the tool defined again, an import),
   each problem sent back, up to 2 retries;
 * ``grounding``: + strings not copied from the question sent back;
+* ``snapping``: + a string that nearly copies one stretch of the question replaced with it;
 * ``agreement``: + ``--samples`` calls sampled at temperature 0.7, answer by agreement,
   stopping once 2 agree;
 
 and, with ``--cot N``, the chain-of-thought baseline with the same model on the first N.
 Accuracy is the task scorer's match; tokens and seconds are per question. Writes
 ``bench/results/cheap_user.json``.
+
+The configurations run one after another on the same questions, and a configuration often
+asks the model exactly what an earlier one asked (the first greedy call, most of all). Such
+a completion is asked once: later configurations replay it and are charged the seconds it
+took when it ran (``Replaying``), so each configuration's seconds per question are those it
+would take alone, and the ablation costs about one configuration's model time.
 
     .venv/bin/python bench/cheap_user.py                      # 6 tasks, --limit 50
     .venv/bin/python bench/cheap_user.py --tasks word_sorting --limit 5 --configs plain
@@ -27,9 +34,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +57,12 @@ from orchestrator.latm.scoring import choose_scorer  # noqa: E402
 from orchestrator.latm.tasks import Task, load_task  # noqa: E402
 from orchestrator.latm.user import ToolUser, UserConfig, chain_of_thought  # noqa: E402
 from orchestrator.models import ModelAdapter, open_model  # noqa: E402
+from orchestrator.models.base import (  # noqa: E402
+    ChatParams,
+    Completion,
+    Message,
+    RawCompletion,
+)
 from orchestrator.sandboxes import create_backend  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "cheap_user.json"
@@ -76,12 +91,56 @@ def configs(samples: int) -> dict[str, UserConfig]:
     plain = UserConfig.plain()
     feedback = replace(plain, retries=2, checks=True)
     grounding = replace(feedback, grounding=True)
+    snapping = replace(grounding, snap=True)
     return {
         "plain": plain,
         "feedback": feedback,
         "grounding": grounding,
-        "agreement": replace(grounding, samples=samples, agree=2),
+        "snapping": snapping,
+        "agreement": replace(snapping, samples=samples, agree=2),
     }
+
+
+class Replaying(ModelAdapter):
+    """A model whose completions are asked once per question: the n-th identical request
+    made for a question replays the n-th reply that request got (from any configuration),
+    and its measured seconds are added to :attr:`replayed_s`."""
+
+    def __init__(self, inner: ModelAdapter) -> None:
+        super().__init__(inner.spec)
+        self.inner = inner
+        self.replayed_s = 0.0
+        self._kept: dict[tuple[str, int], Completion] = {}
+        self._seen: Counter[str] = Counter()
+
+    def question(self) -> None:
+        """A new question: its completions are kept apart from the previous one's."""
+        self._kept.clear()
+
+    def configuration(self) -> None:
+        """A new configuration on the same question: its requests count from the first."""
+        self._seen.clear()
+
+    async def complete(
+        self, messages: list[Message] | tuple[Message, ...], params: ChatParams | None = None
+    ) -> Completion:
+        request = json.dumps(
+            [[m.model_dump() for m in messages], (params or ChatParams()).model_dump()],
+            sort_keys=True,
+        )
+        self._seen[request] += 1
+        key = (request, self._seen[request])
+        if key in self._kept:
+            self.replayed_s += self._kept[key].latency_s
+            return self._kept[key]
+        self._kept[key] = completion = await self.inner.complete(messages, params)
+        return completion
+
+    async def _complete(self, messages: list[Message], params: ChatParams) -> RawCompletion:
+        raise NotImplementedError  # complete() is overridden
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 async def make_tool(task: Task, runner: ToolRunner) -> ToolCard:
@@ -93,41 +152,65 @@ async def make_tool(task: Task, runner: ToolRunner) -> ToolCard:
     return made.card
 
 
-async def arm(user: ToolUser, card: ToolCard, task: Task, limit: int) -> dict[str, Any]:
+async def arms(
+    model: Replaying,
+    runner: ToolRunner,
+    chosen: dict[str, UserConfig],
+    card: ToolCard,
+    task: Task,
+    limit: int,
+) -> dict[str, dict[str, Any]]:
+    """Every configuration on each question in turn (so the model's replies are shared)."""
     scorer = choose_scorer(task)
     test = list(task.split().test)[:limit]
-    correct, seconds, tokens, replies, confidence = 0, [], [], [], []
-    misses: list[dict[str, Any]] = []
-    for example in test:
-        started = time.perf_counter()
-        answer = await user.answer(card, example.input)
-        seconds.append(time.perf_counter() - started)
-        tokens.append(answer.usage.total_tokens)
-        replies.append(answer.attempts)
-        if answer.confidence is not None:
-            confidence.append(answer.confidence)
-        if answer.error is None and scorer.matches(answer.value, example):
-            correct += 1
-        elif len(misses) < 5:
-            misses.append(
-                {
-                    "index": example.index,
-                    "expected": example.target,
-                    "got": answer.answer,
-                    "call": answer.call,
-                    "error": answer.error,
-                }
-            )
-    return {
-        "accuracy": round(100 * correct / len(test), 1),
-        "correct": correct,
-        "questions": len(test),
-        "seconds_per_question": round(statistics.fmean(seconds), 2),
-        "tokens_per_question": round(statistics.fmean(tokens), 1),
-        "replies_per_question": round(statistics.fmean(replies), 2),
-        "mean_confidence": round(statistics.fmean(confidence), 3) if confidence else None,
-        "misses": misses,
+    rows: dict[str, dict[str, Any]] = {
+        label: {"correct": 0, "seconds": [], "tokens": [], "replies": [], "confidence": [],
+                "snapped": 0, "misses": []}
+        for label in chosen
     }  # fmt: skip
+    for example in test:
+        model.question()
+        for label, config in chosen.items():
+            model.configuration()
+            row, replayed = rows[label], model.replayed_s
+            started = time.perf_counter()
+            answer = await ToolUser(model, runner, config=config).answer(card, example.input)
+            row["seconds"].append(time.perf_counter() - started + model.replayed_s - replayed)
+            row["tokens"].append(answer.usage.total_tokens)
+            row["replies"].append(answer.attempts)
+            row["snapped"] += answer.snapped
+            if answer.confidence is not None:
+                row["confidence"].append(answer.confidence)
+            if answer.error is None and scorer.matches(answer.value, example):
+                row["correct"] += 1
+            elif len(row["misses"]) < 5:
+                row["misses"].append(
+                    {
+                        "index": example.index,
+                        "expected": example.target,
+                        "got": answer.answer,
+                        "call": answer.call,
+                        "error": answer.error,
+                    }
+                )
+    return {label: _summarise(row, len(test)) for label, row in rows.items()}
+
+
+def _summarise(row: dict[str, Any], questions: int) -> dict[str, Any]:
+    return {
+        "accuracy": round(100 * row["correct"] / questions, 1),
+        "correct": row["correct"],
+        "questions": questions,
+        "seconds_per_question": round(statistics.fmean(row["seconds"]), 2),
+        "seconds_p50": round(statistics.median(row["seconds"]), 2),
+        "tokens_per_question": round(statistics.fmean(row["tokens"]), 1),
+        "replies_per_question": round(statistics.fmean(row["replies"]), 2),
+        "mean_confidence": (
+            round(statistics.fmean(row["confidence"]), 3) if row["confidence"] else None
+        ),
+        "strings_snapped": row["snapped"],
+        "misses": row["misses"],
+    }
 
 
 async def cot(model: ModelAdapter, task: Task, limit: int) -> dict[str, Any]:
@@ -162,7 +245,7 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any
     """Every task in turn; the report is written after each, so a cut-off run keeps them."""
     settings = Settings()
     backend = create_backend(settings.backend, settings)
-    model = open_model(args.user, settings)
+    model = Replaying(open_model(args.user, settings))
     chosen = {name: c for name, c in configs(args.samples).items() if name in args.configs}
     results: dict[str, Any] = {}
     try:
@@ -171,13 +254,12 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any
             runner = ToolRunner(backend, "cheap-user")
             card = await make_tool(task, runner)
             row: dict[str, Any] = {"tool": card.signature, "paper_gpt35": PAPER.get(name)}
-            for label, config in chosen.items():
-                row[label] = await arm(ToolUser(model, runner, config=config), card, task,
-                                       args.limit)  # fmt: skip
+            row |= await arms(model, runner, chosen, card, task, args.limit)
+            for label in chosen:
                 print(name, label, {k: v for k, v in row[label].items() if k != "misses"},
                       flush=True)  # fmt: skip
             if args.cot:
-                row["cot"] = await cot(model, task, args.cot)
+                row["cot"] = await cot(model.inner, task, args.cot)
                 print(name, "cot", row["cot"], flush=True)
             results[name] = row
             write_report({**report, **summary(results, list(chosen))}, args.out)

@@ -229,6 +229,10 @@ class Settings(BaseSettings):
     user_grounding: bool = Field(
         default=True, description="send back call strings not copied from the question"
     )
+    user_snap: bool = Field(
+        default=True,
+        description="replace a string that nearly copies the question with the exact stretch",
+    )
     user_samples: int = Field(
         default=2, ge=0, le=10, description="extra sampled tool calls; the answer is agreed"
     )

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from orchestrator.latm.grounding import in_question, sentence_order
 from orchestrator.latm.tasks import Example
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -189,21 +190,16 @@ def _sets_ans(call: str) -> bool:
 
 
 def ungrounded(call: str, question: str, examples: Sequence[str] = ()) -> list[str]:
-    """Strings of the call that are not taken from the question: a word mis-copied, a
-    space dropped or added (whitespace runs count as one space), a symbol dropped from a
-    sequence (literals without letters or digits are compared with no spaces at all), or
-    a run of arguments copied from one of the worked ``examples`` (calls shown to the
-    model) rather than from this question. Literals with escapes are not checked."""
+    """Strings of the call that are not taken from the question: a word mis-copied or cut
+    short, a space dropped or added (whitespace runs count as one space), a symbol dropped
+    from a sequence (literals without letters or digits are compared with no spaces at
+    all), or a run of arguments copied from one of the worked ``examples`` (calls shown to
+    the model) rather than from this question. Literals with escapes are not checked."""
     text = " ".join(question.split())
-    bare = "".join(question.split())
     problems = []
     found = [value for value in _string_literals(call) if "\\" not in value]
     for value in found:
-        if any(c.isalnum() for c in value):
-            missing = " ".join(value.split()) not in text
-        else:
-            missing = len("".join(value.split())) > 1 and "".join(value.split()) not in bare
-        if missing:
+        if not in_question(value, question):
             problems.append(f"{_short(value)} is not in the question; copy it exactly.")
     copied = _copied_run(found, examples, text)
     if copied:
@@ -231,21 +227,10 @@ def _copied_run(found: list[str], examples: Sequence[str], question: str) -> lis
         for size in range(min(len(found), len(shown)), 2, -1):
             for start in range(len(found) - size + 1):
                 run = found[start : start + size]
-                if _has_run(shown, run) and not _in_order(run, question):
+                if _has_run(shown, run) and not sentence_order(run, question):
                     return run
     return []
 
 
 def _has_run(items: list[str], run: list[str]) -> bool:
     return any(items[i : i + len(run)] == run for i in range(len(items) - len(run) + 1))
-
-
-def _in_order(run: list[str], text: str) -> bool:
-    """Whether every item of ``run`` occurs in ``text``, each after the one before."""
-    at = 0
-    for item in run:
-        at = text.find(" ".join(item.split()), at)
-        if at < 0:
-            return False
-        at += 1
-    return True

@@ -17,6 +17,7 @@ from orchestrator.errors import LatmError
 from orchestrator.latm import prompts
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.code import call_problems, first_call
+from orchestrator.latm.grounding import snap_literals
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.scoring import Scorer, get_scorer
 from orchestrator.latm.tasks import Example
@@ -37,12 +38,15 @@ class UserConfig:
     defined again, an import; with ``grounding`` also a string not copied from the
     question). ``samples``: calls sampled at ``temperature`` after the greedy one, each
     run in the sandbox; the answer is the value most calls agree on, and sampling stops
-    once ``agree`` calls agree.
+    once ``agree`` calls agree. ``snap``: a string that nearly copies one stretch of the
+    question (a bracket dropped, a word cut short) is replaced with that stretch before the
+    call runs, instead of being sent back.
     """
 
     retries: int = 2
     checks: bool = True
     grounding: bool = True
+    snap: bool = True
     samples: int = 2
     temperature: float = 0.7
     agree: int = 2
@@ -52,6 +56,7 @@ class UserConfig:
         return cls(
             retries=settings.user_retries,
             grounding=settings.user_grounding,
+            snap=settings.user_snap,
             samples=settings.user_samples,
             temperature=settings.user_temperature,
             agree=settings.user_agree,
@@ -60,7 +65,7 @@ class UserConfig:
     @classmethod
     def plain(cls) -> UserConfig:
         """One call and one retry with the sandbox's error: the first tool user's way."""
-        return cls(retries=1, checks=False, grounding=False, samples=0)
+        return cls(retries=1, checks=False, grounding=False, snap=False, samples=0)
 
 
 @dataclass
@@ -80,6 +85,7 @@ class Answer:
     confidence: float | None = None
     # A call raised inside the tool's own code (not the call's): a case for its suite.
     tool_fault: bool = False
+    snapped: int = 0  # strings replaced with the stretch of the question they nearly copy
 
     @property
     def ok(self) -> bool:
@@ -154,14 +160,24 @@ class ToolUser:
             completion = await self.model.complete(messages, params)
             result.usage = result.usage + completion.usage
             result.attempts += 1
-            call = result.call = first_call(completion.text)  # the last written, if none runs
+            call = first_call(completion.text)
+            if self.config.snap:
+                call, snaps = snap_literals(call, question)
+                result.snapped += len(snaps)
+            result.call = call  # the last written, if none runs
             problems = self._problems(card, question, call)
             if not problems:
                 outcome = await self.runner.run(card.source, call)
-                if outcome.ok:
+                if outcome.ok and not (self.config.checks and _empty(outcome.value)):
                     return _Candidate(outcome.value, call)
-                result.tool_fault = result.tool_fault or outcome.origin == "tool"
-                problems = [f"Running that failed: {outcome.error}"]
+                if outcome.ok:
+                    problems = [
+                        f"The tool returned {outcome.value!r}: the arguments do not describe "
+                        "this question. Check each one against the question."
+                    ]
+                else:
+                    result.tool_fault = result.tool_fault or outcome.origin == "tool"
+                    problems = [f"Running that failed: {outcome.error}"]
             reasons += problems
             messages = prompts.user_feedback(messages, completion.text, problems)
         return None
@@ -176,6 +192,11 @@ class ToolUser:
             grounding=self.config.grounding,
             examples=[demo.solution for demo in card.usage_demos],
         )
+
+
+def _empty(value: Any) -> bool:
+    """A value that answers nothing: None, or an empty string or collection."""
+    return value is None or (isinstance(value, str | list | tuple | dict) and not value)
 
 
 def _agreeing(found: list[_Candidate]) -> tuple[_Candidate, int]:

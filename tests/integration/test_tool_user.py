@@ -1,6 +1,7 @@
 """The tool user's techniques, each with a scripted model and a real sandbox: feedback on
 the call's text (no ``ans``, the tool defined again, an import, a string not copied from
-the question), a sandbox error sent back, agreement among sampled calls with an early
+the question), a string that nearly copies the question snapped to it, an empty result
+sent back, a sandbox error sent back, agreement among sampled calls with an early
 stop, and a clear "no answer" with every reason once the retries are spent."""
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ async def test_a_bad_call_goes_back_with_the_exact_problem_and_the_retry_answers
     tmp_path: Path, runner: ToolRunner, wrong: str, told: str
 ) -> None:
     replies = [wrong, {"response": RIGHT, "expect": [told]}]
-    answer = await user(tmp_path, runner, replies).answer(card(), QUESTION)
+    answer = await user(tmp_path, runner, replies, snap=False).answer(card(), QUESTION)
     assert answer.error is None
     assert (answer.answer, answer.attempts, answer.call) == ("apple fig pear", 2, RIGHT)
 
@@ -86,13 +87,44 @@ async def test_every_retry_spent_gives_no_answer_with_the_reasons(
     tmp_path: Path, runner: ToolRunner
 ) -> None:
     replies = ['ans = sort_words("pear aple fig")', "result = 1", 'ans = sort_words(["pear"])']
-    answer = await user(tmp_path, runner, replies, retries=2).answer(card(), QUESTION)
+    answer = await user(tmp_path, runner, replies, retries=2, snap=False).answer(card(), QUESTION)
     assert answer.answer is None
     assert answer.attempts == 3
     assert answer.error is not None
     assert answer.error.startswith("no answer after 3 replies: ")
     for reason in ("'pear aple fig' is not in the question", "`ans`", "AttributeError"):
         assert reason in answer.error
+
+
+async def test_a_string_that_nearly_copies_the_question_is_snapped_without_a_retry(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    replies = ['ans = sort_words("pear aple fig")', "never asked for"]
+    answer = await user(tmp_path, runner, replies).answer(card(), QUESTION)
+    assert (answer.answer, answer.attempts, answer.snapped) == ("apple fig pear", 1, 1)
+    assert answer.call == 'ans = sort_words("pear apple fig")'
+
+
+async def test_a_string_far_from_the_question_is_not_snapped_but_sent_back(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    told = "'plum kiwi fig' is not in the question"
+    replies = ['ans = sort_words("plum kiwi fig")', {"response": RIGHT, "expect": [told]}]
+    answer = await user(tmp_path, runner, replies).answer(card(), QUESTION)
+    assert (answer.answer, answer.attempts, answer.snapped) == ("apple fig pear", 2, 0)
+
+
+async def test_an_empty_result_goes_back_as_arguments_that_miss_the_question(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    told = "The tool returned '': the arguments do not describe this question"
+    replies = ['ans = sort_words("")', {"response": RIGHT, "expect": [told]}]
+    answer = await user(tmp_path, runner, replies).answer(card(), QUESTION)
+    assert (answer.answer, answer.attempts) == ("apple fig pear", 2)
+    plain = await user(tmp_path, runner, ['ans = sort_words("")'], UserConfig.plain()).answer(
+        card(), QUESTION
+    )
+    assert (plain.attempts, plain.value) == (1, "")
 
 
 async def test_sampled_calls_vote_and_sampling_stops_once_enough_agree(

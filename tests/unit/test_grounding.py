@@ -1,0 +1,91 @@
+"""Grounding a call in its question, on text: what counts as copied, which near copies are
+snapped to the question's stretch (and which are left for the model to fix), and the order
+check that tells a run copied from a worked example from one taken from the question."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.latm.grounding import in_question, sentence_order, snap_literals
+
+DYCK = "Complete the rest of the sequence. Input: [ < [ ] ( ) ( { { } } ) < { < > } > ] ( < > )"
+FRUIT = "There are five fruits: kiwis, pears, peaches, loquats and apples. Peaches cost most."
+
+
+@pytest.mark.parametrize(
+    ("value", "held"),
+    [
+        ("peaches", True),
+        ("peach", False),  # a word cut short is not the word
+        ("kiwis,   pears", True),  # whitespace runs count as one space
+        ("[ < [ ]", True),
+        ("[<[]", True),  # symbols compare without spaces
+        ("[ < < ]", False),
+        ("", True),
+    ],
+)
+def test_in_question_needs_whole_words_and_ignores_symbol_spacing(value: str, held: bool) -> None:
+    question = FRUIT if any(c.isalnum() for c in value) else DYCK
+    assert in_question(value, question) is held
+
+
+def test_a_dropped_bracket_is_put_back_with_the_question_spacing() -> None:
+    written = 'ans = close("[ < [ ] ( ) ( { { } } ) < { < > } > ] ( < )")'
+    call, snaps = snap_literals(written, DYCK)
+    assert call == 'ans = close("[ < [ ] ( ) ( { { } } ) < { < > } > ] ( < > )")'
+    assert [(s.written, s.snapped) for s in snaps] == [
+        (
+            "[ < [ ] ( ) ( { { } } ) < { < > } > ] ( < )",
+            "[ < [ ] ( ) ( { { } } ) < { < > } > ] ( < > )",
+        )
+    ]
+
+
+def test_words_cut_short_or_misspelt_are_snapped_each_where_it_is() -> None:
+    call, snaps = snap_literals('ans = f(["kiwis", "pear", "loqats"], "Peach")', FRUIT)
+    assert call == 'ans = f(["kiwis", "pears", "loquats"], "Peaches")'
+    assert len(snaps) == 3
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        'ans = f("bananas")',  # like no word of the question
+        'ans = f("pear\\n")',  # an escape: left as written
+        "ans = f(r'pear')",  # a prefix: left as written
+        'ans = f(f"{x}pear")',
+        'ans = f("kiwis pears plums grapes")',  # two of four words changed: too far
+        'ans = f("( ( ( (")',  # no stretch of the question is that near
+    ],
+)
+def test_what_is_not_a_near_copy_is_left_for_the_grounding_check(written: str) -> None:
+    assert snap_literals(written, FRUIT + " " + DYCK) == (written, [])
+
+
+def test_a_word_as_near_to_two_words_is_not_guessed() -> None:
+    assert snap_literals('ans = f("cat")', "a bat and a rat") == ('ans = f("cat")', [])
+
+
+def test_a_call_that_is_not_python_is_left_alone() -> None:
+    assert snap_literals('ans = f("pear', FRUIT) == ('ans = f("pear', [])
+
+
+SWAPS = (
+    "Alice has a red ball, Bob has a black ball. First, Claire and Eve swap balls. Then, "
+    "Alice and Bob swap balls. Then, Eve and Dave swap balls. Finally, Claire and Alice swap."
+)
+
+
+@pytest.mark.parametrize(
+    ("items", "ordered"),
+    [
+        (["Alice", "red ball", "Bob", "black ball"], True),
+        (["Eve", "Claire", "Bob", "Alice", "Dave", "Eve"], True),  # any order within a clause
+        (["Claire", "Eve", "Alice", "Bob", "Eve", "Dave", "Claire", "Alice"], True),
+        (["Dave", "Alice", "Dave", "Claire"], False),  # a later clause, then an earlier one
+        (["Claire", "Claire"], True),  # "Claire" twice: two places in the question
+        (["Dave", "Dave"], False),  # "Dave" once: one place cannot stand for two items
+    ],
+)
+def test_sentence_order_reads_clause_by_clause(items: list[str], ordered: bool) -> None:
+    assert sentence_order(items, SWAPS) is ordered
