@@ -183,6 +183,14 @@ def test_the_policies_are_for_the_namespace_the_orchestrator_uses(objects: list[
     assert literal(objects, "LATM_KUBERNETES__NAMESPACE") == SANDBOX_NAMESPACE
 
 
+def test_sandbox_pods_name_no_owner_in_another_namespace(objects: list[Obj]) -> None:
+    """An ownerReference from a sandbox pod to the orchestrator's pod would cross
+    namespaces, which the garbage collector takes for a missing owner: it would delete
+    every sandbox pod as soon as it is made."""
+    assert orchestrator(objects)["metadata"]["namespace"] != SANDBOX_NAMESPACE
+    assert "LATM_KUBERNETES__OWNER_UID" not in environment(objects)
+
+
 def test_the_policies_select_the_pods_the_backend_makes() -> None:
     try:
         from orchestrator.sandboxes import pod_spec  # type: ignore[attr-defined,unused-ignore]
