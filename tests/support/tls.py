@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,9 @@ def _leaf(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def make_pki(folder: Path) -> Pki:
+def make_pki(folder: Path, server_names: Sequence[str] = ()) -> Pki:
+    """Fresh PEM files in ``folder``; the server certificate is for localhost, 127.0.0.1
+    and ``server_names`` (DNS names, e.g. a Kubernetes Service's)."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = _ca("latm test CA")
     server_key, server_cert = _leaf(
@@ -87,7 +90,11 @@ def make_pki(folder: Path) -> Pki:
         ca_cert,
         "localhost",
         ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+        [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            *(x509.DNSName(name) for name in server_names),
+        ],
     )
     client_key, client_cert = _leaf(
         ca_key, ca_cert, "latm test client", ExtendedKeyUsageOID.CLIENT_AUTH, []
