@@ -15,6 +15,7 @@ from orchestrator.errors import LatmError
 from orchestrator.latm.progress import (
     AttemptFailed,
     AttemptStarted,
+    CandidateScored,
     CaseGraded,
     DemosSolved,
     MakeEvent,
@@ -46,7 +47,29 @@ def event_fields(event: MakeEvent) -> dict[str, Any] | None:
     if isinstance(event, AttemptStarted | AttemptFailed | DemosSolved):
         number = 0 if isinstance(event, DemosSolved) else event.number
         return {"attempt": pb.Attempt(stage=event.stage, number=number, message=event.message)}
+    if isinstance(event, CandidateScored):
+        scored = pb.CandidateResult(
+            candidate=event.candidate,
+            signature=event.signature or "",
+            solved_demos=event.solved_demos,
+            passed=event.passed,
+            total=event.total,
+            problem=event.problem or "",
+        )
+        return {"candidate": scored}
     return None
+
+
+def candidate_scored(result: pb.CandidateResult) -> CandidateScored:
+    """A streamed candidate's outcome, as the maker reported it."""
+    return CandidateScored(
+        candidate=result.candidate,
+        signature=result.signature or None,
+        solved_demos=result.solved_demos,
+        passed=result.passed,
+        total=result.total,
+        problem=result.problem or None,
+    )
 
 
 async def with_progress(

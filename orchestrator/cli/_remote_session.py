@@ -19,6 +19,7 @@ import grpc
 from latm.orchestrator.v1 import orchestrator_pb2 as pb
 from latm_client import Answer, AsyncClient, ToolResult
 
+from orchestrator.api.streams import candidate_scored
 from orchestrator.cli._remote import Remote
 from orchestrator.cli._session import Shown
 from orchestrator.errors import InvalidRequest, from_rpc_error
@@ -187,6 +188,8 @@ class Making:
         elif kind == "case_result":
             self.cases += 1
             self.progress(CaseGraded(_case(event.case_result), self.cases))
+        elif kind == "candidate":
+            self.progress(candidate_scored(event.candidate))
         elif kind == "tool":
             card = event.tool
             self.published = (card.name, card.version)

@@ -32,6 +32,7 @@ from mcp.shared.exceptions import MCPError
 from orchestrator import __version__
 from orchestrator.api.auth import Principal
 from orchestrator.api.service import OrchestratorService, call_scope
+from orchestrator.api.streams import candidate_scored
 from orchestrator.errors import LatmError, ToolNotFound
 from orchestrator.mcp.platform import MAKE_TOOL, PLATFORM_TOOLS, SOLVE, make_request, solved
 from orchestrator.mcp.watch import ToolWatch
@@ -292,4 +293,6 @@ def _progress_message(event: pb.MakeToolResponse) -> str:
         case = event.case_result
         verdict = "passed" if case.passed else "failed"
         return f"verification case {verdict}: expected {case.expected!r}, got {case.got!r}"
+    if event.HasField("candidate"):
+        return candidate_scored(event.candidate).message
     return event.attempt.message

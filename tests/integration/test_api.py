@@ -121,6 +121,15 @@ async def test_make_tool_streams_attempts_cases_and_the_card(start_api: StartApi
         assert kinds[0] == "attempt"
         assert kinds[-1] == "tool"
         assert kinds.count("case_result") == 3
+        [scored] = [e.candidate for e in events if e.WhichOneof("event") == "candidate"]
+        assert (scored.candidate, scored.solved_demos, scored.passed, scored.total) == (
+            1,
+            True,
+            3,
+            3,
+        )
+        assert scored.signature.startswith("sort_words(")
+        assert scored.problem == ""
         assert all(e.case_result.passed for e in events if e.WhichOneof("event") == "case_result")
         assert events[-1].tool.name == "sort_words"
         assert events[-1].tool.verification.passed == 3

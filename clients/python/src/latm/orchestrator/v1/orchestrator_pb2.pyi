@@ -448,6 +448,45 @@ class CaseResult(_message.Message):
 Global___CaseResult: _TypeAlias = CaseResult  # noqa: Y015
 
 @_typing.final
+class CandidateResult(_message.Message):
+    """CandidateResult reports one candidate tool of a best-of-n making, once it is done."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CANDIDATE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SOLVED_DEMOS_FIELD_NUMBER: _builtins.int
+    PASSED_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    candidate: _builtins.int
+    signature: _builtins.str
+    """The candidate's signature; empty when no function of it solved the demos."""
+    solved_demos: _builtins.bool
+    passed: _builtins.int
+    """Held-out cases passed at best, of total (0 of total when it never reached them)."""
+    total: _builtins.int
+    problem: _builtins.str
+    """The first problem left; empty for a candidate that passed everything."""
+    def __init__(
+        self,
+        *,
+        candidate: _builtins.int = ...,
+        signature: _builtins.str = ...,
+        solved_demos: _builtins.bool = ...,
+        passed: _builtins.int = ...,
+        total: _builtins.int = ...,
+        problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate", b"candidate", "passed", b"passed", "problem", b"problem", "signature", b"signature", "solved_demos", b"solved_demos", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CandidateResult: _TypeAlias = CandidateResult  # noqa: Y015
+
+@_typing.final
 class MakeFailure(_message.Message):
     """MakeFailure says why no tool was published."""
 
@@ -478,6 +517,7 @@ class MakeToolResponse(_message.Message):
     CASE_RESULT_FIELD_NUMBER: _builtins.int
     TOOL_FIELD_NUMBER: _builtins.int
     FAILURE_FIELD_NUMBER: _builtins.int
+    CANDIDATE_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def attempt(self) -> Global___Attempt: ...
@@ -487,6 +527,8 @@ class MakeToolResponse(_message.Message):
     def tool(self) -> Global___ToolCard: ...
     @_builtins.property
     def failure(self) -> Global___MakeFailure: ...
+    @_builtins.property
+    def candidate(self) -> Global___CandidateResult: ...
     @_builtins.property
     def usage(self) -> Global___Usage:
         """Maker usage so far."""
@@ -498,13 +540,14 @@ class MakeToolResponse(_message.Message):
         case_result: Global___CaseResult | None = ...,
         tool: Global___ToolCard | None = ...,
         failure: Global___MakeFailure | None = ...,
+        candidate: Global___CandidateResult | None = ...,
         usage: Global___Usage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "case_result", b"case_result", "event", b"event", "failure", b"failure", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "candidate", b"candidate", "case_result", b"case_result", "event", b"event", "failure", b"failure", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "case_result", b"case_result", "event", b"event", "failure", b"failure", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "candidate", b"candidate", "case_result", b"case_result", "event", b"event", "failure", b"failure", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["attempt", "case_result", "tool", "failure"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["attempt", "case_result", "tool", "failure", "candidate"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -1246,6 +1289,7 @@ class RepairToolResponse(_message.Message):
     CASE_RESULT_FIELD_NUMBER: _builtins.int
     TOOL_FIELD_NUMBER: _builtins.int
     FAILURE_FIELD_NUMBER: _builtins.int
+    CANDIDATE_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     FAILING_CASES_FIELD_NUMBER: _builtins.int
     SUITE_CASES_FIELD_NUMBER: _builtins.int
@@ -1265,6 +1309,8 @@ class RepairToolResponse(_message.Message):
         """Why nothing changed."""
 
     @_builtins.property
+    def candidate(self) -> Global___CandidateResult: ...
+    @_builtins.property
     def usage(self) -> Global___Usage:
         """Maker usage so far."""
 
@@ -1275,15 +1321,16 @@ class RepairToolResponse(_message.Message):
         case_result: Global___CaseResult | None = ...,
         tool: Global___ToolCard | None = ...,
         failure: Global___MakeFailure | None = ...,
+        candidate: Global___CandidateResult | None = ...,
         usage: Global___Usage | None = ...,
         failing_cases: _builtins.int = ...,
         suite_cases: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "case_result", b"case_result", "event", b"event", "failure", b"failure", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "candidate", b"candidate", "case_result", b"case_result", "event", b"event", "failure", b"failure", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "case_result", b"case_result", "event", b"event", "failing_cases", b"failing_cases", "failure", b"failure", "suite_cases", b"suite_cases", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "candidate", b"candidate", "case_result", b"case_result", "event", b"event", "failing_cases", b"failing_cases", "failure", b"failure", "suite_cases", b"suite_cases", "tool", b"tool", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["attempt", "case_result", "tool", "failure"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["attempt", "case_result", "tool", "failure", "candidate"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
