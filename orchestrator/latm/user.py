@@ -47,7 +47,7 @@ class UserConfig:
     checks: bool = True
     grounding: bool = True
     snap: bool = True
-    samples: int = 2
+    samples: int = 0
     temperature: float = 0.7
     agree: int = 2
 
