@@ -186,6 +186,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         question = _text("question", request.question, who.quotas.max_question_chars)
         async with self.quotas.execution(who.tenant, who.quotas):
             solved = await self.engine.solve(who.tenant, question, request.tool or None)
+        await self._settle()
         return _solved(solved)
 
     async def _execute(
@@ -204,6 +205,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
                 memory_mb=request.limits.memory_mb,
                 request_id=request_id,
             )
+        await self._settle()
         executed = _executed(card, result)
         executed.request_id = request_id
         return executed
@@ -327,6 +329,15 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         else:
             failure = pb.MakeFailure(reason=result.reason or "no tool was made")
             yield pb.MakeToolResponse(failure=failure, usage=usage)
+
+    async def _settle(self) -> None:
+        """With replicas (a shared registry), write what a call served (its request, for a
+        report through any replica; its tool uses and model usage) before answering it:
+        a replica killed after it answered then loses none of it. One server writes
+        these in batches off the request path."""
+        if self.engine.registry.shared:
+            await self.engine.flush()
+            await self.flush_usage()
 
     # --- usage events, written in batches off the request path ---
 

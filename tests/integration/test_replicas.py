@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from latm.orchestrator.v1 import orchestrator_pb2 as pb
 from sqlalchemy import text
 
 from orchestrator.client import AsyncClient
@@ -252,6 +253,28 @@ async def test_a_tool_imported_through_one_replica_is_callable_through_another_a
         with pytest.raises(ToolNotFound):
             await third.execute_tool("add", {"a": 2, "b": 3}, version=1)
         assert (await third.execute_tool("add", {"a": 2, "b": 3})).value == 105
+
+
+async def test_a_request_served_by_one_replica_is_reported_through_another_at_once(
+    replicas: Cluster,
+) -> None:
+    """A replica writes what it served before answering: the request id it gave is
+    known to every replica the moment the caller has it."""
+    key = replicas.tenants.create("reports")
+    async with replicas.client(key, 0) as first, replicas.client(key, 1) as second:
+        await first.import_tool(ADD_CARD)
+        call = pb.ExecuteToolRequest(tool="add", arguments_json='{"a": 2, "b": 2}')
+        served = await first.stub.ExecuteTool(call, metadata=first.metadata)
+        assert served.value_json == "4"
+        report = pb.ReportOutcomeRequest(request_id=served.request_id, answer="4")
+        kept = await second.stub.ReportOutcome(report, metadata=second.metadata)
+    assert (kept.tool, kept.tool_version) == ("add", 1)
+    assert (
+        replicas.scalar(
+            "SELECT count(*) FROM tool_requests WHERE request_id = :id", id=served.request_id
+        )
+        == 1
+    )
 
 
 async def _load(
