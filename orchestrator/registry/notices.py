@@ -26,6 +26,9 @@ log = logging.getLogger("latm.registry")
 TOOLS = "latm_tools"  # payload: the tenant whose tools changed
 KEYS = "latm_keys"  # payload: the tenant whose keys or quotas changed
 RECONNECT_S = 1.0
+# How often an idle listening connection is checked: one that died silently (a lost host,
+# a dropped route) would otherwise wait for notices forever.
+CHECK_S = 30.0
 
 
 def notify(session: Session, channel: str, payload: str) -> None:
@@ -72,7 +75,7 @@ class NoticeListener:
         while True:
             try:
                 await self._listen(psycopg)
-            except (psycopg.Error, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it was, listen again
                 log.warning("not listening for other replicas' changes: %s", exc)
             self.listening.clear()
             await asyncio.sleep(RECONNECT_S)
@@ -86,7 +89,16 @@ class NoticeListener:
                 )
             self.on_reset()  # whatever changed while nobody listened
             self.listening.set()
-            async for notice in connection.notifies():
-                handler = self.handlers.get(notice.channel)
-                if handler is not None:
-                    handler(notice.payload)
+            while True:
+                async for notice in connection.notifies(timeout=CHECK_S):
+                    self._handle(notice.channel, notice.payload)
+                await connection.execute("SELECT 1")  # a dead connection raises here
+
+    def _handle(self, channel: str, payload: str) -> None:
+        handler = self.handlers.get(channel)
+        if handler is None:
+            return
+        try:
+            handler(payload)
+        except Exception:  # a handler's bug must not stop the listening
+            log.exception("handling a notice on %s failed", channel)

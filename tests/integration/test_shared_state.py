@@ -1,13 +1,16 @@
-"""The quotas replicas share, on a real PostgreSQL: several gates on one database (as
-several replicas hold) admit exactly a tenant's allowance between them, share its
-concurrency slots, and a gate that stops renewing (a dead replica) loses its slots once
-their leases run out. ``test_replicas.py`` shows the same through ``latm serve``."""
+"""What replicas share, on a real PostgreSQL: several gates on one database (as several
+replicas hold) admit exactly a tenant's allowance between them, share its concurrency
+slots, and a gate that stops renewing (a dead replica) loses its slots once their leases
+run out; a change committed through one registry reaches another's listener, which
+listens again (and drops everything cached) when its connection is cut.
+``test_replicas.py`` shows the same through ``latm serve``."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import text
@@ -15,7 +18,10 @@ from sqlalchemy import text
 from orchestrator.api.shared_quotas import SharedQuotaGate
 from orchestrator.errors import QuotaExceeded
 from orchestrator.registry import ToolRegistry
-from orchestrator.registry.tenants import Quotas
+from orchestrator.registry.notices import KEYS, TOOLS, NoticeListener
+from orchestrator.registry.tenants import Quotas, TenantStore
+from tests.support.api import ADD
+from tests.support.cards import tool_card
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -99,3 +105,51 @@ async def test_slots_are_shared_and_a_dead_gates_leases_run_out(
     with registries[2].engine.connect() as connection:
         left = connection.execute(text("SELECT count(*) FROM quota_leases")).scalar()
     assert left == 0  # the live gate gave its slots back; the dead one's was reaped
+
+
+async def test_changes_reach_the_listener_which_listens_again_when_cut(
+    registries: list[ToolRegistry],
+) -> None:
+    heard: list[tuple[str, str]] = []
+    resets: list[float] = []
+    handlers = {channel: functools.partial(_note, heard, channel) for channel in (TOOLS, KEYS)}
+    listener = NoticeListener(
+        registries[0].engine, handlers, lambda: resets.append(time.monotonic())
+    )
+    writer = registries[1]
+    await listener.start()
+    try:
+        assert listener.listening.is_set()
+        assert len(resets) == 1
+        writer.publish("acme", tool_card(ADD, "add"))
+        TenantStore(writer).create("globex")
+        TenantStore(writer).revoke("globex")
+        await _until(lambda: len(heard) >= 2)
+        writer.remove("acme", "add")
+        await _until(lambda: len(heard) >= 3)
+        assert heard == [(TOOLS, "acme"), (KEYS, "globex"), (TOOLS, "acme")]
+        with writer.engine.connect() as connection:  # cut the listener's connection
+            cut = connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        assert cut == [(True,)]
+        await _until(lambda: len(resets) == 2)  # it listens again and drops its caches
+        writer.publish("acme", tool_card(ADD, "add"))
+        await _until(lambda: len(heard) >= 4)
+        assert heard[-1] == (TOOLS, "acme")
+    finally:
+        await listener.stop()
+
+
+def _note(heard: list[tuple[str, str]], channel: str, tenant: str) -> None:
+    heard.append((channel, tenant))
+
+
+async def _until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "not heard in time"
+        await asyncio.sleep(0.02)
