@@ -326,11 +326,15 @@ def hold_sqlite(settings: Settings) -> IO[str] | None:
         PreconditionFailed: another process serves this SQLite file.
     """
     from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
 
     from orchestrator.registry import default_database_url
 
     given = settings.database_url.get_secret_value() if settings.database_url else None
-    url = make_url(given or default_database_url())
+    try:
+        url = make_url(given or default_database_url())
+    except ArgumentError:
+        return None  # opening the registry says what is wrong with it
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     path = Path(f"{url.database}.serve.lock")

@@ -40,7 +40,7 @@ def test_a_second_holder_of_a_sqlite_file_is_refused_until_the_first_lets_go(
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql+psycopg://latm@db/latm", "sqlite://", "sqlite:///:memory:"]
+    "url", ["postgresql+psycopg://latm@db/latm", "sqlite://", "sqlite:///:memory:", "not a url"]
 )
 def test_nothing_is_locked_where_several_servers_are_no_harm(url: str) -> None:
     assert hold_sqlite(settings(url)) is None
