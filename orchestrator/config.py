@@ -321,6 +321,13 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="gRPC message cap"
     )
+    quota_lease_s: float = Field(
+        default=15.0,
+        ge=1,
+        le=3600,
+        description="replicas on PostgreSQL: how long a concurrency slot of a replica that "
+        "died stays taken (a live replica renews its slots every third of this)",
+    )
     # Default quotas of a new tenant (each tenant's own are stored with it).
     quota_requests_per_minute: int = Field(default=600, ge=1, description="requests a minute")
     quota_concurrent_executions: int = Field(

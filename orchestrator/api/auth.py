@@ -2,6 +2,8 @@
 
 Checked keys are remembered for a few seconds (``api_key_cache_s``), by the key's sha256,
 so the database is not read on every call; a revoked key stops working within that time.
+Replicas on PostgreSQL also hear of a revocation, rotation or quota change at once (a
+notice, see :mod:`orchestrator.registry.notices`) and forget that tenant's keys then.
 """
 
 from __future__ import annotations
@@ -59,3 +61,11 @@ class Authenticator:
                 self._cache.clear()
             self._cache[digest] = (now + self.cache_s, principal)
         return principal
+
+    def forget(self, tenant: str) -> None:
+        """Drop the cached keys of ``tenant`` (its keys or quotas changed)."""
+        for digest in [d for d, (_, who) in self._cache.items() if who.tenant == tenant]:
+            self._cache.pop(digest, None)
+
+    def forget_all(self) -> None:
+        self._cache.clear()

@@ -2,8 +2,14 @@
 
 The server listens on TCP (TLS or mutual TLS from certificate files) or a Unix socket.
 Plaintext TCP is refused on anything but loopback unless ``allow_insecure`` says otherwise.
-On SIGTERM or SIGINT it reports NOT_SERVING, refuses new calls, gives in-flight calls
-``shutdown_grace_s`` to finish, and then removes its sandboxes.
+On SIGTERM or SIGINT it drains: it reports NOT_SERVING, refuses new calls with UNAVAILABLE
+(a client or load balancer retries them on another replica), stops listening, gives
+in-flight calls ``shutdown_grace_s`` to finish, and then removes its sandboxes.
+
+Replicas: on PostgreSQL any number of servers share one registry, its quotas
+(:mod:`orchestrator.api.shared_quotas`) and its change notices
+(:mod:`orchestrator.registry.notices`); a SQLite registry is served by one process, and a
+second ``latm serve`` on the same file is refused (:func:`hold_sqlite`).
 
 A role's model that cannot be used yet (a local model not fetched) does not keep the server
 from starting: tools still execute. Health reports each role's model under its own service
@@ -16,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import ipaddress
 import logging
+import os
 import signal
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -30,14 +38,16 @@ from latm.orchestrator.v1 import orchestrator_pb2
 
 from orchestrator.api.auth import Authenticator
 from orchestrator.api.observability import register_backend, start_metrics
+from orchestrator.api.quotas import MemoryQuotaGate, QuotaGate
 from orchestrator.api.service import OrchestratorService, add_to_server
 from orchestrator.config import Settings
-from orchestrator.errors import InvalidRequest, PermissionDenied
+from orchestrator.errors import InvalidRequest, PermissionDenied, PreconditionFailed
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.user import UserConfig
 from orchestrator.models import ModelAdapter
 from orchestrator.models.deferred import deferred
 from orchestrator.registry import ToolRegistry
+from orchestrator.registry.notices import KEYS, TOOLS, NoticeListener
 from orchestrator.registry.tenants import Quotas, TenantStore
 from orchestrator.sandboxes import SandboxBackend
 from orchestrator.telemetry import MODEL_AVAILABLE
@@ -138,6 +148,7 @@ class ApiServer:
     _flusher: asyncio.Task[None] | None = field(init=False, default=None)
     _watcher: asyncio.Task[None] | None = field(init=False, default=None)
     http: Any = field(init=False, default=None)  # the MCP listener (orchestrator.mcp.http)
+    notices: NoticeListener | None = field(init=False, default=None)
 
     async def start(self) -> None:
         check_listen(self.settings, self.listen)
@@ -146,9 +157,13 @@ class ApiServer:
             tenants, default_quotas(self.settings), self.settings.api_key_cache_s
         )
         cap = self.settings.max_message_bytes
+        quotas = self._quota_gate()
         self.service = OrchestratorService(
-            self.engine, tenants, authenticator, max_message_bytes=cap
+            self.engine, tenants, authenticator, quotas, max_message_bytes=cap
         )
+        await quotas.start()
+        if self.registry.shared:
+            await self._listen(authenticator)
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", cap),
@@ -184,6 +199,26 @@ class ApiServer:
             self.listen if self.listen.startswith("unix:") else self.address,
             extra={"tls": credentials is not None, "mtls": bool(self.settings.tls_client_ca_file)},
         )
+
+    def _quota_gate(self) -> QuotaGate:
+        """Quotas in the shared database when replicas may share it, else in memory."""
+        if not self.registry.shared:
+            return MemoryQuotaGate()
+        from orchestrator.api.shared_quotas import SharedQuotaGate
+
+        return SharedQuotaGate(self.registry, self.settings.quota_lease_s)
+
+    async def _listen(self, authenticator: Authenticator) -> None:
+        """Hear of other replicas' changes: forget a tenant's cards when its tools change,
+        its keys when they are revoked or rotated or its quotas change."""
+
+        def reset() -> None:
+            self.engine.forget_all()
+            authenticator.forget_all()
+
+        handlers = {TOOLS: self.engine.forget, KEYS: authenticator.forget}
+        self.notices = NoticeListener(self.registry.engine, handlers, reset)
+        await self.notices.start()
 
     async def _start_http(self) -> None:
         """MCP over Streamable HTTP on ``http_listen``, over this server's service."""
@@ -253,6 +288,9 @@ class ApiServer:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.notices is not None:
+            await self.notices.stop()
+        await self.service.quotas.close()
         await self.service.flush_usage()
         await self.engine.aclose()
         await self.backend.close()
@@ -278,14 +316,64 @@ def open_engine(settings: Settings) -> Engine:
     )
 
 
+def hold_sqlite(settings: Settings) -> IO[str] | None:
+    """For a SQLite registry file, hold an exclusive lock (``FILE.serve.lock``) while
+    serving: SQLite serves one process, so a second ``latm serve`` on the same file is
+    refused with the way to run replicas. The lock goes with the process, however it ends.
+    None for PostgreSQL (or an in-memory SQLite), which needs no lock.
+
+    Raises:
+        PreconditionFailed: another process serves this SQLite file.
+    """
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from orchestrator.registry import default_database_url
+
+    given = settings.database_url.get_secret_value() if settings.database_url else None
+    try:
+        url = make_url(given or default_database_url())
+    except ArgumentError:
+        return None  # opening the registry says what is wrong with it
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(f"{url.database}.serve.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise PreconditionFailed(
+            f"another latm serve (pid {holder}) is serving the SQLite registry {url.database}; "
+            "SQLite serves one process. To run several replicas, put the registry on "
+            "PostgreSQL (LATM_DATABASE_URL=postgresql+psycopg://...)"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
 async def serve(settings: Settings, listen: str | None = None) -> int:
     """Run the server until SIGTERM or SIGINT; returns the exit status."""
-    from orchestrator.api.observability import setup_tracing
-
     listen = listen or settings.listen
     check_listen(settings, listen)
     if settings.http_listen:
         check_listen(settings, settings.http_listen)
+    lock = hold_sqlite(settings)
+    try:
+        return await _serve(settings, listen)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+async def _serve(settings: Settings, listen: str) -> int:
+    from orchestrator.api.observability import setup_tracing
+
     return_large_blocks()
     setup_tracing(settings)
     if settings.metrics_listen:

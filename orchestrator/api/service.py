@@ -30,7 +30,7 @@ from latm.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from opentelemetry import propagate
 
 from orchestrator.api.auth import Authenticator, Principal
-from orchestrator.api.quotas import QuotaGate, check_limits
+from orchestrator.api.quotas import MemoryQuotaGate, QuotaGate, check_limits
 from orchestrator.api.streams import Done, with_progress
 from orchestrator.deadlines import deadline_scope
 from orchestrator.errors import (
@@ -118,7 +118,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         self.engine = engine
         self.tenants = tenants
         self.auth = authenticator
-        self.quotas = quotas or QuotaGate()
+        self.quotas = quotas or MemoryQuotaGate()
         self.max_message_bytes = max_message_bytes
         self.draining = False
         self._usage: list[dict[str, Any]] = []
@@ -184,8 +184,9 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
     async def _solve(self, who: Principal, request: pb.SolveRequest) -> pb.SolveResponse:
         require_ready(self.engine.user_model, self.engine.dispatcher.model)
         question = _text("question", request.question, who.quotas.max_question_chars)
-        with self.quotas.execution(who.tenant, who.quotas):
+        async with self.quotas.execution(who.tenant, who.quotas):
             solved = await self.engine.solve(who.tenant, question, request.tool or None)
+        await self._settle()
         return _solved(solved)
 
     async def _execute(
@@ -194,7 +195,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         check_limits(who.tenant, who.quotas, request.limits.timeout_ms, request.limits.memory_mb)
         arguments = _arguments(request.arguments_json)
         request_id = uuid.uuid4().hex
-        with self.quotas.execution(who.tenant, who.quotas):
+        async with self.quotas.execution(who.tenant, who.quotas):
             card, result = await self.engine.execute(
                 who.tenant,
                 _name(request.tool),
@@ -204,6 +205,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
                 memory_mb=request.limits.memory_mb,
                 request_id=request_id,
             )
+        await self._settle()
         executed = _executed(card, result)
         executed.request_id = request_id
         return executed
@@ -233,7 +235,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         """The events of one repair, as they happen, then the new version or the reason."""
         require_ready(self.engine.maker_model)
         name, limits = _name(request.name), who.quotas.store_limits()
-        with self.quotas.making(who.tenant, who.quotas):
+        async with self.quotas.making(who.tenant, who.quotas):
             job = functools.partial(self.engine.repair, who.tenant, name, limits=limits)
             async for item in with_progress(job, pb.RepairToolResponse):
                 if isinstance(item, Done):
@@ -267,7 +269,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         return pb.DeleteToolResponse(removed=removed)
 
     async def _import(self, who: Principal, request: pb.ImportToolRequest) -> pb.ImportToolResponse:
-        with self.quotas.execution(who.tenant, who.quotas):  # it runs the demos
+        async with self.quotas.execution(who.tenant, who.quotas):  # it runs the demos
             card = await self.engine.import_card(
                 who.tenant, request.card_json, who.quotas.store_limits()
             )
@@ -314,7 +316,7 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         task.split(split)  # refuse a split the examples cannot fill before any model call
         limits = who.quotas.store_limits()
         await asyncio.to_thread(self.engine.registry.check_room, who.tenant, task.name, limits)
-        with self.quotas.making(who.tenant, who.quotas):
+        async with self.quotas.making(who.tenant, who.quotas):
             job = functools.partial(self.engine.make, who.tenant, task, split, limits=limits)
             async for item in with_progress(job, pb.MakeToolResponse):
                 if isinstance(item, Done):
@@ -327,6 +329,15 @@ class OrchestratorService(pb_grpc.OrchestratorServiceServicer):
         else:
             failure = pb.MakeFailure(reason=result.reason or "no tool was made")
             yield pb.MakeToolResponse(failure=failure, usage=usage)
+
+    async def _settle(self) -> None:
+        """With replicas (a shared registry), write what a call served (its request, for a
+        report through any replica; its tool uses and model usage) before answering it:
+        a replica killed after it answered then loses none of it. One server writes
+        these in batches off the request path."""
+        if self.engine.registry.shared:
+            await self.engine.flush()
+            await self.flush_usage()
 
     # --- usage events, written in batches off the request path ---
 
@@ -424,7 +435,7 @@ class _Call:
         who = await self.service.auth.authenticate(self.metadata)
         self.tenant = who.tenant
         TENANT.set(who.tenant)
-        self.service.quotas.admit(who.tenant, who.quotas)
+        await self.service.quotas.admit(who.tenant, who.quotas)
         limit_prompt_tokens(who.quotas.max_prompt_tokens)
         if isinstance(request, Undecodable):
             raise InvalidRequest(f"the request does not decode: {request.error}")

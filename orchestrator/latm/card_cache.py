@@ -55,6 +55,11 @@ class CardCache:
             self._drop(key)
         CARD_CACHE_BYTES.set(self.bytes)
 
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+        CARD_CACHE_BYTES.set(0)
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -307,6 +307,11 @@ class Engine(SuiteKeeping):
         """Drop the cached cards of ``tenant`` (after its tools changed)."""
         self._cards.forget(tenant)
 
+    def forget_all(self) -> None:
+        """Drop every cached card (changes may have been missed: see
+        :mod:`orchestrator.registry.notices`)."""
+        self._cards.clear()
+
     async def _dispatch(self, tenant: str, question: str, solved: Solved) -> ToolCard | None:
         tools = self.tools(tenant)
         if not tools:

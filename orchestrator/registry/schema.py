@@ -212,3 +212,29 @@ class RequestRow(Base):
     input: Mapped[str] = mapped_column(Text)
     answer: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class QuotaBucketRow(Base):
+    """A tenant's request-rate token bucket, shared by every replica (PostgreSQL only: a
+    single SQLite server keeps its buckets in memory)."""
+
+    __tablename__ = "quota_buckets"
+
+    tenant: Mapped[str] = mapped_column(String(TENANT_MAX), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QuotaLeaseRow(Base):
+    """One concurrency slot a replica holds for a call in flight, until ``expires_at``: the
+    replica renews it while the call runs and deletes it at the end, so the slots of a
+    replica that died free themselves once their leases run out."""
+
+    __tablename__ = "quota_leases"
+    __table_args__ = (Index("ix_quota_leases_tenant_kind", "tenant", "kind"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(TENANT_MAX))
+    kind: Mapped[str] = mapped_column(String(16))
+    replica: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

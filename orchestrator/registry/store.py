@@ -29,6 +29,7 @@ from orchestrator.registry._engine import (
     translate_errors,
 )
 from orchestrator.registry._queries import one_version, summaries, usage_by_role
+from orchestrator.registry.notices import TOOLS, notify
 from orchestrator.registry.schema import (
     ROLES,
     TENANT_MAX,
@@ -108,6 +109,18 @@ class ToolRegistry:
                 None opens the default SQLite file (see ``default_database_url``).
         """
         return cls(create_registry_engine(url or default_database_url()))
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for what shares the registry's database: replicas'
+        quotas and change notices)."""
+        return self._engine
+
+    @property
+    def shared(self) -> bool:
+        """Whether several processes may serve this registry at once (PostgreSQL; a
+        SQLite file serves one)."""
+        return self._engine.dialect.name == "postgresql"
 
     def close(self) -> None:
         """Release the database connections; the registry cannot be used afterwards."""
@@ -229,6 +242,7 @@ class ToolRegistry:
             removed = session.scalars(delete(ToolRow).where(*where).returning(ToolRow.id)).all()
             if not removed:
                 raise ToolNotFound(_missing(tenant, name, version))
+            notify(session, TOOLS, tenant)
         return len(removed)
 
     def export(self, tenant: str, name: str, version: int | None = None) -> str:
@@ -374,6 +388,7 @@ def _publish_in(
             card_bytes=size,
         )
     )
+    notify(session, TOOLS, tenant)
     return stored
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 
 from orchestrator.errors import InvalidRequest, Unauthenticated
 from orchestrator.latm.cards import MAX_CARD_BYTES, MAX_CASES, MAX_DEMOS
+from orchestrator.registry.notices import KEYS, notify
 from orchestrator.registry.schema import (
     MODEL_MAX,
     NAME_MAX,
@@ -196,6 +197,7 @@ class TenantStore:
                 .values(revoked_at=datetime.now(UTC))
             )
             session.add(ApiKeyRow(key_id=key_id, tenant=name, key_hash=hash_key(key)))
+            notify(session, KEYS, name)
         return key
 
     def revoke(self, name: str) -> None:
@@ -211,6 +213,7 @@ class TenantStore:
                 .where(ApiKeyRow.tenant == name, ApiKeyRow.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
+            notify(session, KEYS, name)
 
     def set_quotas(self, name: str, overrides: Mapping[str, int | None]) -> None:
         """Set (or, with None, reset to the default) quotas of ``name``."""
@@ -221,6 +224,7 @@ class TenantStore:
                 raise InvalidRequest(f"no tenant {name!r}")
             for key, value in overrides.items():
                 setattr(tenant, key, value)
+            notify(session, KEYS, name)
 
     def list(self) -> builtins.list[Tenant]:
         keys = (

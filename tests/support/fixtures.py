@@ -1,6 +1,7 @@
 """Fixtures shared by the suites, registered for all of them by ``tests/conftest.py``:
 a server started on demand (``start_api``), the model endpoint double
-(``model_server``) and the session's check that no container was left behind."""
+(``model_server``), a private PostgreSQL server (``postgres``, started on first use) and
+the session's check that no container was left behind."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from orchestrator.api.server import ApiServer
 from tests.support.api import Api, StartApi, start_server
 from tests.support.backends import docker_problem
 from tests.support.model_server import ModelServer
+from tests.support.postgres import postgres
+
+__all__ = ["model_server", "no_container_left_behind", "postgres", "start_api"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -498,4 +498,6 @@ class RegistryContract:
                 "usage_events",
                 "regression_cases",
                 "tool_requests",
+                "quota_buckets",
+                "quota_leases",
             }
