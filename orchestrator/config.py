@@ -236,7 +236,10 @@ class Settings(BaseSettings):
     user_samples: int = Field(
         # 0 by measurement: sampled calls agreeing never beat the greedy call of the 0.5B
         # user on the paper's tasks and cost 1.6x its tokens (bench/results/cheap_user.json).
-        default=0, ge=0, le=10, description="extra sampled tool calls; the answer is agreed"
+        default=0,
+        ge=0,
+        le=10,
+        description="extra sampled tool calls; the answer is agreed",
     )
     user_agree: int = Field(
         default=2, ge=1, le=10, description="stop sampling once this many calls agree"
