@@ -61,6 +61,14 @@ def main(argv: list[str] | None = None) -> None:
         help="a file holding the token that opens each --dial connection; it is read and "
         "removed at start, before any tool code runs",
     )
+    parser.add_argument(
+        "--tls-dir",
+        default=None,
+        metavar="DIR",
+        help="serve mutual TLS with DIR's tls.key, tls.crt (this server's) and ca.crt (the "
+        "only issuer of accepted clients); the files are read and removed at start, before "
+        "any tool code runs (the Kubernetes backend's pod credentials)",
+    )
     args = parser.parse_args(argv)
     # First, before anything else runs: no worker may read or write this process's
     # memory through /proc (see sandbox.hardening).
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             args.max_concurrency,
             dial=args.dial,
             dial_token=_take_token(args.dial_token_file),
+            tls=_take_tls(args.tls_dir),
             early=(template, ours),
             scratch=args.scratch,
         )
@@ -108,10 +117,26 @@ def _take_token(path: str | None) -> bytes:
     process's memory, which no worker can read (not dumpable)."""
     if path is None:
         return b""
+    return _take_file(path)
+
+
+TLS_FILES = ("tls.key", "tls.crt", "ca.crt")
+
+
+def _take_tls(folder: str | None) -> tuple[bytes, bytes, bytes] | None:
+    """Read the server's key, its certificate and its clients' CA, and remove the files,
+    like the dial token: the key then lives only in this (undumpable) process."""
+    if folder is None:
+        return None
+    key, cert, ca = (_take_file(os.path.join(folder, name)) for name in TLS_FILES)
+    return key, cert, ca
+
+
+def _take_file(path: str) -> bytes:
     with open(path, "rb") as file:
-        token = file.read()
+        data = file.read()
     os.unlink(path)
-    return token
+    return data
 
 
 if __name__ == "__main__":
