@@ -231,12 +231,10 @@ def _secure(target: str, root: bytes | None, key: bytes = b"", cert: bytes = b""
 async def test_a_faulted_pod_is_deleted_and_replaced(backend: Any, cluster: Any) -> None:
     first = await backend.acquire("initech")
     name = first.pod
-    await backend.release(first, faulted=False)
-    result = await backend.execute(
-        "initech", ExecRequest(source="def spin():\n    while True:\n        pass\n",
-                               call="spin()", timeout_ms=500)
-    )  # fmt: skip
+    spin = "def spin():\n    while True:\n        pass\n"
+    result = await first.execute(ExecRequest(source=spin, call="spin()", timeout_ms=500))
     assert result.status is Status.TIMEOUT, result
+    await backend.release(first, faulted=result.status.is_fault)  # as execute() does
     await _until(lambda: _gone(backend, name), 30, f"pod {name} deleted")
     await _until(lambda: not cluster.kubelet.containers_of(name), 30, "its containers removed")
     again = await backend.execute("initech", ExecRequest(source=TOOL, call="double(2)"))
