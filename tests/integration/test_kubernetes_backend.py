@@ -153,7 +153,8 @@ async def test_tenants_never_share_a_pod(backend: Any) -> None:
     first = await backend.acquire("acme")
     second = await backend.acquire("globex")
     try:
-        assert isinstance(first, KubernetesSandbox) and isinstance(second, KubernetesSandbox)
+        assert isinstance(first, KubernetesSandbox)
+        assert isinstance(second, KubernetesSandbox)
         assert first.pod != second.pod
         assert _pod(backend, second.pod).metadata.labels["io.latm.tenant"] == "globex"
     finally:
@@ -238,7 +239,8 @@ async def test_a_faulted_pod_is_deleted_and_replaced(backend: Any, cluster: Any)
     await _until(lambda: _gone(backend, name), 30, f"pod {name} deleted")
     await _until(lambda: not cluster.kubelet.containers_of(name), 30, "its containers removed")
     again = await backend.execute("initech", ExecRequest(source=TOOL, call="double(2)"))
-    assert again.status is Status.OK and again.value == 4
+    assert again.status is Status.OK
+    assert again.value == 4
     sandbox = await backend.acquire("initech")
     try:
         assert sandbox.pod != name
@@ -260,7 +262,8 @@ async def test_a_pod_whose_container_died_is_replaced(backend: Any, cluster: Any
     assert result.status in {Status.OK, Status.CRASHED}, result
     await _until(lambda: _gone(backend, name), 30, f"dead pod {name} deleted")
     again = await backend.execute("hooli", ExecRequest(source=TOOL, call="double(6)"))
-    assert again.status is Status.OK and again.value == 12
+    assert again.status is Status.OK
+    assert again.value == 12
 
 
 CRASHING_ORCHESTRATOR = textwrap.dedent("""
@@ -301,11 +304,8 @@ async def test_a_restarted_orchestrator_removes_the_pods_of_its_crashed_run(
         process.send_signal(signal.SIGKILL)  # a crash: no clean-up of any kind
         process.wait()
     api = core_api(_options(cluster, image, "runc"))
-    orphans = [
-        p.metadata.name
-        for p in api.list_namespaced_pod(NAMESPACE).items
-        if p.metadata.labels.get("io.latm.tenant") == "umbrella"
-    ]
+    pods: list[Any] = api.list_namespaced_pod(NAMESPACE).items
+    orphans = [p.metadata.name for p in pods if p.metadata.labels["io.latm.tenant"] == "umbrella"]
     assert len(orphans) == 2
     assert all(cluster.kubelet.containers_of(name) for name in orphans)
     restarted = KubernetesBackend(_options(cluster, image, "runc"))

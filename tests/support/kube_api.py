@@ -49,7 +49,7 @@ def _selected(obj: dict[str, Any], selector: str) -> bool:
     return True
 
 
-class _Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
+class _Emulator(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> Any:
         if request.resource is not None and request.action == enums.action.CREATE:
             metadata = request.data.setdefault("metadata", {})
@@ -62,7 +62,7 @@ class _Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         return await super()._handle(request)
 
     async def _serve_list(self, request: rendering.Request) -> Any:
-        listed = await super()._serve_list(request)
+        listed: Any = await super()._serve_list(request)
         selector = request.params.get("labelSelector", "")
         if selector:
             listed["items"] = [obj for obj in listed["items"] if _selected(obj, selector)]
@@ -97,15 +97,16 @@ class EmulatedKubeApi:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             async with _Emulator() as handler, kmock.Server(handler) as server:
-                handler.resources["v1/pods"] = {}
-                handler.resources["v1/secrets"] = {}
+                resources: Any = handler.resources
+                resources["v1/pods"] = {}
+                resources["v1/secrets"] = {}
                 self.url = str(server.url).rstrip("/")
                 self._ready.set()
                 await self._stop.wait()
 
         try:
             asyncio.run(serve())
-        except BaseException as exc:  # noqa: BLE001 - reported by start()
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
 

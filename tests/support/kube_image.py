@@ -32,9 +32,7 @@ def checkout_image() -> str:
         tag = f"{TAG_PREFIX}{digest[:12]}"
         if images.has_image(client, tag):
             return tag
-        for _line in images._build_stream(
-            client, context, tag, images.OFFLINE_BASE, digest
-        ):
+        for _line in images._build_stream(client, context, tag, images.OFFLINE_BASE, digest):
             pass
     return tag
 

@@ -9,8 +9,9 @@ namespace. For a new pod it does what a kubelet with Docker as its runtime would
 * Volumes: a ``secret`` volume is the Secret's files in a host folder (mode from
   ``defaultMode``, group ``fsGroup``), mounted read-only; an ``emptyDir`` is a tmpfs of
   its ``sizeLimit`` mounted on the host (as a kubelet does for medium ``Memory``) and
-  bind-mounted into the pod's containers that use it; a service-account token is mounted at the usual path unless
-  ``automountServiceAccountToken`` is false (a fake token: nothing here accepts it).
+  bind-mounted into the pod's containers that use it; a service-account token is
+  mounted at the usual path unless ``automountServiceAccountToken`` is false (a fake
+  token: nothing here accepts it).
 * Security: ``runAsUser``/``runAsGroup`` (container over pod), ``fsGroup`` as a
   supplementary group, ``runAsNonRoot`` (refused for uid 0), ``readOnlyRootFilesystem``,
   ``capabilities``, ``privileged``, ``allowPrivilegeEscalation: false`` as
@@ -70,7 +71,7 @@ LABEL = "io.latm.kubelet-standin"
 RUNTIME_HANDLERS = {"gvisor": "runsc", "runsc": "runsc", "runc": "runc"}
 GVISOR_PIDS_OVERHEAD = 256  # as orchestrator.sandboxes.docker: the Sentry's own threads
 TUNNEL_MOUNT = "/run/latm-kubelet"
-TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"  # noqa: S105 - a path
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 POLL_S = 0.05
 _loopback = itertools.count(2)
 
@@ -164,17 +165,20 @@ class KubeletStandin:
         while not self._stop.is_set():
             try:
                 pods = self.api.list_namespaced_pod(self.namespace, _request_timeout=5).items
-            except Exception as exc:  # noqa: BLE001 - the API server was stopped by a test
+            except Exception as exc:
                 self._note(f"cannot list pods: {exc.__class__.__name__}")
                 self._stop.wait(0.5)
                 continue
-            seen = {pod.metadata.uid: pod for pod in pods}
+            raws: list[dict[str, Any]] = [
+                self.api.api_client.sanitize_for_serialization(pod) for pod in pods
+            ]
+            seen = {raw["metadata"]["uid"]: raw for raw in raws}
             with self._lock:
-                for uid, pod in seen.items():
+                for uid, raw in seen.items():
                     if uid not in self.pods:
-                        run = PodRun(pod.metadata.name, uid, self.root / pod.metadata.name)
+                        name = raw["metadata"]["name"]
+                        run = PodRun(name, uid, self.root / name)
                         self.pods[uid] = run
-                        raw = self.api.api_client.sanitize_for_serialization(pod)
                         self._pool.submit(self._guard, self._run_pod, run, raw)
                 for uid in set(self.pods) - set(seen):
                     self._pool.submit(self._guard, self._remove, self.pods.pop(uid))
@@ -276,7 +280,9 @@ class KubeletStandin:
             if phase == "Running"
             else {
                 "terminated": {
-                    "exitCode": terminated, "reason": "Error", "message": message[-1000:],
+                    "exitCode": terminated,
+                    "reason": "Error",
+                    "message": message[-1000:],
                     "finishedAt": _now(),
                 }
             }

@@ -66,7 +66,7 @@ def test_the_pod_gets_no_token_no_host_namespaces_and_gvisor_by_default() -> Non
     assert spec["runtimeClassName"] == "gvisor"
     assert spec["automountServiceAccountToken"] is False
     assert spec["enableServiceLinks"] is False
-    assert not (spec["hostNetwork"] or spec["hostPID"] or spec["hostIPC"])
+    assert (spec["hostNetwork"], spec["hostPID"], spec["hostIPC"]) == (False, False, False)
     assert spec["restartPolicy"] == "Never"
     no_class = _pod(OPTIONS.model_copy(update={"runtime_class": ""}))["spec"]
     assert "runtimeClassName" not in no_class
@@ -187,3 +187,26 @@ def test_the_backend_refuses_to_run_below_the_minimum_isolation() -> None:
     )
     with pytest.raises(IsolationTooWeak):
         create_backend("kubernetes", weak)
+
+
+def test_the_pod_and_secret_are_valid_kubernetes_objects() -> None:
+    """Checked offline against the Kubernetes 1.37 OpenAPI schema (strict: no unknown field)."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    owned = OPTIONS.model_copy(update={"owner_uid": "u-1", "allow_modules": ["math"]})
+    kubernetes_validate.validate(_pod(owned), "1.37", strict=True)
+    secret = secret_manifest(OPTIONS, "s", mint("p").pod_files(), {"io.latm.platform": "latm"})
+    kubernetes_validate.validate(secret, "1.37", strict=True)
+
+
+def test_the_shipped_network_policy_selects_sandbox_pods_on_their_port() -> None:
+    yaml = pytest.importorskip("yaml")
+    path = Path(__file__).resolve().parents[2] / "deploy/kubernetes/sandbox-network-policy.yaml"
+    policy = yaml.safe_load(path.read_text())
+    labels = _pod()["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["egress"] == []  # no egress at all
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": OPTIONS.sandbox_port}]
+    assert policy["metadata"]["namespace"] == KubernetesSettings().namespace
