@@ -79,7 +79,7 @@ async def test_only_a_client_of_the_pods_own_ca_is_served() -> None:
                     health_pb2.HealthCheckRequest(), timeout=5
                 )
             assert caught.value.code() is grpc.StatusCode.UNAVAILABLE, what
-            await channel.close()
+            await channel.close(None)
         # And the orchestrator does not take another pod's server for this one.
         wrong = grpc.ssl_channel_credentials(other.ca_cert, other.client_key, other.client_cert)
         impostor = SandboxClient(target, credentials=wrong, server_name=SERVER_NAME)
