@@ -140,9 +140,12 @@ class KubeletStandin:
         self._pool.shutdown(wait=True)
         for run in list(self.pods.values()):
             self._remove(run)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
             thread.join(10)
+        self._loop.close()
         for container in self.docker.containers.list(all=True, filters={"label": LABEL}):
             if container.labels.get(LABEL) == self.id:
                 container.remove(force=True)
@@ -474,6 +477,14 @@ class KubeletStandin:
                 asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         shutil.rmtree(run.folder, ignore_errors=True)
         self._note(f"pod {run.name}: removed")
+
+
+async def _cancel_tasks() -> None:
+    """End the relays still waiting (a tunnel's clients whose pod is gone)."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
