@@ -167,13 +167,10 @@ class KubernetesBackend(SandboxBackend):
         pods = self._call(
             "listing sandbox pods", self.api.list_namespaced_pod, namespace, label_selector=selector
         )
-        dead_instances: set[str] = set()
         removed = 0
         for pod in self._ours(pods.items):
-            owner = (pod.metadata.annotations or {}).get(pod_spec.ANNOTATION_OWNER, "")
-            if owner != self.owner and owner_is_gone(owner):
-                log.info("removing orphaned sandbox pod %s (owner %s)", pod.metadata.name, owner)
-                dead_instances.add(pod.metadata.labels.get(pod_spec.LABEL_INSTANCE, ""))
+            if self._orphaned(pod):
+                log.info("removing orphaned sandbox pod %s", pod.metadata.name)
                 self._delete("pods", pod.metadata.name)
                 removed += 1
         secrets_list = self._call(
@@ -183,9 +180,13 @@ class KubernetesBackend(SandboxBackend):
             label_selector=selector,
         )
         for secret in self._ours(secrets_list.items):
-            if secret.metadata.labels.get(pod_spec.LABEL_INSTANCE) in dead_instances:
+            if self._orphaned(secret):
                 self._delete("secrets", secret.metadata.name)
         return removed
+
+    def _orphaned(self, item: Any) -> bool:
+        owner = (item.metadata.annotations or {}).get(pod_spec.ANNOTATION_OWNER, "")
+        return owner != self.owner and owner_is_gone(owner)
 
     def _delete(self, kind: str, name: str) -> None:
         from kubernetes.client import ApiException
@@ -288,19 +289,18 @@ class KubernetesBackend(SandboxBackend):
         )
         namespace = self.options.namespace
         client: SandboxClient | None = None
-        created = False
         try:
             await self._acall("creating a Secret", self.api.create_namespaced_secret,
                               namespace, secret_body)  # fmt: skip
             await self._create_pod(pod_body)
-            created = True
             ip = await self._wait_running(name)
             client = _tls_client(f"{ip}:{self.options.sandbox_port}", credentials)
             await self._wait_ready(client, name)
         except BaseException:
             if client is not None:
                 await client.close()
-            await asyncio.shield(self._discard(name if created else None, secret))
+            # A pod whose creation timed out may exist all the same: delete it by name.
+            await asyncio.shield(self._discard(name, secret))
             raise
         # Copied into the pod by its init container and read by its server: not needed again.
         await asyncio.to_thread(self._delete_quietly, "secrets", secret)

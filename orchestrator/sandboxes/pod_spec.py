@@ -183,14 +183,25 @@ def _memory_dir(name: str, size: str) -> dict[str, Any]:
 
 
 def secret_manifest(
-    options: KubernetesOptions, name: str, files: dict[str, bytes], pod_labels: dict[str, str]
+    options: KubernetesOptions,
+    name: str,
+    files: dict[str, bytes],
+    pod_labels: dict[str, str],
+    owner: str = "",
 ) -> dict[str, Any]:
-    """The Secret holding one pod's credentials (removed once the pod has copied them)."""
+    """The Secret holding one pod's credentials (removed once the pod has copied them),
+    labelled like its pod and annotated with the same owner, so a restarted orchestrator
+    removes it too if it crashed before it could."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "immutable": True,
-        "metadata": {"name": name, "namespace": options.namespace, "labels": pod_labels},
+        "metadata": {
+            "name": name,
+            "namespace": options.namespace,
+            "labels": pod_labels,
+            "annotations": {ANNOTATION_OWNER: owner},
+        },
         "data": {key: base64.b64encode(value).decode() for key, value in files.items()},
     }

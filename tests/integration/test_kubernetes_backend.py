@@ -35,6 +35,8 @@ from orchestrator.errors import SandboxUnavailable
 from orchestrator.sandboxes import ExecRequest, Status
 from orchestrator.sandboxes.kubernetes import KubernetesBackend, KubernetesSandbox, core_api
 from orchestrator.sandboxes.kubernetes_options import KubernetesOptions
+from orchestrator.sandboxes.owners import owner_id
+from orchestrator.sandboxes.pod_spec import secret_manifest
 from orchestrator.sandboxes.pod_tls import SERVER_NAME, mint
 from orchestrator.sandboxes.pool import PoolConfig
 from tests.support.backends import docker_problem
@@ -300,10 +302,17 @@ async def test_a_restarted_orchestrator_removes_the_pods_of_its_crashed_run(
     try:
         line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 90)  # type: ignore[union-attr]
         assert line.strip() == "ready"
+        dead_owner = owner_id(process.pid)
     finally:
         process.send_signal(signal.SIGKILL)  # a crash: no clean-up of any kind
         process.wait()
     api = core_api(_options(cluster, image, "runc"))
+    # A crash between a pod's Secret and the pod leaves a Secret alone; another live
+    # orchestrator's (here: pid 1's) must stay.
+    for name, owner in (("left-tls", dead_owner), ("alive-tls", owner_id(1))):
+        labels = {"io.latm.platform": "latm", "io.latm.instance": "x"}
+        body = secret_manifest(_options(cluster, image, "runc"), name, {}, labels, owner)
+        api.create_namespaced_secret(NAMESPACE, body)
     pods: list[Any] = api.list_namespaced_pod(NAMESPACE).items
     orphans = [p.metadata.name for p in pods if p.metadata.labels["io.latm.tenant"] == "umbrella"]
     assert len(orphans) == 2
@@ -316,7 +325,11 @@ async def test_a_restarted_orchestrator_removes_the_pods_of_its_crashed_run(
             await _until(
                 lambda n=name: not cluster.kubelet.containers_of(n), 30, f"{name} containers gone"
             )
+        secrets = {s.metadata.name for s in api.list_namespaced_secret(NAMESPACE).items}
+        assert "left-tls" not in secrets
+        assert "alive-tls" in secrets
     finally:
+        api.delete_namespaced_secret("alive-tls", NAMESPACE)
         await restarted.close()
 
 
