@@ -311,7 +311,7 @@ async def test_a_restarted_orchestrator_removes_the_pods_of_its_crashed_run(
     # orchestrator's (here: pid 1's) must stay.
     for name, owner in (("left-tls", dead_owner), ("alive-tls", owner_id(1))):
         labels = {"io.latm.platform": "latm", "io.latm.instance": "x"}
-        body = secret_manifest(_options(cluster, image, "runc"), name, {}, labels, owner)
+        body: Any = secret_manifest(_options(cluster, image, "runc"), name, {}, labels, owner)
         api.create_namespaced_secret(NAMESPACE, body)
     pods: list[Any] = api.list_namespaced_pod(NAMESPACE).items
     orphans = [p.metadata.name for p in pods if p.metadata.labels["io.latm.tenant"] == "umbrella"]
@@ -325,7 +325,8 @@ async def test_a_restarted_orchestrator_removes_the_pods_of_its_crashed_run(
             await _until(
                 lambda n=name: not cluster.kubelet.containers_of(n), 30, f"{name} containers gone"
             )
-        secrets = {s.metadata.name for s in api.list_namespaced_secret(NAMESPACE).items}
+        listed: list[Any] = api.list_namespaced_secret(NAMESPACE).items
+        secrets = {secret.metadata.name for secret in listed}
         assert "left-tls" not in secrets
         assert "alive-tls" in secrets
     finally:
