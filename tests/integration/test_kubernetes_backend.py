@@ -52,6 +52,10 @@ def _require(runtime: str) -> None:
     problem = docker_problem(runtime)
     if problem:
         pytest.skip(problem)
+    if os.geteuid() != 0:
+        pytest.skip(
+            "the kubelet stand-in mounts a tmpfs per emptyDir, as a kubelet does: run as root"
+        )
     try:
         import kmock  # noqa: F401
         import kubernetes  # noqa: F401
@@ -62,8 +66,15 @@ def _require(runtime: str) -> None:
 @pytest.fixture(scope="module")
 def image() -> str:
     _require("runc")
+    import docker
+
+    from orchestrator.images import OFFLINE_BASE
     from tests.support.kube_image import checkout_image
 
+    try:
+        docker.from_env().images.get(OFFLINE_BASE)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"the base image {OFFLINE_BASE} is not built (latm image build --offline-base)")
     return checkout_image()
 
 
