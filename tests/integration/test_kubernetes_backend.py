@@ -16,6 +16,7 @@ orchestrator; refusal when the API server is unreachable.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -367,3 +368,41 @@ async def test_refused_when_the_api_server_is_unreachable(image: str, tmp_path: 
     # And an orchestrator that starts while it is unreachable refuses to start.
     with pytest.raises(SandboxUnavailable, match="Kubernetes API server is unreachable"):
         KubernetesBackend(options)
+
+
+async def test_latm_exec_runs_in_a_pod_chosen_by_the_environment(
+    cluster: Any, image: str, tmp_path: Path
+) -> None:
+    """``latm exec`` with LATM_BACKEND=kubernetes and the LATM_KUBERNETES__* names the
+    deploy manifests use: the factory, the settings and the backend, end to end."""
+    _require("runc")
+    from tests.support.cli import ROOT, latm
+
+    tool = tmp_path / "tool.py"
+    tool.write_text(TOOL)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp_path),
+        "LATM_BACKEND": "kubernetes",
+        "LATM_KUBERNETES__NAMESPACE": NAMESPACE,
+        "LATM_KUBERNETES__RUNTIME_CLASS": "runc",
+        "LATM_KUBERNETES__IMAGE": image,
+        "LATM_KUBERNETES__SANDBOX_PORT": "50051",
+        "LATM_KUBERNETES__KUBECONFIG": str(cluster.kubeconfig),
+        "LATM_KUBERNETES__POOL__MIN_IDLE": "0",
+    }
+    before = _pod_names(cluster, image)
+    done = await asyncio.to_thread(latm, env, "exec", "--source", str(tool), "--call", "double(21)")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["status"], result["value"]) == ("ok", 42)
+    assert result["isolation"] == "kubernetes+runc"
+    assert _pod_names(cluster, image) <= before  # the command deleted its pod on the way out
+
+
+def _pod_names(cluster: Any, image: str) -> set[str]:
+    pods: list[Any] = (
+        core_api(_options(cluster, image, "runc")).list_namespaced_pod(NAMESPACE).items
+    )
+    return {pod.metadata.name for pod in pods}
