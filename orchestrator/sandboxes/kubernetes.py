@@ -282,7 +282,7 @@ class KubernetesBackend(SandboxBackend):
         credentials = mint(name)
         labels = pod_spec.labels(tenant, pool, self.instance)
         secret_body = pod_spec.secret_manifest(
-            self.options, secret, credentials.pod_files(), labels
+            self.options, secret, credentials.pod_files(), labels, self.owner
         )
         pod_body = pod_spec.pod_manifest(
             self.options, name, secret, tenant, pool, self.instance, self.owner

@@ -187,7 +187,7 @@ def secret_manifest(
     name: str,
     files: dict[str, bytes],
     pod_labels: dict[str, str],
-    owner: str = "",
+    owner: str,
 ) -> dict[str, Any]:
     """The Secret holding one pod's credentials (removed once the pod has copied them),
     labelled like its pod and annotated with the same owner, so a restarted orchestrator

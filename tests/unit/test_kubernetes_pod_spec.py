@@ -144,8 +144,9 @@ def test_each_pod_gets_its_own_ca_and_certificates_of_one_purpose() -> None:
     files = one.pod_files()
     assert set(files) == {"tls.key", "tls.crt", "ca.crt"}
     assert one.client_key not in files.values()  # the orchestrator's key stays home
-    secret = secret_manifest(OPTIONS, "s", files, {"io.latm.platform": "latm"})
+    secret = secret_manifest(OPTIONS, "s", files, {"io.latm.platform": "latm"}, "host/42/777")
     assert secret["immutable"] is True
+    assert secret["metadata"]["annotations"][ANNOTATION_OWNER] == "host/42/777"
     assert base64.b64decode(secret["data"]["tls.crt"]) == one.server_cert
 
 
@@ -194,7 +195,9 @@ def test_the_pod_and_secret_are_valid_kubernetes_objects() -> None:
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     owned = OPTIONS.model_copy(update={"owner_uid": "u-1", "allow_modules": ["math"]})
     kubernetes_validate.validate(_pod(owned), "1.37", strict=True)
-    secret = secret_manifest(OPTIONS, "s", mint("p").pod_files(), {"io.latm.platform": "latm"})
+    secret = secret_manifest(
+        OPTIONS, "s", mint("p").pod_files(), {"io.latm.platform": "latm"}, "h/1/2"
+    )
     kubernetes_validate.validate(secret, "1.37", strict=True)
 
 
