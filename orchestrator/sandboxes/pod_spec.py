@@ -81,8 +81,10 @@ def _security_context() -> dict[str, Any]:
 def _server_command(options: KubernetesOptions) -> list[str]:
     command = ["python", "-I", "-m", "sandbox", "--listen", f"0.0.0.0:{options.sandbox_port}"]
     command += ["--tls-dir", TLS_DIR, f"--prefork={options.prefork}"]
-    # The pod's own memory-backed volumes: emptied between calls by the template.
-    command += ["--scratch=/tmp", "--scratch=/dev/shm"]
+    # The pod's own memory-backed volumes: emptied between calls by the template. The
+    # credentials' folder is one too, and writable: once the server has taken the files
+    # out, nothing a call leaves there may reach the next call.
+    command += ["--scratch=/tmp", "--scratch=/dev/shm", f"--scratch={TLS_DIR}"]
     command += [f"--allow-module={m}" for m in options.allow_modules]
     return command
 

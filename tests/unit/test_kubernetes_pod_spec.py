@@ -101,6 +101,9 @@ def test_the_credentials_secret_is_mounted_in_the_init_container_only() -> None:
     assert "--tls-dir" in server["command"]
     assert server["command"][server["command"].index("--tls-dir") + 1] == TLS_DIR
     assert "0.0.0.0:50051" in server["command"]
+    # Every writable folder of the server's container is emptied between calls.
+    writable = {m["mountPath"] for m in server["volumeMounts"] if not m.get("readOnly")}
+    assert {f"--scratch={path}" for path in writable} <= set(server["command"])
 
 
 def test_labels_and_annotations_name_platform_tenant_pool_and_owner() -> None:
