@@ -25,6 +25,7 @@ from orchestrator.sandboxes.pod_spec import (
     TLS_DIR,
     pod_manifest,
     secret_manifest,
+    slug,
 )
 from orchestrator.sandboxes.pod_tls import SERVER_NAME, mint
 from orchestrator.sandboxes.values import IsolationLevel
@@ -170,6 +171,11 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (group.sandbox_port, group.in_cluster, group.pool.min_idle) == (6000, True, 3)
     assert group.isolation == ("kubernetes+kata", IsolationLevel.CONTAINER)
     assert KubernetesSettings().isolation == ("kubernetes+gvisor", IsolationLevel.GVISOR)
+    with pytest.raises(ValueError, match="runtime_class"):
+        KubernetesSettings(runtime_class="Not a DNS name")
+    # The backend's pool label and pod names: latm-<tenant slug>-<class>-<8 hex>.
+    longest = f"latm-{slug('t' * 200)}-{'x' * 30}-{'0' * 8}"
+    assert len(longest) <= 63
     monkeypatch.setenv("LATM_KUBERNETES__KUBECONFIG", "/etc/kube/config")
     with pytest.raises(ValueError, match="either kubeconfig or in_cluster"):
         Settings()
