@@ -35,7 +35,7 @@ class KubernetesSettings(BaseModel):
     runtime_class: str = Field(
         default="gvisor",
         # Short enough for the pool's label value and the pods' names (63 characters).
-        pattern=r"^([a-z0-9]([-a-z0-9.]{0,28}[a-z0-9])?)?$",
+        pattern=r"^([a-z0-9]([-a-z0-9.]{0,22}[a-z0-9])?)?$",
         description="runtimeClassName of sandbox pods (empty: the cluster's default runtime)",
     )
     image: str = Field(

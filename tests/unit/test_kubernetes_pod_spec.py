@@ -173,8 +173,10 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert KubernetesSettings().isolation == ("kubernetes+gvisor", IsolationLevel.GVISOR)
     with pytest.raises(ValueError, match="runtime_class"):
         KubernetesSettings(runtime_class="Not a DNS name")
+    with pytest.raises(ValueError, match="runtime_class"):
+        KubernetesSettings(runtime_class="x" * 25)
     # The backend's pool label and pod names: latm-<tenant slug>-<class>-<8 hex>.
-    longest = f"latm-{slug('t' * 200)}-{'x' * 30}-{'0' * 8}"
+    longest = f"latm-{slug('t' * 200)}-{'x' * 24}-{'0' * 8}"
     assert len(longest) <= 63
     monkeypatch.setenv("LATM_KUBERNETES__KUBECONFIG", "/etc/kube/config")
     with pytest.raises(ValueError, match="either kubeconfig or in_cluster"):
