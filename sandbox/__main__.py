@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     from sandbox.hardening import make_undumpable
 
     make_undumpable()
+    # Then the credentials, before any other process of the sandbox exists: the files
+    # are gone before the template starts (it empties scratch folders, which may hold
+    # them) and long before any tool code runs.
+    dial_token = _take_token(args.dial_token_file)
+    tls = _take_tls(args.tls_dir)
     # The template starts first, before this process imports gRPC (most of a server's
     # start-up: about 0.45 s under gVisor), so that the two start-ups overlap.
     ours, theirs = socket.socketpair()
@@ -104,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
             args.prefork,
             args.max_concurrency,
             dial=args.dial,
-            dial_token=_take_token(args.dial_token_file),
-            tls=_take_tls(args.tls_dir),
+            dial_token=dial_token,
+            tls=tls,
             early=(template, ours),
             scratch=args.scratch,
         )

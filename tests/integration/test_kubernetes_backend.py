@@ -394,7 +394,7 @@ async def test_latm_exec_runs_in_a_pod_chosen_by_the_environment(
     }
     before = _pod_names(cluster, image)
     done = await asyncio.to_thread(latm, env, "exec", "--source", str(tool), "--call", "double(21)")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, (done.stdout, done.stderr, cluster.kubelet.events[-10:])
     result = json.loads(done.stdout)
     assert (result["status"], result["value"]) == ("ok", 42)
     assert result["isolation"] == "kubernetes+runc"

@@ -96,3 +96,41 @@ def _channel(
     return grpc.aio.secure_channel(
         target, credentials, options=[("grpc.ssl_target_name_override", SERVER_NAME)]
     )
+
+
+async def test_the_server_takes_its_credentials_before_its_template_empties_them(
+    tmp_path: Path,
+) -> None:
+    """``python -m sandbox --tls-dir D --scratch D`` (as in a pod, where the credentials'
+    folder is a scratch folder too): the files are read before the template starts and
+    empties its scratch folders, and the server serves mutual TLS."""
+    import asyncio
+    import subprocess
+    import sys
+
+    credentials = mint("pod")
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    for name, data in credentials.pod_files().items():
+        (folder / name).write_bytes(data)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--listen", f"127.0.0.1:{port}",
+         "--tls-dir", str(folder), f"--scratch={folder}", "--prefork=0"],
+        cwd=root, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    own = grpc.ssl_channel_credentials(
+        credentials.ca_cert, credentials.client_key, credentials.client_cert
+    )
+    client = SandboxClient(f"127.0.0.1:{port}", credentials=own, server_name=SERVER_NAME)
+    try:
+        await client.wait_ready(20)
+        assert list(folder.iterdir()) == []
+    finally:
+        await client.close()
+        server.terminate()
+        _, errors = await asyncio.to_thread(server.communicate, timeout=20)
+    assert "Traceback" not in errors, errors
