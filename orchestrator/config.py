@@ -6,6 +6,10 @@ secrets folder. API keys are read only from the environment (``.env`` included) 
 folder (one file per key, named like its variable, e.g. ``OPENAI_API_KEY``; default
 ``/run/secrets``); a config file that holds one is refused, since config files get committed.
 
+The kubernetes backend's settings are one group too, ``kubernetes`` (a
+:class:`~orchestrator.sandboxes.kubernetes_options.KubernetesSettings`), named in the nested
+form only (``LATM_KUBERNETES__NAMESPACE``).
+
 The docker backend's settings are one group, ``docker`` (a
 :class:`~orchestrator.sandboxes.docker_options.DockerSettings`, holding the ``limits`` and
 ``pool`` groups), which the backend takes as it is. A group's fields are named in the nested
@@ -37,6 +41,7 @@ from orchestrator.errors import InvalidRequest
 from orchestrator.models.catalog import default_models_dir
 from orchestrator.models.specs import ModelSpec
 from orchestrator.sandboxes.docker_options import ContainerLimits, DockerSettings
+from orchestrator.sandboxes.kubernetes_options import KubernetesSettings
 from orchestrator.sandboxes.pool import PoolConfig
 from orchestrator.sandboxes.values import IsolationLevel
 
@@ -187,7 +192,9 @@ class Settings(BaseSettings):
             )
         return tuple(sources)
 
-    backend: str = Field(default="process", description="sandbox backend: process or docker")
+    backend: str = Field(
+        default="process", description="sandbox backend: process, docker or kubernetes"
+    )
     process_isolation: str = Field(
         default="auto", description="process backend wrapper: auto, bwrap, unshare or none"
     )
@@ -203,6 +210,10 @@ class Settings(BaseSettings):
     docker: DockerSettings = Field(
         default_factory=DockerSettings,
         description="the docker backend: image, runtimes, container limits, warm pools",
+    )
+    kubernetes: KubernetesSettings = Field(
+        default_factory=KubernetesSettings,
+        description="the kubernetes backend: namespace, runtime class, image, port, API access",
     )
 
     # --- models ---

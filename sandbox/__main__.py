@@ -61,12 +61,25 @@ def main(argv: list[str] | None = None) -> None:
         help="a file holding the token that opens each --dial connection; it is read and "
         "removed at start, before any tool code runs",
     )
+    parser.add_argument(
+        "--tls-dir",
+        default=None,
+        metavar="DIR",
+        help="serve mutual TLS with DIR's tls.key, tls.crt (this server's) and ca.crt (the "
+        "only issuer of accepted clients); the files are read and removed at start, before "
+        "any tool code runs (the Kubernetes backend's pod credentials)",
+    )
     args = parser.parse_args(argv)
     # First, before anything else runs: no worker may read or write this process's
     # memory through /proc (see sandbox.hardening).
     from sandbox.hardening import make_undumpable
 
     make_undumpable()
+    # Then the credentials, before any other process of the sandbox exists: the files
+    # are gone before the template starts (it empties scratch folders, which may hold
+    # them) and long before any tool code runs.
+    dial_token = _take_token(args.dial_token_file)
+    tls = _take_tls(args.tls_dir)
     # The template starts first, before this process imports gRPC (most of a server's
     # start-up: about 0.45 s under gVisor), so that the two start-ups overlap.
     ours, theirs = socket.socketpair()
@@ -96,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
             args.prefork,
             args.max_concurrency,
             dial=args.dial,
-            dial_token=_take_token(args.dial_token_file),
+            dial_token=dial_token,
+            tls=tls,
             early=(template, ours),
             scratch=args.scratch,
         )
@@ -108,10 +122,26 @@ def _take_token(path: str | None) -> bytes:
     process's memory, which no worker can read (not dumpable)."""
     if path is None:
         return b""
+    return _take_file(path)
+
+
+TLS_FILES = ("tls.key", "tls.crt", "ca.crt")
+
+
+def _take_tls(folder: str | None) -> tuple[bytes, bytes, bytes] | None:
+    """Read the server's key, its certificate and its clients' CA, and remove the files,
+    like the dial token: the key then lives only in this (undumpable) process."""
+    if folder is None:
+        return None
+    key, cert, ca = (_take_file(os.path.join(folder, name)) for name in TLS_FILES)
+    return key, cert, ca
+
+
+def _take_file(path: str) -> bytes:
     with open(path, "rb") as file:
-        token = file.read()
+        data = file.read()
     os.unlink(path)
-    return token
+    return data
 
 
 if __name__ == "__main__":

@@ -242,6 +242,16 @@ class SandboxServicer(sandbox_pb2_grpc.SandboxServiceServicer):
         )
 
 
+def _listen(server: grpc.aio.Server, listen: str, tls: tuple[bytes, bytes, bytes] | None) -> int:
+    if tls is None:
+        return server.add_insecure_port(listen)
+    key, cert, ca = tls
+    credentials = grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=True
+    )
+    return server.add_secure_port(listen, credentials)
+
+
 def _is_sha256(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
@@ -313,11 +323,14 @@ async def serve(  # noqa: PLR0917
     early: EarlyTemplate | None = None,
     scratch: list[str] | None = None,
     dial_token: bytes = b"",
+    tls: tuple[bytes, bytes, bytes] | None = None,
 ) -> None:
     """Run the server until SIGTERM or SIGINT, then drain and stop.
 
     With ``dial`` (``unix:PATH`` of a socket the host listens on), the server is
-    reached through a reverse tunnel instead (see :mod:`sandbox.tunnel`).
+    reached through a reverse tunnel instead (see :mod:`sandbox.tunnel`). With ``tls``
+    (this server's key and certificate, and the CA of the only clients it accepts), it
+    serves mutual TLS: a client without a certificate from that CA cannot call it.
     """
     allow_modules = allow_modules or []
     supervisor = TemplateSupervisor(
@@ -342,7 +355,7 @@ async def serve(  # noqa: PLR0917
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    if server.add_insecure_port(listen) == 0 and not listen.startswith("unix"):
+    if _listen(server, listen, tls) == 0 and not listen.startswith("unix"):
         raise OSError(f"cannot listen on {listen}")
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -25,6 +25,19 @@ CHUNK = 256 * 1024
 GIVE_UP_AFTER_S = 30.0
 
 
+def _local_address(listen: str) -> tuple[socket.AddressFamily, str | tuple[str, int]]:
+    """Where the relay reaches the local server: its Unix socket, or, for a TCP listen
+    address (``HOST:PORT``, e.g. a Kubernetes pod's), that port on this sandbox's loopback."""
+    if listen.startswith("unix"):
+        return socket.AF_UNIX, _unix_path(listen)
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"the tunnel needs a unix: or HOST:PORT listen address, not {listen!r}")
+    loopback = "::1" if host.strip("[]") in {"::", "::1"} else "127.0.0.1"
+    family = socket.AF_INET6 if ":" in loopback else socket.AF_INET
+    return family, (loopback, int(port))
+
+
 def _unix_path(address: str) -> str:
     """The socket address of ``unix:PATH`` or ``unix-abstract:NAME`` (Linux's abstract
     namespace: no file that another process of the sandbox's uid could replace)."""
@@ -69,10 +82,15 @@ def _pump(source: socket.socket, sink: socket.socket, pair: _Pair) -> None:
         pair.direction_done()
 
 
-def _relay(first: bytes, upstream: socket.socket, local_path: str) -> None:
-    local = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def _relay(
+    first: bytes,
+    upstream: socket.socket,
+    local_address: tuple[socket.AddressFamily, str | tuple[str, int]],
+) -> None:
+    family, address = local_address
+    local = socket.socket(family, socket.SOCK_STREAM)
     try:
-        local.connect(local_path)
+        local.connect(address)
         local.sendall(first)
     except OSError as exc:
         log.warning("tunnel: cannot reach the local server: %s", exc)
@@ -90,7 +108,7 @@ def dial_forever(
     """Keep one idle connection to the host; turn each used one into a relay. Each
     connection starts with ``token``, which the host checks: a tool that connects to
     the host's socket itself is not taken for the server."""
-    dial_path, local_path = _unix_path(dial), _unix_path(listen)
+    dial_path, local_address = _unix_path(dial), _local_address(listen)
     last_ok = time.monotonic()
     delay = 0.01
     while not stop.is_set():
@@ -116,7 +134,7 @@ def dial_forever(
         if not first:
             upstream.close()  # the host closed an idle connection; dial again
             continue
-        _relay(first, upstream, local_path)
+        _relay(first, upstream, local_address)
 
 
 def start_dialer(
@@ -124,7 +142,7 @@ def start_dialer(
 ) -> threading.Event:
     """Run :func:`dial_forever` in a daemon thread; set the returned event to stop."""
     _unix_path(dial)
-    _unix_path(listen)
+    _local_address(listen)
     stop = threading.Event()
     threading.Thread(
         target=dial_forever,

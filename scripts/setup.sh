@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="${LATM_EXTRAS:-dev,local,mcp}"
+extras="${LATM_EXTRAS:-dev,local,mcp,kubernetes}"
 python="${PYTHON:-python3}"
 # llama-cpp-python (the `local` extra) builds from source. llama.cpp's default native build
 # picks instructions (AMX) that crash on some CPUs, so build for a portable AVX2 baseline.

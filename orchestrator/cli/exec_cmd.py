@@ -49,7 +49,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=["process", "docker"],
+        choices=["process", "docker", "kubernetes"],
         default=None,
         help="sandbox backend (default: LATM_BACKEND or process)",
     )

@@ -41,9 +41,19 @@ class ServerSilent(Exception):
 
 
 class SandboxClient:
-    """Talks to one sandbox server over a Unix socket or TCP."""
+    """Talks to one sandbox server over a Unix socket or TCP.
 
-    def __init__(self, target: str, fast_reconnect: bool = False) -> None:
+    With ``credentials`` (a pod's mutual TLS, see :mod:`orchestrator.sandboxes.pod_tls`),
+    the channel is TLS and the server's certificate must name ``server_name``.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        fast_reconnect: bool = False,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str = "",
+    ) -> None:
         self.target = target
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -57,7 +67,12 @@ class SandboxClient:
                 ("grpc.min_reconnect_backoff_ms", 10),
                 ("grpc.max_reconnect_backoff_ms", 200),
             ]
-        self._channel = grpc.aio.insecure_channel(target, options=options)
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub = sandbox_pb2_grpc.SandboxServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 

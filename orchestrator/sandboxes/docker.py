@@ -28,7 +28,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +38,8 @@ from orchestrator.images import docker_client
 from orchestrator.sandboxes.base import Sandbox, SandboxBackend
 from orchestrator.sandboxes.client import SandboxClient
 from orchestrator.sandboxes.docker_options import DockerOptions, Runtime, Transport
+from orchestrator.sandboxes.owners import owner_id, owner_is_gone
+from orchestrator.sandboxes.owners import start_time as _start_time
 from orchestrator.sandboxes.pool import WarmPool
 from orchestrator.sandboxes.tunnel import TunnelHost
 from orchestrator.sandboxes.values import IsolationLevel
@@ -67,30 +68,6 @@ SLUG_MAX = 24
 # longest one below the backend's folder is /latm-<tenant slug>-<runtime>-<8 hex>/sandbox.sock.
 UNIX_PATH_MAX = 107
 SOCKET_TAIL = len("/latm-") + SLUG_MAX + len("-runsc-") + 8 + len("/sandbox.sock")
-
-
-def owner_id(pid: int | None = None) -> str:
-    """This process, as ``HOST/PID/START`` (the start time tells a reused pid apart)."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}/{pid}/{_start_time(pid)}"
-
-
-def _start_time(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "?"
-
-
-def owner_is_gone(owner: str) -> bool:
-    """True when ``owner`` was a process of this host that no longer runs."""
-    try:
-        host, pid, start = owner.split("/")
-    except ValueError:
-        return False  # not ours to judge
-    if host != socket.gethostname():
-        return False  # another host sharing this engine: it cleans its own
-    return not pid.isdigit() or _start_time(int(pid)) != start
 
 
 def _engine_errors() -> tuple[type[Exception], ...]:

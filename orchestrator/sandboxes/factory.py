@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 class BackendName(StrEnum):
     PROCESS = "process"
     DOCKER = "docker"
+    KUBERNETES = "kubernetes"
 
 
 def create_backend(
@@ -41,7 +42,26 @@ def create_backend(
             settings.prefork,
             settings.allow_modules,
         )
+    if backend is BackendName.KUBERNETES:
+        if runtime:
+            raise InvalidRequest(
+                "--runtime applies to the docker backend only; the kubernetes backend's is "
+                "LATM_KUBERNETES__RUNTIME_CLASS"
+            )
+        return _kubernetes_backend(settings)
     return _docker_backend(settings, runtime)
+
+
+def _kubernetes_backend(settings: Settings) -> SandboxBackend:
+    from orchestrator.sandboxes.kubernetes import KubernetesBackend
+    from orchestrator.sandboxes.kubernetes_options import KubernetesOptions
+
+    options = KubernetesOptions(
+        **dict(settings.kubernetes),
+        prefork=settings.prefork,
+        allow_modules=settings.allow_modules,
+    )
+    return KubernetesBackend(options, settings.min_isolation)
 
 
 def _docker_backend(settings: Settings, runtime: str | None) -> SandboxBackend:
