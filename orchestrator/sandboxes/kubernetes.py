@@ -23,8 +23,12 @@ is deleted, never handed out again.
 Orphans. Each pod carries its orchestrator process (``HOST/PID/START``) as an
 annotation; a starting backend deletes the pods (and credential Secrets) of a process
 of its host (its pod name, in-cluster) that is gone, e.g. an orchestrator container
-that crashed and was restarted in the same pod. With ``owner_uid``, pods also carry an
-ownerReference to the orchestrator's pod, so the cluster removes them with that pod.
+that crashed and was restarted in the same pod. With ``owner_namespace`` (the
+orchestrator pod's namespace), the pods of an orchestrator pod that no longer exists there
+(a replica scaled down or deleted) are orphans too, removed by any replica's sweep, every
+``orphan_sweep_s``. With ``owner_uid``, possible only where the sandboxes live in the
+orchestrator's namespace, pods also carry an ownerReference to the orchestrator's pod, so
+the cluster removes them with that pod.
 """
 
 from __future__ import annotations
@@ -112,6 +116,8 @@ class KubernetesBackend(SandboxBackend):
         self.instance = secrets.token_hex(4)
         self._pools: dict[tuple[str, str, str], WarmPool[KubernetesSandbox]] = {}
         self._closed = False
+        self._sweeper: asyncio.Task[None] | None = None
+        self._gone_hosts: dict[str, bool] = {}
         self._check_api()
         self.removed_orphans = self.remove_orphans()
 
@@ -168,6 +174,7 @@ class KubernetesBackend(SandboxBackend):
             "listing sandbox pods", self.api.list_namespaced_pod, namespace, label_selector=selector
         )
         removed = 0
+        self._gone_hosts = {}  # each other host is looked up once per sweep
         for pod in self._ours(pods.items):
             if self._orphaned(pod):
                 log.info("removing orphaned sandbox pod %s", pod.metadata.name)
@@ -186,7 +193,40 @@ class KubernetesBackend(SandboxBackend):
 
     def _orphaned(self, item: Any) -> bool:
         owner = (item.metadata.annotations or {}).get(pod_spec.ANNOTATION_OWNER, "")
-        return owner != self.owner and owner_is_gone(owner)
+        return owner != self.owner and (owner_is_gone(owner) or self._owner_pod_gone(owner))
+
+    def _owner_pod_gone(self, owner: str) -> bool:
+        """Whether ``owner``'s host is an orchestrator pod that no longer exists in
+        ``owner_namespace`` (another replica's pod, scaled down or deleted)."""
+        host = owner.split("/", 1)[0]
+        if not self.options.owner_namespace or not host or host == self.owner.split("/", 1)[0]:
+            return False
+        if host not in self._gone_hosts:
+            from kubernetes.client import ApiException
+
+            try:
+                self._call(
+                    f"looking up orchestrator pod {host}",
+                    self.api.read_namespaced_pod,
+                    host,
+                    self.options.owner_namespace,
+                )
+                self._gone_hosts[host] = False
+            except ApiException as exc:
+                self._gone_hosts[host] = exc.status == 404  # refused (403...): not ours to judge
+        return self._gone_hosts[host]
+
+    async def _sweep(self) -> None:
+        """Look for orphans every ``orphan_sweep_s`` while serving."""
+        while True:
+            await asyncio.sleep(self.options.orphan_sweep_s)
+            try:
+                removed = await asyncio.to_thread(self.remove_orphans)
+            except SandboxUnavailable as exc:
+                log.warning("could not look for orphaned sandbox pods: %s", exc)
+                continue
+            if removed:
+                log.info("removed %d orphaned sandbox pods", removed)
 
     def _delete(self, kind: str, name: str) -> None:
         from kubernetes.client import ApiException
@@ -218,6 +258,10 @@ class KubernetesBackend(SandboxBackend):
 
     async def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         pools, self._pools = self._pools, {}
         await asyncio.gather(*(pool.close() for pool in pools.values()))
         try:
@@ -254,6 +298,8 @@ class KubernetesBackend(SandboxBackend):
 
     async def acquire(self, tenant: str) -> Sandbox:
         pool = self.pool(tenant)
+        if self._sweeper is None and self.options.orphan_sweep_s > 0:
+            self._sweeper = asyncio.create_task(self._sweep(), name="latm-orphan-sweep")
         for _ in range(3):
             sandbox = await pool.acquire()
             if sandbox.client.connection_lost():

@@ -68,7 +68,16 @@ class KubernetesSettings(BaseModel):
     owner_uid: str = Field(
         default="",
         description="the orchestrator pod's uid (downward API): sandbox pods get an "
-        "ownerReference to it, so the cluster deletes them with it",
+        "ownerReference to it, so the cluster deletes them with it; only where sandboxes "
+        "live in the orchestrator's own namespace (owner_namespace)",
+    )
+    owner_namespace: str = Field(
+        default="",
+        description="the orchestrator pod's namespace (downward API): sandboxes of an "
+        "orchestrator pod that no longer exists there are orphans, removed by any replica",
+    )
+    orphan_sweep_s: float = Field(
+        default=300.0, ge=0, le=86400, description="how often orphans are looked for (0: at start)"
     )
     api_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="timeout of each request to the API server"
@@ -88,6 +97,14 @@ class KubernetesSettings(BaseModel):
     def _one_config_source(self) -> KubernetesSettings:
         if self.in_cluster and self.kubeconfig is not None:
             raise ValueError("set either kubeconfig or in_cluster, not both")
+        if self.owner_uid and self.owner_namespace != self.namespace:
+            # The garbage collector treats an owner in another namespace as absent and
+            # deletes the dependents: every sandbox pod would go as soon as it is made.
+            raise ValueError(
+                "owner_uid needs the sandboxes in the orchestrator's own namespace "
+                f"(owner_namespace {self.owner_namespace!r} is not {self.namespace!r}): an "
+                "ownerReference across namespaces makes the cluster delete every sandbox pod"
+            )
         return self
 
     @property

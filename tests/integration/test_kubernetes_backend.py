@@ -346,6 +346,53 @@ async def test_a_restarted_orchestrator_removes_the_pods_of_its_crashed_run(
         await restarted.close()
 
 
+async def test_the_sandboxes_of_a_replica_pod_that_is_gone_are_swept(
+    cluster: Any, image: str
+) -> None:
+    """With ``owner_namespace``, what an orchestrator pod that no longer exists there left
+    (a replica scaled down) is removed by another replica, at start and by its sweep;
+    what a live replica's pod owns stays; without it, another host's things are kept."""
+    _require("runc")
+    api = core_api(_options(cluster, image, "runc"))
+    replica: Any = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "live-replica"},
+        "spec": {"containers": [{"name": "latm", "image": "latm-orchestrator"}]},
+    }
+    api.create_namespaced_pod("latm-orchestrators", replica)  # fmt: skip
+    labels = {"io.latm.platform": "latm", "io.latm.instance": "y"}
+
+    def leave(name: str, owner: str) -> None:
+        body: Any = secret_manifest(_options(cluster, image, "runc"), name, {}, labels, owner)
+        api.create_namespaced_secret(NAMESPACE, body)
+
+    def held() -> set[str]:
+        listed: list[Any] = api.list_namespaced_secret(NAMESPACE).items
+        return {item.metadata.name for item in listed}
+
+    leave("gone-tls", "gone-replica/7/8")
+    leave("live-tls", "live-replica/7/8")
+    unaware = KubernetesBackend(_options(cluster, image, "runc"))
+    await unaware.close()
+    assert {"gone-tls", "live-tls"} <= held()  # another host's: not judged without the namespace
+    swept = KubernetesBackend(
+        _options(cluster, image, "runc", owner_namespace="latm-orchestrators", orphan_sweep_s=0.5)
+    )
+    try:
+        assert "gone-tls" not in held()
+        assert "live-tls" in held()
+        leave("late-tls", "gone-replica/9/9")
+        sandbox = await swept.acquire("umbrella")  # serving: the sweep runs
+        await swept.release(sandbox, faulted=False)
+        await _until(lambda: "late-tls" not in held(), 15, "the sweep removes a later orphan")
+        assert "live-tls" in held()
+    finally:
+        api.delete_namespaced_secret("live-tls", NAMESPACE)
+        api.delete_namespaced_pod("live-replica", "latm-orchestrators")
+        await swept.close()
+
+
 async def test_refused_when_the_api_server_is_unreachable(image: str, tmp_path: Path) -> None:
     _require("runc")
     from tests.support.kube_api import EmulatedKubeApi

@@ -212,15 +212,32 @@ def test_the_pod_and_secret_are_valid_kubernetes_objects() -> None:
     kubernetes_validate.validate(secret, "1.37", strict=True)
 
 
-def test_the_shipped_network_policy_selects_sandbox_pods_on_their_port() -> None:
-    yaml = pytest.importorskip("yaml")
-    path = Path(__file__).resolve().parents[2] / "deploy/kubernetes/sandbox-network-policy.yaml"
-    policy = yaml.safe_load(path.read_text())
+def test_the_shipped_network_policies_select_sandbox_pods_on_their_port() -> None:
+    """deploy/kubernetes/base: every pod of the sandbox namespace denied in and out, and
+    the backend's sandbox pods open only to the orchestrator, on the sandbox port."""
+    import yaml
+
+    path = (
+        Path(__file__).resolve().parents[2] / "deploy/kubernetes/base/networkpolicy-sandboxes.yaml"
+    )
+    deny, ingress = yaml.safe_load_all(path.read_text())
+    namespace = KubernetesSettings().namespace
+    assert deny["metadata"]["namespace"] == ingress["metadata"]["namespace"] == namespace
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     labels = _pod()["metadata"]["labels"]
-    selector = policy["spec"]["podSelector"]["matchLabels"]
-    assert selector.items() <= labels.items()
-    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert policy["spec"]["egress"] == []  # no egress at all
-    (rule,) = policy["spec"]["ingress"]
+    assert ingress["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert ingress["spec"]["policyTypes"] == ["Ingress"]  # egress stays denied
+    (rule,) = ingress["spec"]["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": OPTIONS.sandbox_port}]
-    assert policy["metadata"]["namespace"] == KubernetesSettings().namespace
+
+
+def test_an_owner_reference_across_namespaces_is_refused() -> None:
+    """The garbage collector deletes a namespaced pod whose owner is in another namespace
+    as soon as it is made; an owner in the sandboxes' own namespace is fine."""
+    with pytest.raises(ValueError, match="across namespaces makes the cluster delete"):
+        KubernetesSettings(namespace="latm-sandboxes", owner_uid="u-1", owner_namespace="latm")
+    with pytest.raises(ValueError, match="owner_uid needs the sandboxes"):
+        KubernetesSettings(namespace="latm-sandboxes", owner_uid="u-1")
+    same = KubernetesSettings(namespace="latm", owner_uid="u-1", owner_namespace="latm")
+    assert same.owner_uid == "u-1"
+    assert KubernetesSettings(owner_namespace="latm").owner_uid == ""

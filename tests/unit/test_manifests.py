@@ -243,28 +243,30 @@ def test_nothing_cluster_wide_is_granted(objects: list[Obj]) -> None:
 def test_the_orchestrator_may_handle_pods_in_the_sandbox_namespace_only(
     objects: list[Obj],
 ) -> None:
+    """In the sandbox namespace: pods and their credential Secrets; in its own: only
+    reading pods (whether the replica that owned a sandbox still exists)."""
     roles = find(objects, "Role")
-    assert roles
-    assert all(r["metadata"]["namespace"] == SANDBOX_NAMESPACE for r in roles)
-    granted: dict[str, set[str]] = {}
+    assert {r["metadata"]["namespace"] for r in roles} == {SANDBOX_NAMESPACE, API_NAMESPACE}
+    granted: dict[tuple[str, str], set[str]] = {}
     for role in roles:
         for rule in role["rules"]:
             assert rule["apiGroups"] == [""], rule
             assert "resourceNames" not in rule or rule["resourceNames"]
             for resource in rule["resources"]:
-                granted.setdefault(resource, set()).update(rule["verbs"])
+                key = (role["metadata"]["namespace"], resource)
+                granted.setdefault(key, set()).update(rule["verbs"])
     # Secrets: the backend makes one per sandbox pod (its mutual-TLS credentials).
     assert granted == {
-        "pods": {"create", "get", "list", "watch", "delete"},
-        "pods/status": {"get"},
-        "secrets": {"create", "list", "delete"},
+        (SANDBOX_NAMESPACE, "pods"): {"create", "get", "list", "watch", "delete"},
+        (SANDBOX_NAMESPACE, "pods/status"): {"get"},
+        (SANDBOX_NAMESPACE, "secrets"): {"create", "list", "delete"},
+        (API_NAMESPACE, "pods"): {"get"},
     }
 
 
 def test_the_role_is_bound_to_the_orchestrators_account_alone(objects: list[Obj]) -> None:
     bindings = find(objects, "RoleBinding")
-    assert bindings
-    assert all(b["metadata"]["namespace"] == SANDBOX_NAMESPACE for b in bindings)
+    assert {b["metadata"]["namespace"] for b in bindings} == {SANDBOX_NAMESPACE, API_NAMESPACE}
     template = orchestrator(objects)["spec"]["template"]["spec"]
     account = {
         "kind": "ServiceAccount",
