@@ -258,7 +258,9 @@ def _execute(job: Job, env: Environment) -> Outcome:
     except GuardError as exc:
         return _failure(Status.POLICY_VIOLATION, ErrorType.GUARD, str(exc), origin, _line(exc))
     except BaseException as exc:  # noqa: BLE001 - tool code may raise anything, SystemExit too
-        return _failure(Status.ERROR, type(exc).__name__, str(exc), origin, _line(exc))
+        return _failure(
+            Status.ERROR, type(exc).__name__, str(exc), _raised_in(exc) or origin, _line(exc)
+        )
 
 
 def _call(job: Job, globals_: dict[str, Any], args: dict[str, Any]) -> Any:
@@ -290,6 +292,20 @@ def _line(exc: BaseException) -> int:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def _raised_in(exc: BaseException) -> str:
+    """ "tool" when the innermost frame of model code that the exception passed through is
+    the tool's own ("<tool>"), "call" when it is the call's, "" when it passed through
+    neither (a call that did not reach the tool, e.g. wrong keyword arguments)."""
+    raised_in = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name in ("<tool>", "<call>"):
+            raised_in = name.strip("<>")
+        tb = tb.tb_next
+    return raised_in
 
 
 def _failure(status: Status, type_: str, message: str, origin: str, line: int = 0) -> Outcome:

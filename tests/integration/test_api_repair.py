@@ -20,7 +20,7 @@ from orchestrator.errors import (
     from_rpc_error,
 )
 from orchestrator.latm.tasks import Example, load_task
-from orchestrator.sandboxes import ExecResult, create_backend
+from orchestrator.sandboxes import create_backend
 from tests.support.api import ADD_CARD, StartApi
 from tests.support.cards import card_json
 from tests.support.maker import BBH, SORT, calls
@@ -117,29 +117,9 @@ async def test_repair_tool_streams_the_new_version(start_api: StartApi) -> None:
 DIV = 'def div(a, b):\n    """a over b."""\n    return a / b\n'
 
 
-class ToolFaults:
-    """The process backend, with a ZeroDivisionError reported as the tool's own fault
-    (origin "tool"; today's sandbox says "tool" only for a fault while loading the tool's
-    module, which a verified tool does not have)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def execute(self, tenant: str, request: Any) -> ExecResult:
-        result: ExecResult = await self.inner.execute(tenant, request)
-        error = result.error
-        if error is None or error.type != "ZeroDivisionError":
-            return result
-        return result.model_copy(update={"error": error.model_copy(update={"origin": "tool"})})
-
-
 async def test_the_tools_own_faults_are_kept_as_failure_cases(start_api: StartApi) -> None:
     card = card_json(DIV, "div", "What is 6 over 3?", "ans = div(a=6, b=3)", "2.0")
-    backend = ToolFaults(create_backend("process"))
-    api = await start_api(user=["ans = div(a=1, b=0)"] * 3, backend=backend)
+    api = await start_api(user=["ans = div(a=1, b=0)"] * 3, backend=create_backend("process"))
     engine = api.server.engine
     async with api.client() as client:
         await client.import_tool(card)

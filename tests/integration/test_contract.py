@@ -140,6 +140,35 @@ async def test_error_reports_line_and_origin(backend: SandboxBackend) -> None:
     assert (result.error.line, result.error.origin) == (2, "call")
 
 
+async def test_an_exception_in_the_tools_own_code_is_the_tools_fault(
+    backend: SandboxBackend,
+) -> None:
+    """Where the exception was raised says whose fault it is: inside the tool's function
+    (``"tool"``: a case for its regression suite), in the call's own code, or before the
+    tool ran (wrong keyword arguments), both ``"call"``."""
+    source = 'def ratio(a, b):\n    """a over b."""\n    return a / b\n'
+    inside = await backend.execute("t1", ExecRequest(source=source, call="ans = ratio(1, 0)"))
+    assert inside.error is not None
+    assert (inside.error.type, inside.error.origin, inside.error.line) == (
+        "ZeroDivisionError",
+        "tool",
+        3,
+    )
+    called = await backend.execute(
+        "t1", ExecRequest(source=source, entrypoint="ratio", args={"a": 1, "b": 0})
+    )
+    assert called.error is not None
+    assert called.error.origin == "tool"
+    misused = await backend.execute(
+        "t1", ExecRequest(source=source, entrypoint="ratio", args={"a": 1})
+    )
+    assert misused.error is not None
+    assert (misused.error.type, misused.error.origin) == ("TypeError", "call")
+    own = await backend.execute("t1", ExecRequest(source=source, call="ans = 1 / 0"))
+    assert own.error is not None
+    assert own.error.origin == "call"
+
+
 async def test_missing_ans_is_a_clear_error(backend: SandboxBackend) -> None:
     result = await backend.execute("t1", ExecRequest(source=TOOL, call="x = double(1)"))
     assert result.status is Status.ERROR
