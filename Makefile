@@ -1,7 +1,7 @@
 # The two commands a newcomer runs: `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup setup-docker setup-postgres setup-node setup-browser demo test lint typecheck protos protos-check bench clean
+.PHONY: setup setup-docker setup-postgres setup-nginx setup-node setup-browser demo test lint typecheck protos protos-check bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -18,6 +18,10 @@ setup-postgres:
 setup-node:
 	@bash scripts/setup_node.sh
 
+# Debian's nginx, the gRPC load balancer of the replica tests (idempotent).
+setup-nginx:
+	@bash scripts/setup_nginx.sh
+
 # Debian's Chromium, which the web console's browser tests drive with Playwright (idempotent).
 setup-browser:
 	@bash scripts/setup_browser.sh
@@ -32,7 +36,7 @@ demo: setup
 	$(VENV)/latm models fetch $(sort qwen2.5-coder-0.5b $(foreach spec,$(filter local:%,$(LATM_MAKER_MODEL)),$(if $(findstring /,$(spec)),,$(spec:local:%=%))))
 	LATM_MAKER_MODEL='$(LATM_MAKER_MODEL)' $(VENV)/latm demo
 
-test: setup setup-docker setup-postgres setup-node setup-browser lint typecheck
+test: setup setup-docker setup-postgres setup-nginx setup-node setup-browser lint typecheck
 	$(VENV)/pytest
 
 lint: setup
