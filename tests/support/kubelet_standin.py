@@ -154,12 +154,13 @@ class KubeletStandin:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def containers_of(self, pod: str) -> list[Any]:
-        """The Docker containers (running or not) of pod ``pod``."""
-        return list(
-            self.docker.containers.list(
-                all=True, filters={"label": [f"{LABEL}={self.id}", f"{LABEL}.pod={pod}"]}
-            )
-        )
+        """The Docker containers (running or not) of pod ``pod``, inspected."""
+        labels = {"label": [f"{LABEL}={self.id}", f"{LABEL}.pod={pod}"]}
+        while True:
+            try:
+                return list(self.docker.containers.list(all=True, filters=labels))
+            except docker.errors.NotFound:
+                continue  # one was removed between the listing and its inspection: again
 
     # --- the watch loop --------------------------------------------------------
 
