@@ -137,7 +137,7 @@ def _align(items: Sequence[str], text: Sequence[str]) -> tuple[int, int] | None:
     ends = [j for j, c in enumerate(cost) if c == best]
     if len(ends) > 1:  # a tie: a stretch that ends as the literal ends is the one copied
         ends = [j for j in ends if j and text[j - 1] == items[-1]]
-    if best == 0 or best > max(1, int(SNAP_SHARE * len(items))) or len(ends) > 1:
+    if best == 0 or best > max(1, int(SNAP_SHARE * len(items))) or len(ends) != 1:
         return None
     return start[ends[0]], ends[0]
 

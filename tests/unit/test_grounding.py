@@ -5,6 +5,8 @@ check that tells a run copied from a worked example from one taken from the ques
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.latm.grounding import in_question, sentence_order, snap_literals
 
@@ -89,3 +91,27 @@ SWAPS = (
 )
 def test_sentence_order_reads_clause_by_clause(items: list[str], ordered: bool) -> None:
     assert sentence_order(items, SWAPS) is ordered
+
+
+def test_a_tie_that_no_stretch_breaks_is_left_alone() -> None:
+    """Two stretches as near, neither ending as the literal ends: no guess (a run of the
+    bench once crashed here)."""
+    assert snap_literals('ans = f("ab zz")', "ab cd, ab ef") == ('ans = f("ab zz")', [])
+
+
+WORDS = st.sampled_from(["(", ")", "[", "]", "<", ">", "a", "b", "ab", "cd", "x", " ", ","])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(WORDS, max_size=12).map(" ".join),
+    st.lists(WORDS, max_size=30).map(" ".join),
+)
+def test_snapping_never_fails_and_only_ever_copies_the_question(
+    literal: str, question: str
+) -> None:
+    call = f"ans = f({literal!r})"
+    snapped, snaps = snap_literals(call, question)
+    for snap in snaps:
+        assert in_question(snap.snapped, question)
+    assert (snapped == call) == (not snaps)
