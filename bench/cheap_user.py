@@ -14,6 +14,7 @@ questions (the paper's split: test from index 10) once per configuration:
 * ``snapping``: + a string that nearly copies one stretch of the question replaced with it;
 * ``agreement``: + ``--samples`` calls sampled at temperature 0.7, answer by agreement,
   stopping once 2 agree;
+* ``snapping_no_grounding`` (out of turn): ``feedback`` + snapping, without grounding;
 
 and, with ``--cot N``, the chain-of-thought baseline with the same model on the first N.
 Accuracy is the task scorer's match; tokens and seconds are per question. Writes
@@ -98,6 +99,8 @@ def configs(samples: int) -> dict[str, UserConfig]:
         "grounding": grounding,
         "snapping": snapping,
         "agreement": replace(snapping, samples=samples, agree=2),
+        # Out of turn: snapping without grounding's feedback (which the 0.5B follows badly).
+        "snapping_no_grounding": replace(feedback, snap=True),
     }
 
 

@@ -238,7 +238,9 @@ class Settings(BaseSettings):
         default=2, ge=0, le=5, description="tool-user replies after the first, with feedback"
     )
     user_grounding: bool = Field(
-        default=True, description="send back call strings not copied from the question"
+        # False by measurement: the 0.5B user's second call, told a string is not in the
+        # question, was worse than its first (bench/results/cheap_user_limit50.json).
+        default=False, description="send back call strings not copied from the question"
     )
     user_snap: bool = Field(
         default=True,

@@ -45,7 +45,7 @@ class UserConfig:
 
     retries: int = 2
     checks: bool = True
-    grounding: bool = True
+    grounding: bool = False
     snap: bool = True
     samples: int = 0
     temperature: float = 0.7

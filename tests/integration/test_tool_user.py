@@ -57,7 +57,7 @@ def user(
     """A tool user over a scripted model; no sampling unless ``changes`` ask for it."""
     path = tmp_path / f"user{len(list(tmp_path.glob('user*.json')))}.json"
     path.write_text(json.dumps(replies))
-    chosen = replace(config or UserConfig(samples=0), **changes)
+    chosen = replace(config or UserConfig(samples=0, grounding=True), **changes)  # every check
     model = open_model(f"scripted:{path}")
     model.samples = True  # stands in for a model that samples: its replies are the samples
     return ToolUser(model, runner, config=chosen)
