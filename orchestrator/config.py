@@ -240,7 +240,8 @@ class Settings(BaseSettings):
     user_grounding: bool = Field(
         # False by measurement: the 0.5B user's second call, told a string is not in the
         # question, was worse than its first (bench/results/cheap_user_limit50.json).
-        default=False, description="send back call strings not copied from the question"
+        default=False,
+        description="send back call strings not copied from the question",
     )
     user_snap: bool = Field(
         default=True,
