@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from typing import Self
+from typing import Self, TypeVar
 
 from orchestrator.deadlines import clamp_timeout_ms
 from orchestrator.sandboxes.client import SandboxClient
+from orchestrator.sandboxes.pool import WarmPool
 from orchestrator.sandboxes.values import Described, ExecRequest, ExecResult, IsolationLevel
 from orchestrator.telemetry import SANDBOX_CALLS, SANDBOX_FAULTS, tracer
 
@@ -26,6 +27,21 @@ class Sandbox:
     async def execute(self, request: ExecRequest) -> ExecResult:
         self.uses += 1
         return await self.client.execute(request, self.isolation)
+
+
+S = TypeVar("S", bound=Sandbox)
+
+
+async def acquire_connected(pool: WarmPool[S]) -> S:
+    """A sandbox from ``pool`` whose connection holds: one whose server went away while it
+    sat idle (its connection says so) is released as faulted, so replaced, and another
+    taken; after three such, whatever the pool gives next."""
+    for _ in range(3):
+        sandbox = await pool.acquire()
+        if not sandbox.client.connection_lost():
+            return sandbox
+        await pool.release(sandbox, faulted=True)
+    return await pool.acquire()
 
 
 class SandboxBackend(abc.ABC):

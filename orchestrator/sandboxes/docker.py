@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import InvalidRequest, SandboxUnavailable
 from orchestrator.images import docker_client
-from orchestrator.sandboxes.base import Sandbox, SandboxBackend
+from orchestrator.sandboxes.base import Sandbox, SandboxBackend, acquire_connected
 from orchestrator.sandboxes.client import SandboxClient
 from orchestrator.sandboxes.docker_options import DockerOptions, Runtime, Transport
 from orchestrator.sandboxes.owners import owner_id, owner_is_gone
@@ -258,14 +258,7 @@ class DockerBackend(SandboxBackend):
 
     async def acquire(self, tenant: str) -> Sandbox:
         pool = self.pool(tenant)
-        for _ in range(3):
-            sandbox = await pool.acquire()
-            if sandbox.client.connection_lost():
-                # Its container died while idle (its connection says so): replace it.
-                await pool.release(sandbox, faulted=True)
-                continue
-            return sandbox
-        return await pool.acquire()
+        return await acquire_connected(pool)
 
     async def release(self, sandbox: Sandbox, faulted: bool) -> None:
         assert isinstance(sandbox, DockerSandbox)

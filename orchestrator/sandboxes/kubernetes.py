@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator.errors import InvalidRequest, MissingDependencyError, SandboxUnavailable
 from orchestrator.sandboxes import pod_spec
-from orchestrator.sandboxes.base import Sandbox, SandboxBackend
+from orchestrator.sandboxes.base import Sandbox, SandboxBackend, acquire_connected
 from orchestrator.sandboxes.client import SandboxClient
 from orchestrator.sandboxes.kubernetes_options import KubernetesOptions
 from orchestrator.sandboxes.owners import owner_id, owner_is_gone
@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often a starting pod's status is read
 T = TypeVar("T")
+
+
+class _PodGone(SandboxUnavailable):
+    """A sandbox pod vanished or stopped while it was being started."""
 
 
 class KubernetesSandbox(Sandbox):
@@ -300,14 +304,7 @@ class KubernetesBackend(SandboxBackend):
         pool = self.pool(tenant)
         if self._sweeper is None and self.options.orphan_sweep_s > 0:
             self._sweeper = asyncio.create_task(self._sweep(), name="latm-orphan-sweep")
-        for _ in range(3):
-            sandbox = await pool.acquire()
-            if sandbox.client.connection_lost():
-                # Its pod went away while idle (its connection says so): replace it.
-                await pool.release(sandbox, faulted=True)
-                continue
-            return sandbox
-        return await pool.acquire()
+        return await acquire_connected(pool)
 
     async def release(self, sandbox: Sandbox, faulted: bool) -> None:
         assert isinstance(sandbox, KubernetesSandbox)
@@ -365,24 +362,11 @@ class KubernetesBackend(SandboxBackend):
 
     async def _wait_running(self, name: str) -> str:
         """Poll the pod until it runs, is Ready and has an IP; fail if it fails or vanishes."""
-        from kubernetes.client import ApiException
-
         deadline = time.monotonic() + self.options.start_timeout_s
         while time.monotonic() < deadline:
-            try:
-                pod = await self._acall("reading a pod", self.api.read_namespaced_pod_status,
-                                        name, self.options.namespace)  # fmt: skip
-            except ApiException as exc:
-                raise SandboxUnavailable(
-                    f"sandbox pod {name} was lost during start-up: {exc.status} {exc.reason}"
-                ) from None
-            status = pod.status
-            phase = status.phase if status else None
-            if phase in {"Failed", "Succeeded"}:
-                raise SandboxUnavailable(
-                    f"sandbox pod {name} stopped during start-up: {_why(status)}"
-                )
-            if phase == "Running" and status is not None and status.pod_ip and _ready(status):
+            status = await self._live_status(name)
+            running = status is not None and status.phase == "Running"
+            if running and status.pod_ip and _ready(status):
                 return str(status.pod_ip)
             await asyncio.sleep(POLL_S)
         raise SandboxUnavailable(
@@ -396,31 +380,35 @@ class KubernetesBackend(SandboxBackend):
             while not ready.done():
                 await asyncio.wait({ready}, timeout=0.5)
                 if not ready.done():
-                    await self._check_still_running(name)
+                    await self._live_status(name)
             ready.result()
-        except SandboxUnavailable as exc:
-            if "stopped" in str(exc) or "lost" in str(exc):
-                raise
+        except _PodGone:
+            raise
+        except SandboxUnavailable:
             raise SandboxUnavailable(
                 f"sandbox pod {name} runs, but its server did not answer over mutual TLS"
             ) from None
         finally:
             ready.cancel()
 
-    async def _check_still_running(self, name: str) -> None:
+    async def _live_status(self, name: str) -> Any:
+        """The pod's status (None before it has one).
+
+        Raises:
+            _PodGone: the pod vanished, or stopped (failed or succeeded), during start-up.
+        """
         from kubernetes.client import ApiException
 
         try:
             pod = await self._acall("reading a pod", self.api.read_namespaced_pod_status,
                                     name, self.options.namespace)  # fmt: skip
         except ApiException as exc:
-            raise SandboxUnavailable(
+            raise _PodGone(
                 f"sandbox pod {name} was lost during start-up: {exc.status} {exc.reason}"
             ) from None
         if pod.status is not None and pod.status.phase in {"Failed", "Succeeded"}:
-            raise SandboxUnavailable(
-                f"sandbox pod {name} stopped during start-up: {_why(pod.status)}"
-            )
+            raise _PodGone(f"sandbox pod {name} stopped during start-up: {_why(pod.status)}")
+        return pod.status
 
     async def _healthy(self, sandbox: KubernetesSandbox) -> bool:
         return await sandbox.client.healthy()

@@ -83,7 +83,7 @@ class TunnelHost:
             return
         up_reader, up_writer = spare
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
             self._writers.difference_update((writer, up_writer))
 
@@ -107,7 +107,8 @@ class TunnelHost:
             path.unlink(missing_ok=True)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy ``reader`` to ``writer`` until either side ends; then close ``writer``."""
     try:
         while chunk := await reader.read(CHUNK):
             writer.write(chunk)

@@ -63,7 +63,7 @@ import docker.errors
 from docker.types import Mount
 from kubernetes import client as k8s
 
-from orchestrator.sandboxes.tunnel import TunnelHost
+from orchestrator.sandboxes.tunnel import TunnelHost, pipe
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +452,7 @@ class KubeletStandin:
             except OSError:
                 writer.close()
                 return
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
         async def start() -> asyncio.Server:
             return await asyncio.start_server(relay, ip, port)
@@ -486,17 +486,6 @@ async def _cancel_tasks() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(256 * 1024):
-            writer.write(chunk)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        writer.close()
 
 
 def _now() -> str:
