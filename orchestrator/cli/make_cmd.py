@@ -52,15 +52,26 @@ def run_make(args: argparse.Namespace) -> int:
     except LatmError as exc:
         console.print(f"[red]latm make:[/red] {escape(str(exc))}", highlight=False)
         return 1
-    if args.json:
-        print(json.dumps(make_report(result), indent=2))
-    elif result.card is not None:
-        show_card(Console(), result.card)
+    report = make_report(result) if args.json else None
+    return show_outcome(console, report, result.card, result.reason, "no tool published")
+
+
+def show_outcome(
+    console: Console,
+    report: dict[str, Any] | None,
+    card: ToolCard | None,
+    reason: str | None,
+    refused: str,
+) -> int:
+    """A making's or a repair's end: the JSON ``report`` when asked for, else the card
+    it published, else why none (after ``refused``); the exit status, 0 with a card."""
+    if report is not None:
+        print(json.dumps(report, indent=2))
+    elif card is not None:
+        show_card(Console(), card)
     else:
-        console.print(
-            f"[red]no tool published:[/red] {escape(result.reason or '')}", highlight=False
-        )
-    return 0 if result.card is not None else 1
+        console.print(f"[red]{refused}:[/red] {escape(reason or '')}", highlight=False)
+    return 0 if card is not None else 1
 
 
 async def _make(

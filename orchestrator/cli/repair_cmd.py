@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from orchestrator.cli._runtime import add_common
 from orchestrator.cli._session import open_session
-from orchestrator.cli.make_cmd import show_card, show_event
+from orchestrator.cli.make_cmd import show_event, show_outcome
 from orchestrator.errors import LatmError
 from orchestrator.latm.outcomes import Report, Reported
 from orchestrator.latm.progress import MakeEvent, Relayed
@@ -93,13 +93,8 @@ def run_repair(args: argparse.Namespace) -> int:
     except LatmError as exc:
         console.print(f"[red]latm repair:[/red] {escape(str(exc))}", highlight=False)
         return 1
-    if args.json:
-        print(json.dumps(repair_json(result), indent=2))
-    elif result.card is not None:
-        show_card(Console(), result.card)
-    else:
-        console.print(f"[red]not repaired:[/red] {escape(result.reason or '')}", highlight=False)
-    return 0 if result.card is not None else 1
+    report = repair_json(result) if args.json else None
+    return show_outcome(console, report, result.card, result.reason, "not repaired")
 
 
 async def _repair(args: argparse.Namespace, console: Console) -> RepairResult:

@@ -5,6 +5,7 @@ the session's check that no container was left behind."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,12 @@ def model_server() -> Iterator[ModelServer]:
     """A started :class:`ModelServer`, stopped after the test."""
     with ModelServer() as server:
         yield server
+
+
+@pytest.fixture
+def clean_latm_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No LATM_* variable, ``.env`` or config file of the machine's leaks into settings."""
+    for name in list(os.environ):
+        if name.upper().startswith("LATM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)

@@ -4,7 +4,6 @@ no cluster and no container: what every sandbox pod asks the cluster for."""
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +37,7 @@ def _pod(options: KubernetesOptions = OPTIONS, tenant: str = "Acme Corp") -> dic
                         "abcd1234", "host/42/777")  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("LATM_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_latm_environment")
 
 
 def test_every_container_is_hardened() -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,7 @@ from orchestrator.sandboxes.docker_options import (
 )
 from orchestrator.sandboxes.pool import PoolConfig
 
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No LATM_* variable, ``.env`` or config file of the machine's leaks in."""
-    for name in list(os.environ):
-        if name.upper().startswith("LATM_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_latm_environment")
 
 
 def test_the_defaults_are_the_groups_own() -> None:
