@@ -15,6 +15,11 @@ questions (the paper's split: test from index 10) once per configuration:
 * ``agreement``: + ``--samples`` calls sampled at temperature 0.7, answer by agreement,
   stopping once 2 agree;
 * ``snapping_no_grounding`` (out of turn): ``feedback`` + snapping, without grounding;
+* ``escalation``: ``snapping_no_grounding`` + one sampled call, and a question answered
+  with doubt (no answer, a corrected reply, the two calls disagreeing) asked again of the
+  ``--stronger`` model (the cascade of ``LATM_USER_ESCALATE``);
+* ``stronger``: ``snapping_no_grounding`` with the ``--stronger`` model as the only user,
+  the peer the cascade is measured against;
 
 and, with ``--cot N``, the chain-of-thought baseline with the same model on the first N.
 Accuracy is the task scorer's match; tokens and seconds are per question. Writes
@@ -101,6 +106,8 @@ def configs(samples: int) -> dict[str, UserConfig]:
         "agreement": replace(snapping, samples=samples, agree=2),
         # Out of turn: snapping without grounding's feedback (which the 0.5B follows badly).
         "snapping_no_grounding": replace(feedback, snap=True),
+        "escalation": replace(feedback, snap=True, samples=1, agree=2, escalate=True),
+        "stronger": replace(feedback, snap=True),
     }
 
 
@@ -162,23 +169,34 @@ async def arms(
     card: ToolCard,
     task: Task,
     limit: int,
+    stronger: Replaying | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every configuration on each question in turn (so the model's replies are shared)."""
     scorer = choose_scorer(task)
     test = list(task.split().test)[:limit]
     rows: dict[str, dict[str, Any]] = {
         label: {"correct": 0, "seconds": [], "tokens": [], "replies": [], "confidence": [],
-                "snapped": 0, "misses": []}
+                "snapped": 0, "escalated": 0, "misses": []}
         for label in chosen
     }  # fmt: skip
+    models = [model] if stronger is None else [model, stronger]
     for example in test:
-        model.question()
+        for each in models:
+            each.question()
         for label, config in chosen.items():
-            model.configuration()
-            row, replayed = rows[label], model.replayed_s
+            for each in models:
+                each.configuration()
+            row, replayed = rows[label], sum(each.replayed_s for each in models)
             started = time.perf_counter()
-            answer = await ToolUser(model, runner, config=config).answer(card, example.input)
-            row["seconds"].append(time.perf_counter() - started + model.replayed_s - replayed)
+            user = (
+                ToolUser(stronger, runner, config=config)
+                if label == "stronger" and stronger is not None
+                else ToolUser(model, runner, config=config, stronger=stronger)
+            )
+            answer = await user.answer(card, example.input)
+            replayed = sum(each.replayed_s for each in models) - replayed
+            row["seconds"].append(time.perf_counter() - started + replayed)
+            row["escalated"] += answer.escalated
             row["tokens"].append(answer.usage.total_tokens)
             row["replies"].append(answer.attempts)
             row["snapped"] += answer.snapped
@@ -212,6 +230,7 @@ def _summarise(row: dict[str, Any], questions: int) -> dict[str, Any]:
             round(statistics.fmean(row["confidence"]), 3) if row["confidence"] else None
         ),
         "strings_snapped": row["snapped"],
+        "escalated_share": round(row["escalated"] / questions, 3),
         "misses": row["misses"],
     }
 
@@ -250,6 +269,11 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any
     backend = create_backend(settings.backend, settings)
     model = Replaying(open_model(args.user, settings))
     chosen = {name: c for name, c in configs(args.samples).items() if name in args.configs}
+    stronger = (
+        Replaying(open_model(args.stronger, settings))
+        if {"escalation", "stronger"} & set(chosen)
+        else None
+    )
     results: dict[str, Any] = {}
     try:
         for name in args.tasks:
@@ -257,7 +281,7 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any
             runner = ToolRunner(backend, "cheap-user")
             card = await make_tool(task, runner)
             row: dict[str, Any] = {"tool": card.signature, "paper_gpt35": PAPER.get(name)}
-            row |= await arms(model, runner, chosen, card, task, args.limit)
+            row |= await arms(model, runner, chosen, card, task, args.limit, stronger)
             for label in chosen:
                 print(name, label, {k: v for k, v in row[label].items() if k != "misses"},
                       flush=True)  # fmt: skip
@@ -268,6 +292,8 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any
             write_report({**report, **summary(results, list(chosen))}, args.out)
     finally:
         await model.aclose()
+        if stronger is not None:
+            await stronger.aclose()
         await backend.close()
     return summary(results, list(chosen))
 
@@ -281,12 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=2, help="sampled calls (agreement)")
     parser.add_argument("--cot", type=int, default=0, help="baseline questions per task")
     parser.add_argument("--user", default="local:qwen2.5-coder-0.5b")
+    parser.add_argument("--stronger", default="local:qwen2.5-coder-1.5b",
+                        help="the model of the escalation and stronger configurations")  # fmt: skip
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     report = {
         "benchmark": "cheap_user",
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "config": {"user": args.user, "limit": args.limit, "samples": args.samples,
+        "config": {"user": args.user, "stronger": args.stronger, "limit": args.limit,
+                   "samples": args.samples,
                    "configs": args.configs, "cot": args.cot, "split": "0-2/5-7/10"},
         "machine": machine_info(),
     }  # fmt: skip

@@ -258,6 +258,11 @@ class Settings(BaseSettings):
     user_agree: int = Field(
         default=2, ge=1, le=10, description="stop sampling once this many calls agree"
     )
+    user_escalate: bool = Field(
+        default=False,
+        description="ask the maker model again, with the same tool, when the user model "
+        "answers with doubt (no answer, a corrected reply, sampled calls that disagree)",
+    )
     user_temperature: float = Field(
         default=0.7, gt=0, le=2, description="temperature of the sampled tool calls"
     )

@@ -219,6 +219,13 @@ def _string_literals(code: str) -> list[str]:
     ]
 
 
+def copied_run(call: str, question: str, examples: Sequence[str]) -> list[str]:
+    """The call's longest run of three or more literals copied from a worked example's call
+    in an order this question does not hold (see :func:`ungrounded`); empty if none."""
+    found = [value for value in _string_literals(call) if "\\" not in value]
+    return _copied_run(found, examples, " ".join(question.split()))
+
+
 def _copied_run(found: list[str], examples: Sequence[str], question: str) -> list[str]:
     """A run of three or more of the call's literals that a worked example's call also
     has, in that order, but that this question does not hold in that order."""

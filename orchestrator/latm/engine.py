@@ -74,6 +74,8 @@ class Solved:
     # no usage demos to weigh), and what decided it (see dispatcher.Choice).
     route_confidence: float | None = None
     routed_by: str | None = None
+    # The user model answered with doubt and the stronger (maker) model was asked too.
+    escalated: bool = False
 
     @property
     def cost_usd(self) -> float:
@@ -90,6 +92,7 @@ class Solved:
             "confidence": self.confidence,
             "route_confidence": self.route_confidence,
             "routed_by": self.routed_by,
+            "escalated": self.escalated,
             "request_id": self.request_id,
             "usage": {role: usage.to_dict() for role, usage in self.usage.items()},
             "cost_usd": round(self.cost_usd, 8),
@@ -149,7 +152,12 @@ class Engine(SuiteKeeping):
         return ToolRunner(self.backend, tenant)
 
     def tool_user(self, tenant: str, config: UserConfig | None = None) -> ToolUser:
-        return ToolUser(self.user_model, self.runner(tenant), config=config or self.user_config)
+        return ToolUser(
+            self.user_model,
+            self.runner(tenant),
+            config=config or self.user_config,
+            stronger=self.maker_model,
+        )
 
     async def make(
         self,
@@ -229,7 +237,7 @@ class Engine(SuiteKeeping):
         solved.answer, solved.error = answer.answer, answer.error
         if solved.route == "tool":
             solved.tool, solved.version, solved.call = answer.tool, answer.version, answer.call
-        solved.confidence = answer.confidence
+        solved.confidence, solved.escalated = answer.confidence, answer.escalated
         solved.wall_s = time.monotonic() - started
         return solved
 

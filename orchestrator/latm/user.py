@@ -16,7 +16,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.latm import prompts
 from orchestrator.latm.cards import ToolCard
-from orchestrator.latm.code import call_problems, first_call
+from orchestrator.latm.code import call_problems, copied_run, first_call
 from orchestrator.latm.grounding import snap_literals
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.scoring import Scorer, get_scorer
@@ -40,7 +40,9 @@ class UserConfig:
     run in the sandbox; the answer is the value most calls agree on, and sampling stops
     once ``agree`` calls agree. ``snap``: a string that nearly copies one stretch of the
     question (a bracket dropped, a word cut short) is replaced with that stretch before the
-    call runs, instead of being sent back.
+    call runs, instead of being sent back. ``escalate``: a question the model answers with
+    doubt (no answer; a reply that needed correcting; sampled calls that do not reach
+    ``agree`` votes) is asked again of the tool user's stronger model, when it has one.
     """
 
     retries: int = 2
@@ -50,6 +52,7 @@ class UserConfig:
     samples: int = 0
     temperature: float = 0.7
     agree: int = 2
+    escalate: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UserConfig:
@@ -60,12 +63,13 @@ class UserConfig:
             samples=settings.user_samples,
             temperature=settings.user_temperature,
             agree=settings.user_agree,
+            escalate=settings.user_escalate,
         )
 
     @classmethod
     def plain(cls) -> UserConfig:
         """One call and one retry with the sandbox's error: the first tool user's way."""
-        return cls(retries=1, checks=False, grounding=False, snap=False, samples=0)
+        return cls(retries=1, checks=False, grounding=False, snap=False, samples=0, escalate=False)
 
 
 @dataclass
@@ -86,6 +90,7 @@ class Answer:
     # A call raised inside the tool's own code (not the call's): a case for its suite.
     tool_fault: bool = False
     snapped: int = 0  # strings replaced with the stretch of the question they nearly copy
+    escalated: bool = False  # asked again of the stronger model, in doubt of the first
 
     @property
     def ok(self) -> bool:
@@ -96,11 +101,17 @@ class Answer:
 class _Candidate:
     value: Any
     call: str
+    # A reply before this one was sent back with a problem, or this call copies a run of
+    # a worked example's arguments that the question does not hold: either is a doubt.
+    doubtful: bool = False
 
 
 class ToolUser:
     """Writes calls of one tool, has the sandbox run them, and answers with the value the
-    calls agree on; every problem goes back to the model as exactly what to change."""
+    calls agree on; every problem goes back to the model as exactly what to change.
+
+    ``stronger``: the model a question answered with doubt goes to (``config.escalate``):
+    a cascade, so most questions cost the light model's tokens only."""
 
     def __init__(
         self,
@@ -109,22 +120,58 @@ class ToolUser:
         *,
         params: ChatParams = USER_PARAMS,
         config: UserConfig | None = None,
+        stronger: ModelAdapter | None = None,
     ) -> None:
         self.model = model
         self.runner = runner
         self.params = params
         self.config = config or UserConfig()
+        self.stronger = stronger if self.config.escalate else None
 
     async def answer(self, card: ToolCard, question: str) -> Answer:
         messages = prompts.user_messages(card, question)
         result = Answer(answer=None, tool=card.name, version=card.version)
         reasons: list[str] = []
-        first = await self._candidate(card, question, messages, self.params, result, reasons)
-        if first is None:
+        found = await self._agreed(card, question, messages, result, reasons)
+        winner = _agreeing(found)[0] if found else None
+        if self.stronger is not None and _in_doubt(found, self.config.agree):
+            result.escalated = True
+            try:
+                stronger = await self._candidate(
+                    self.stronger, card, question, messages, self.params, result, reasons
+                )
+            except LatmError as exc:  # not there (not fetched, an outage): the light answer
+                log.warning("escalation failed: %s", exc)
+                reasons.append(f"the stronger model failed: {exc}")
+                stronger = None
+            if stronger is not None:
+                winner, found = stronger, [*found, stronger]
+        if winner is None:
             result.error = f"no answer after {result.attempts} replies: " + "; ".join(
                 dict.fromkeys(reasons)
             )
             return result
+        votes = sum(_key(c.value) == _key(winner.value) for c in found)
+        result.value, result.call = winner.value, winner.call
+        result.answer = normalise(card, question, winner.value)
+        result.candidates, result.confidence = len(found), round(votes / len(found), 3)
+        return result
+
+    async def _agreed(
+        self,
+        card: ToolCard,
+        question: str,
+        messages: list[Message],
+        result: Answer,
+        reasons: list[str],
+    ) -> list[_Candidate]:
+        """The light model's calls that ran: the greedy one (after corrections), then
+        sampled ones until ``agree`` of them agree."""
+        first = await self._candidate(
+            self.model, card, question, messages, self.params, result, reasons
+        )
+        if first is None:
+            return []
         found = [first]
         sampled = self.params.model_copy(update={"temperature": self.config.temperature})
         for _ in range(self.config.samples if self.model.samples else 0):
@@ -132,21 +179,18 @@ class ToolUser:
                 break
             try:
                 candidate = await self._candidate(
-                    card, question, messages, sampled, result, reasons, retries=0
+                    self.model, card, question, messages, sampled, result, reasons, retries=0
                 )
             except LatmError as exc:  # the model failed (a deadline, an outage): keep what is
                 log.warning("sampling stopped: %s", exc)  # found; it is an answer already
                 break
             if candidate is not None:
                 found.append(candidate)
-        winner, votes = _agreeing(found)
-        result.value, result.call = winner.value, winner.call
-        result.answer = normalise(card, question, winner.value)
-        result.candidates, result.confidence = len(found), round(votes / len(found), 3)
-        return result
+        return found
 
     async def _candidate(  # noqa: PLR0917 - one try's parts
         self,
+        model: ModelAdapter,
         card: ToolCard,
         question: str,
         messages: list[Message],
@@ -156,8 +200,8 @@ class ToolUser:
         retries: int | None = None,
     ) -> _Candidate | None:
         """One call that runs and gives a value, after up to ``retries`` corrections."""
-        for _ in range(1 + (self.config.retries if retries is None else retries)):
-            completion = await self.model.complete(messages, params)
+        for attempt in range(1 + (self.config.retries if retries is None else retries)):
+            completion = await model.complete(messages, params)
             result.usage = result.usage + completion.usage
             result.attempts += 1
             call = first_call(completion.text)
@@ -169,7 +213,9 @@ class ToolUser:
             if not problems:
                 outcome = await self.runner.run(card.source, call)
                 if outcome.ok and not (self.config.checks and _empty(outcome.value)):
-                    return _Candidate(outcome.value, call)
+                    examples = [demo.solution for demo in card.usage_demos]
+                    doubtful = attempt > 0 or bool(copied_run(call, question, examples))
+                    return _Candidate(outcome.value, call, doubtful)
                 if outcome.ok:
                     problems = [
                         f"The tool returned {outcome.value!r}: the arguments do not describe "
@@ -199,10 +245,22 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str | list | tuple | dict) and not value)
 
 
+def _in_doubt(found: list[_Candidate], agree: int) -> bool:
+    """No call ran; or the greedy call came after a correction or copies a worked example;
+    or sampled calls were asked for and fewer than ``agree`` (or than all of them) agree."""
+    if not found or found[0].doubtful:
+        return True
+    return len(found) > 1 and _agreeing(found)[1] < min(agree, len(found))
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
 def _agreeing(found: list[_Candidate]) -> tuple[_Candidate, int]:
     """The candidate whose value most candidates share (the earliest on a tie), and how
     many share it."""
-    keys = [json.dumps(c.value, sort_keys=True, default=repr) for c in found]
+    keys = [_key(c.value) for c in found]
     counts = Counter(keys)
     best = max(range(len(found)), key=lambda n: (counts[keys[n]], -n))
     return found[best], counts[keys[best]]

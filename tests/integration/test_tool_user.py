@@ -20,7 +20,7 @@ from orchestrator.latm.user import ToolUser, UserConfig
 from orchestrator.models import open_model
 from orchestrator.sandboxes import SandboxBackend, create_backend
 from tests.support.backends import require_bwrap
-from tests.support.cards import make_card
+from tests.support.cards import card_fields, make_card
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +167,92 @@ async def test_a_model_that_replays_a_script_is_never_sampled(
     answer = await ToolUser(model, runner, config=UserConfig(samples=3)).answer(card(), QUESTION)
     assert (answer.attempts, answer.candidates) == (1, 1)
     assert model.remaining == 1  # type: ignore[attr-defined]
+
+
+def scripted(tmp_path: Path, name: str, replies: list[Any]) -> Any:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(replies))
+    model = open_model(f"scripted:{path}")
+    model.samples = True
+    return model
+
+
+@pytest.mark.parametrize(
+    ("light", "why"),
+    [
+        (['ans = sort_words("pear apple")', RIGHT], "its two calls disagree"),
+        (["result = 1", 'ans = sort_words("pear apple")'], "its reply needed correcting"),
+        (["ans = 1 +", "ans = 1 +", "ans = 1 +"], "it has no answer"),
+    ],
+)
+async def test_a_doubtful_answer_is_asked_again_of_the_stronger_model(
+    tmp_path: Path, runner: ToolRunner, light: list[str], why: str
+) -> None:
+    strong = scripted(tmp_path, "strong", [RIGHT, "never asked for"])
+    config = UserConfig(samples=1, escalate=True)
+    weak = scripted(tmp_path, "weak", light)
+    answer = await ToolUser(weak, runner, config=config, stronger=strong).answer(card(), QUESTION)
+    assert answer.escalated, why
+    assert (answer.answer, answer.call, answer.error) == ("apple fig pear", RIGHT, None)
+    assert strong.remaining == 1  # one greedy call, no samples of the stronger model
+
+
+async def test_a_call_copying_a_worked_example_is_doubted_though_it_runs(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    shown = 'ans = (sort_words("kiwi"), sort_words("plum"), sort_words("date"))'
+    demos = card_fields(SOURCE, "sort_words", [("Sort: kiwi plum date", shown, "date kiwi plum")])
+    with_demo = ToolCard.model_validate(card().model_dump() | {"usage_demos": demos["usage_demos"]})
+    copied = shown  # runs, but its arguments are the worked example's
+    strong = scripted(tmp_path, "strong", [RIGHT])
+    config = UserConfig(escalate=True)
+    weak = scripted(tmp_path, "weak", [copied])
+    answer = await ToolUser(weak, runner, config=config, stronger=strong).answer(
+        with_demo, QUESTION
+    )
+    assert answer.escalated
+    assert answer.answer == "apple fig pear"
+
+
+async def test_an_answer_without_doubt_never_reaches_the_stronger_model(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    strong = scripted(tmp_path, "strong", ["never asked for"])
+    agreed = await ToolUser(
+        scripted(tmp_path, "agreeing", [RIGHT, RIGHT]),
+        runner,
+        config=UserConfig(samples=1, escalate=True),
+        stronger=strong,
+    ).answer(card(), QUESTION)
+    switched_off = await ToolUser(
+        scripted(tmp_path, "off", ["ans = 1 +", "ans = 1 +", "ans = 1 +"]),
+        runner,
+        config=UserConfig(escalate=False),
+        stronger=strong,
+    ).answer(card(), QUESTION)
+    assert (agreed.answer, agreed.escalated, agreed.confidence) == ("apple fig pear", False, 1.0)
+    assert (switched_off.answer, switched_off.escalated) == (None, False)
+    assert strong.remaining == 1
+
+
+async def test_a_stronger_model_that_fails_leaves_the_light_answer_and_says_why(
+    tmp_path: Path, runner: ToolRunner
+) -> None:
+    gone = scripted(tmp_path, "gone", [])  # any call raises: the model is not there
+    disagreeing = [RIGHT, 'ans = sort_words("pear apple")']
+    answer = await ToolUser(
+        scripted(tmp_path, "weak", disagreeing),
+        runner,
+        config=UserConfig(samples=1, escalate=True),
+        stronger=gone,
+    ).answer(card(), QUESTION)
+    assert (answer.answer, answer.escalated, answer.confidence) == ("apple fig pear", True, 0.5)
+    nothing = await ToolUser(
+        scripted(tmp_path, "weak2", ["ans = 1 +"] * 3),
+        runner,
+        config=UserConfig(escalate=True),
+        stronger=gone,
+    ).answer(card(), QUESTION)
+    assert nothing.answer is None
+    assert nothing.error is not None
+    assert "the stronger model failed" in nothing.error
