@@ -20,6 +20,8 @@ questions (the paper's split: test from index 10) once per configuration:
   ``--stronger`` model (the cascade of ``LATM_USER_ESCALATE``);
 * ``stronger``: ``snapping_no_grounding`` with the ``--stronger`` model as the only user,
   the peer the cascade is measured against;
+* ``checked``: ``LATM_USER_CHECK``: the light model answers the tool's held-out cases
+  first (``check_user``); a tool it misses any of is used by the ``--stronger`` model;
 
 and, with ``--cot N``, the chain-of-thought baseline with the same model on the first N.
 Accuracy is the task scorer's match; tokens and seconds are per question. Writes
@@ -61,7 +63,7 @@ from orchestrator.latm.maker import ToolMaker  # noqa: E402
 from orchestrator.latm.runner import ToolRunner  # noqa: E402
 from orchestrator.latm.scoring import choose_scorer  # noqa: E402
 from orchestrator.latm.tasks import Task, load_task  # noqa: E402
-from orchestrator.latm.user import ToolUser, UserConfig, chain_of_thought  # noqa: E402
+from orchestrator.latm.user import ToolUser, UserConfig, chain_of_thought, check_user  # noqa: E402
 from orchestrator.models import ModelAdapter, open_model  # noqa: E402
 from orchestrator.models.base import (  # noqa: E402
     ChatParams,
@@ -108,6 +110,7 @@ def configs(samples: int) -> dict[str, UserConfig]:
         "snapping_no_grounding": replace(feedback, snap=True),
         "escalation": replace(feedback, snap=True, samples=1, agree=2, escalate=True),
         "stronger": replace(feedback, snap=True),
+        "checked": replace(feedback, snap=True, check=True),
     }
 
 
@@ -180,6 +183,15 @@ async def arms(
         for label in chosen
     }  # fmt: skip
     models = [model] if stronger is None else [model, stronger]
+    checked = None
+    if "checked" in chosen and stronger is not None:
+        started = time.perf_counter()
+        light = ToolUser(model, runner, config=replace(chosen["checked"], check=False))
+        check = await check_user(light, card)
+        checked = ToolUser(stronger if not check.passed else model, runner, config=light.config)
+        rows["checked"]["check"] = check.model_dump() | {
+            "seconds": round(time.perf_counter() - started, 2)
+        }
     for example in test:
         for each in models:
             each.question()
@@ -188,11 +200,12 @@ async def arms(
                 each.configuration()
             row, replayed = rows[label], sum(each.replayed_s for each in models)
             started = time.perf_counter()
-            user = (
-                ToolUser(stronger, runner, config=config)
-                if label == "stronger" and stronger is not None
-                else ToolUser(model, runner, config=config, stronger=stronger)
-            )
+            if label == "checked" and checked is not None:
+                user = checked
+            elif label == "stronger" and stronger is not None:
+                user = ToolUser(stronger, runner, config=config)
+            else:
+                user = ToolUser(model, runner, config=config, stronger=stronger)
             answer = await user.answer(card, example.input)
             replayed = sum(each.replayed_s for each in models) - replayed
             row["seconds"].append(time.perf_counter() - started + replayed)
@@ -231,6 +244,7 @@ def _summarise(row: dict[str, Any], questions: int) -> dict[str, Any]:
         ),
         "strings_snapped": row["snapped"],
         "escalated_share": round(row["escalated"] / questions, 3),
+        **({"user_check": row["check"]} if "check" in row else {}),
         "misses": row["misses"],
     }
 
@@ -271,7 +285,7 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any
     chosen = {name: c for name, c in configs(args.samples).items() if name in args.configs}
     stronger = (
         Replaying(open_model(args.stronger, settings))
-        if {"escalation", "stronger"} & set(chosen)
+        if {"escalation", "stronger", "checked"} & set(chosen)
         else None
     )
     results: dict[str, Any] = {}

@@ -263,6 +263,11 @@ class Settings(BaseSettings):
         description="ask the maker model again, with the same tool, when the user model "
         "answers with doubt (no answer, a corrected reply, sampled calls that disagree)",
     )
+    user_check: bool = Field(
+        default=False,
+        description="at publishing, the user model answers the tool's held-out cases; a tool "
+        "it misses any of is used by the maker model",
+    )
     user_temperature: float = Field(
         default=0.7, gt=0, le=2, description="temperature of the sampled tool calls"
     )

@@ -672,7 +672,13 @@ def _card(card: ToolCard) -> pb.ToolCard:
             for d in card.usage_demos
         ],
         verification=pb.Verification(
-            passed=card.verification.passed, total=card.verification.total
+            passed=card.verification.passed,
+            total=card.verification.total,
+            user=(
+                pb.UserCheck(model=check.model, correct=check.correct, questions=check.questions)
+                if (check := card.verification.user) is not None
+                else None
+            ),
         ),
         sha256=card.sha256,
         maker=card.provenance.maker,
@@ -738,6 +744,8 @@ def _solved(solved: Solved) -> pb.SolveResponse:
         confidence=solved.confidence,
         route_confidence=solved.route_confidence,
         routed_by=solved.routed_by or "",
+        escalated=solved.escalated,
+        answered_by=solved.answered_by or "",
     )
 
 

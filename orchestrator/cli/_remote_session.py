@@ -259,6 +259,8 @@ def solved(question: str, answer: Answer) -> Solved:
         confidence=answer.confidence,
         route_confidence=answer.route_confidence,
         routed_by=answer.routed_by,
+        escalated=answer.escalated,
+        answered_by=answer.answered_by,
     )
 
 

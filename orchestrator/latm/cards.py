@@ -60,12 +60,31 @@ class VerificationCase(BaseModel):
     )
 
 
+class UserCheck(BaseModel):
+    """How the tool user model answered the held-out cases the tool passed, asked as
+    questions when the tool was published. A tool whose user check missed any is used by
+    the stronger (maker) model: its calls need more than the light model writes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str = Field(max_length=MAX_NOTE, description="the user model's spec")
+    correct: int = Field(ge=0)
+    questions: int = Field(ge=0)
+
+    @property
+    def passed(self) -> bool:
+        return self.correct >= self.questions
+
+
 class Verification(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     passed: int = Field(ge=0)
     total: int = Field(ge=0)
     cases: list[VerificationCase] = Field(default_factory=list, max_length=MAX_CASES)
+    user: UserCheck | None = Field(
+        default=None, description="the user model on the held-out cases, at publishing"
+    )
 
 
 class Provenance(BaseModel):

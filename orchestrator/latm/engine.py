@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.config import Settings
@@ -32,7 +32,14 @@ from orchestrator.latm.repair import RepairResult
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.schemas import checked_schema
 from orchestrator.latm.tasks import Split, Task
-from orchestrator.latm.user import Answer, ToolUser, UserConfig, chain_of_thought
+from orchestrator.latm.user import (
+    Answer,
+    ToolUser,
+    UserConfig,
+    chain_of_thought,
+    check_user,
+    needs_stronger,
+)
 from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
 from orchestrator.registry import (
     CaseBook,
@@ -76,6 +83,7 @@ class Solved:
     routed_by: str | None = None
     # The user model answered with doubt and the stronger (maker) model was asked too.
     escalated: bool = False
+    answered_by: str | None = None  # the spec of the model whose call gave the answer
 
     @property
     def cost_usd(self) -> float:
@@ -93,6 +101,7 @@ class Solved:
             "route_confidence": self.route_confidence,
             "routed_by": self.routed_by,
             "escalated": self.escalated,
+            "answered_by": self.answered_by,
             "request_id": self.request_id,
             "usage": {role: usage.to_dict() for role, usage in self.usage.items()},
             "cost_usd": round(self.cost_usd, 8),
@@ -151,13 +160,29 @@ class Engine(SuiteKeeping):
     def runner(self, tenant: str) -> ToolRunner:
         return ToolRunner(self.backend, tenant)
 
-    def tool_user(self, tenant: str, config: UserConfig | None = None) -> ToolUser:
+    def tool_user(
+        self, tenant: str, config: UserConfig | None = None, card: ToolCard | None = None
+    ) -> ToolUser:
+        """The tool user for ``card``: the user model, or the maker model for a tool whose
+        user check the user model failed (see :func:`check_user`)."""
+        light = self.user_model
+        if card is not None and self.maker_model and needs_stronger(card, light.spec):
+            light = self.maker_model
         return ToolUser(
-            self.user_model,
-            self.runner(tenant),
-            config=config or self.user_config,
-            stronger=self.maker_model,
+            light, self.runner(tenant), config=config or self.user_config, stronger=self.maker_model
         )
+
+    async def user_checked(self, tenant: str, card: ToolCard) -> ToolCard:
+        """``card`` with its user check (``LATM_USER_CHECK``), or without one."""
+        verification = card.verification.model_copy(update={"user": None})
+        if self.user_config.check and self.maker_model is not None:
+            plain = replace(self.user_config, escalate=False, samples=0)
+            with usage_scope(role="user"):
+                check = await check_user(
+                    ToolUser(self.user_model, self.runner(tenant), config=plain), card
+                )
+            verification = verification.model_copy(update={"user": check})
+        return card.model_copy(update={"verification": verification})
 
     async def make(
         self,
@@ -183,6 +208,8 @@ class Engine(SuiteKeeping):
             result = await maker.make(task, split, progress)
         if result.card is not None:
             result.card = await self.with_schema(tenant, result.card)
+            with usage_scope(tenant=tenant, request_id=request_id, tool=task.name):
+                result.card = await self.user_checked(tenant, result.card)
             result.card = self.registry.publish(tenant, result.card, limits)
             self.forget(tenant)
             self._keep_verification(tenant, result.card)
@@ -202,6 +229,8 @@ class Engine(SuiteKeeping):
         card = await reverified(card, self.runner(tenant))
         # The schema a card brings is the exporter's word: read it again in the sandbox.
         card = await self.with_schema(tenant, card.model_copy(update={"input_schema": None}))
+        with usage_scope(tenant=tenant, tool=card.name):  # the exporter's check is its word
+            card = await self.user_checked(tenant, card)
         published = await asyncio.to_thread(self.registry.publish, tenant, card, limits)
         self.forget(tenant)
         await asyncio.to_thread(self._keep_verification, tenant, published)
@@ -221,7 +250,7 @@ class Engine(SuiteKeeping):
             answer, spent = None, TokenUsage()
             if card is not None:
                 with usage_scope(tool=card.name, role="user"):
-                    answer = await self.tool_user(tenant).answer(card, question)
+                    answer = await self.tool_user(tenant, card=card).answer(card, question)
                 solved.route = "tool"
                 self._served_with(tenant, request_id, card, question, answer)
                 self._record(tenant, card, answer, time.monotonic() - started)
@@ -238,6 +267,7 @@ class Engine(SuiteKeeping):
         if solved.route == "tool":
             solved.tool, solved.version, solved.call = answer.tool, answer.version, answer.call
         solved.confidence, solved.escalated = answer.confidence, answer.escalated
+        solved.answered_by = answer.model
         solved.wall_s = time.monotonic() - started
         return solved
 

@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator.config import Settings
 from orchestrator.errors import LatmError
 from orchestrator.latm import prompts
-from orchestrator.latm.cards import ToolCard
+from orchestrator.latm.cards import ToolCard, UserCheck
 from orchestrator.latm.code import call_problems, copied_run, first_call
 from orchestrator.latm.grounding import snap_literals
 from orchestrator.latm.runner import ToolRunner
@@ -43,6 +43,8 @@ class UserConfig:
     call runs, instead of being sent back. ``escalate``: a question the model answers with
     doubt (no answer; a reply that needed correcting; sampled calls that do not reach
     ``agree`` votes) is asked again of the tool user's stronger model, when it has one.
+    ``check``: when a tool is published, the model answers the held-out cases the tool
+    passed (:func:`check_user`); a tool it misses any of is used by the stronger model.
     """
 
     retries: int = 2
@@ -53,6 +55,7 @@ class UserConfig:
     temperature: float = 0.7
     agree: int = 2
     escalate: bool = False
+    check: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UserConfig:
@@ -64,6 +67,7 @@ class UserConfig:
             temperature=settings.user_temperature,
             agree=settings.user_agree,
             escalate=settings.user_escalate,
+            check=settings.user_check,
         )
 
     @classmethod
@@ -91,6 +95,7 @@ class Answer:
     tool_fault: bool = False
     snapped: int = 0  # strings replaced with the stretch of the question they nearly copy
     escalated: bool = False  # asked again of the stronger model, in doubt of the first
+    model: str | None = None  # the spec of the model whose call gave the answer
 
     @property
     def ok(self) -> bool:
@@ -101,6 +106,7 @@ class Answer:
 class _Candidate:
     value: Any
     call: str
+    model: str
     # A reply before this one was sent back with a problem, or this call copies a run of
     # a worked example's arguments that the question does not hold: either is a doubt.
     doubtful: bool = False
@@ -152,7 +158,7 @@ class ToolUser:
             )
             return result
         votes = sum(_key(c.value) == _key(winner.value) for c in found)
-        result.value, result.call = winner.value, winner.call
+        result.value, result.call, result.model = winner.value, winner.call, winner.model
         result.answer = normalise(card, question, winner.value)
         result.candidates, result.confidence = len(found), round(votes / len(found), 3)
         return result
@@ -215,7 +221,7 @@ class ToolUser:
                 if outcome.ok and not (self.config.checks and _empty(outcome.value)):
                     examples = [demo.solution for demo in card.usage_demos]
                     doubtful = attempt > 0 or bool(copied_run(call, question, examples))
-                    return _Candidate(outcome.value, call, doubtful)
+                    return _Candidate(outcome.value, call, model.spec, doubtful)
                 if outcome.ok:
                     problems = [
                         f"The tool returned {outcome.value!r}: the arguments do not describe "
@@ -238,6 +244,26 @@ class ToolUser:
             grounding=self.config.grounding,
             examples=[demo.solution for demo in card.usage_demos],
         )
+
+
+async def check_user(user: ToolUser, card: ToolCard) -> UserCheck:
+    """The tool user on the held-out cases the tool itself passed, each asked as a question
+    (the answers are the card's, never shown to the model): how many it answers right."""
+    scorer = get_scorer(card.scorer or "exact")
+    cases = [case for case in card.verification.cases if case.passed]
+    correct = 0
+    for case in cases:
+        answer = await user.answer(card, case.question)
+        example = Example(index=-1, input=case.question, target=case.expected)
+        correct += answer.ok and scorer.matches(answer.value, example)
+    return UserCheck(model=user.model.spec, correct=correct, questions=len(cases))
+
+
+def needs_stronger(card: ToolCard, user_model: str) -> bool:
+    """Whether this user model missed any of the card's held-out cases when it was checked
+    (a check by another model says nothing about this one)."""
+    check = card.verification.user
+    return check is not None and check.model == user_model and not check.passed
 
 
 def _empty(value: Any) -> bool:

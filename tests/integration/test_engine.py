@@ -26,6 +26,7 @@ from orchestrator.latm.progress import (
     Verified,
 )
 from orchestrator.latm.tasks import Example, Task, load_task
+from orchestrator.latm.user import UserConfig
 from orchestrator.models import open_model
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import SandboxBackend, create_backend
@@ -76,6 +77,7 @@ def engine(
     dispatcher: list[Any] | None = None,
     max_attempts: int = 3,
     candidates: int | None = None,
+    user_config: UserConfig | None = None,
 ) -> Engine:
     def model(name: str, steps: list[Any] | None) -> Any:
         return open_model(scripted(tmp_path, name, steps)) if steps is not None else None
@@ -88,6 +90,7 @@ def engine(
         dispatcher=model("dispatcher", dispatcher),
         max_attempts=max_attempts,
         maker_candidates=candidates,
+        user_config=user_config,
     )
 
 
@@ -111,6 +114,35 @@ async def test_a_tool_made_on_the_first_attempt(
     assert card.provenance.maker.startswith("scripted:")
     assert card.provenance.tokens["prompt"] > 0
     assert registry.get("acme", "sort_words") == card
+
+
+@pytest.mark.parametrize("right", [3, 2])
+async def test_the_user_model_is_checked_on_held_out_cases_and_a_miss_hands_the_tool_on(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path, right: int
+) -> None:
+    held_out, question = validation(task), task.split().test[0]
+    answers = [f"ans = sort_words({e.input!r})" for e in held_out[:right]]
+    answers += ['ans = sort_words("List: b a")'] * (len(held_out) - right)  # runs, wrong
+    call = f"ans = sort_words({question.input!r})"
+    maker = [propose(task), calls(held_out), call]
+    made = engine(
+        backend, registry, tmp_path, maker=maker, user=[*answers, call],
+        user_config=UserConfig(check=True),
+    )  # fmt: skip
+    result = await made.make("acme", task)
+    assert result.card is not None
+    check = result.card.verification.user
+    assert check is not None
+    assert (check.correct, check.questions, check.passed) == (right, 3, right == 3)
+    assert check.model == made.user_model.spec
+    assert registry.get("acme", "sort_words").verification.user == check  # stored with it
+    solved = await made.solve("acme", question.input, tool="sort_words")
+    assert solved.answer == question.target
+    stronger = made.maker_model
+    assert stronger is not None
+    chosen = made.user_model if right == 3 else stronger
+    assert solved.answered_by == chosen.spec
+    assert solved.to_dict()["answered_by"] == chosen.spec
 
 
 async def test_the_validation_cases_are_never_shown_while_proposing(
@@ -386,7 +418,12 @@ def imported_card(**changes: Any) -> str:
         demos,
         maker="openai:gpt-4o",
         provenance={"cost_usd": 123.0},
-        verification={"passed": 99, "total": 99, "cases": []},
+        verification={
+            "passed": 99,
+            "total": 99,
+            "cases": [],
+            "user": {"model": "local:qwen2.5-coder-0.5b", "correct": 0, "questions": 99},
+        },
     )
     card.update(changes)
     return json.dumps(card)
@@ -401,6 +438,7 @@ async def test_an_imported_card_is_proven_again_and_its_claims_are_marked(
     assert (card.verification.passed, card.verification.total) == (1, 2)
     assert [case.passed for case in card.verification.cases] == [True, False]
     assert [demo.answer for demo in card.usage_demos] == ["5"]
+    assert card.verification.user is None  # the exporter's user check is its word, unchecked
     claims = card.provenance.model_dump()
     assert claims["claimed"] is True  # who made it, at what cost: kept, marked as claimed
     assert claims["cost_usd"] == 123.0

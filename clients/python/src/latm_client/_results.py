@@ -53,6 +53,10 @@ class Answer:
     # How sure the dispatcher was of the route, and what decided it (see SolveResponse).
     route_confidence: float | None = None
     routed_by: str | None = None
+    # The user model answered with doubt and the maker model was asked again; the spec of
+    # the model whose call gave the answer.
+    escalated: bool = False
+    answered_by: str | None = None
 
 
 def decode_tool_result(response: pb.ExecuteToolResponse) -> ToolResult:
@@ -104,4 +108,6 @@ def decode_answer(response: pb.SolveResponse) -> Answer:
             response.route_confidence if response.HasField("route_confidence") else None
         ),
         routed_by=response.routed_by or None,
+        escalated=response.escalated,
+        answered_by=response.answered_by or None,
     )

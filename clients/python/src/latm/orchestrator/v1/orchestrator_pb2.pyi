@@ -230,21 +230,59 @@ class Verification(_message.Message):
 
     PASSED_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
     passed: _builtins.int
     total: _builtins.int
+    @_builtins.property
+    def user(self) -> Global___UserCheck:
+        """How the user model answered those cases asked as questions, when the tool was
+        published (LATM_USER_CHECK); unset when it was not checked.
+        """
+
     def __init__(
         self,
         *,
         passed: _builtins.int = ...,
         total: _builtins.int = ...,
+        user: Global___UserCheck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["passed", b"passed", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passed", b"passed", "total", b"total", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Verification: _TypeAlias = Verification  # noqa: Y015
+
+@_typing.final
+class UserCheck(_message.Message):
+    """UserCheck is the tool user model on a tool's held-out cases. A tool whose check missed
+    any is used by the stronger (maker) model.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    CORRECT_FIELD_NUMBER: _builtins.int
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The user model's spec."""
+    correct: _builtins.int
+    questions: _builtins.int
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        correct: _builtins.int = ...,
+        questions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["correct", b"correct", "model", b"model", "questions", b"questions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserCheck: _TypeAlias = UserCheck  # noqa: Y015
 
 @_typing.final
 class ToolCard(_message.Message):
@@ -597,6 +635,8 @@ class SolveResponse(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     ROUTE_CONFIDENCE_FIELD_NUMBER: _builtins.int
     ROUTED_BY_FIELD_NUMBER: _builtins.int
+    ESCALATED_FIELD_NUMBER: _builtins.int
+    ANSWERED_BY_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     """The answer; empty when none could be produced (see error)."""
     route: _builtins.str
@@ -623,6 +663,12 @@ class SolveResponse(_message.Message):
     """What decided the route: "evidence" (the demos alone), "model" (the model, the demos
     agreeing where there were any) or "shortlist"; empty when a tool was named.
     """
+    escalated: _builtins.bool
+    """The user model answered with doubt and the maker model was asked again
+    (LATM_USER_ESCALATE).
+    """
+    answered_by: _builtins.str
+    """The spec of the model whose call gave the answer; empty when no call did."""
     @_builtins.property
     def usage(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoleUsage]: ...
     def __init__(
@@ -641,10 +687,12 @@ class SolveResponse(_message.Message):
         confidence: _builtins.float | None = ...,
         route_confidence: _builtins.float | None = ...,
         routed_by: _builtins.str = ...,
+        escalated: _builtins.bool = ...,
+        answered_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_route_confidence", b"_route_confidence", "confidence", b"confidence", "route_confidence", b"route_confidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_route_confidence", b"_route_confidence", "answer", b"answer", "call", b"call", "confidence", b"confidence", "cost_usd", b"cost_usd", "error", b"error", "request_id", b"request_id", "route", b"route", "route_confidence", b"route_confidence", "routed_by", b"routed_by", "tool", b"tool", "tool_version", b"tool_version", "usage", b"usage", "wall_ms", b"wall_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "_route_confidence", b"_route_confidence", "answer", b"answer", "answered_by", b"answered_by", "call", b"call", "confidence", b"confidence", "cost_usd", b"cost_usd", "error", b"error", "escalated", b"escalated", "request_id", b"request_id", "route", b"route", "route_confidence", b"route_confidence", "routed_by", b"routed_by", "tool", b"tool", "tool_version", b"tool_version", "usage", b"usage", "wall_ms", b"wall_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__confidence: _TypeAlias = _typing.Literal["confidence"]  # noqa: Y015
     _WhichOneofArgType__confidence: _TypeAlias = _typing.Literal["_confidence", b"_confidence"]  # noqa: Y015
