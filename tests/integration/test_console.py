@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 
 from orchestrator.console._security import CSP
 from tests.support.api import Api, StartApi
+from tests.support.cards import make_card
 from tests.support.console import USAGE_COST, USAGE_TOKENS, Browser, csrf, start_console
 from tests.support.maker import word_sorting
 from tests.support.tls import make_pki
@@ -230,6 +231,21 @@ async def test_the_tool_page_shows_versions_verification_and_an_escaped_diff(api
         exported = await browser.get("/ui/tools/add/export?version=1")
         assert exported.headers["content-disposition"] == 'attachment; filename="add.json"'
         assert json.loads(exported.text)["version"] == 1
+
+
+async def test_the_tool_page_shows_the_user_check_and_who_uses_the_tool(api: Api) -> None:
+    check = {"model": "local:qwen2.5-coder-0.5b", "correct": 2, "questions": 3}
+    verification = {"passed": 3, "total": 3, "cases": [], "user": check}
+    api.server.engine.registry.publish("acme", make_card("checked_sort", verification=verification))
+    async with await signed_in(api) as browser:
+        page = (await browser.get("/ui/tools/checked_sort")).text
+        shown = re.search(r'data-testid="user-check">(.*?)</p>', page, re.S)
+        assert shown is not None
+        text = " ".join(re.sub(r"<[^>]+>", "", shown.group(1)).split())
+        assert text == (
+            "User check: local:qwen2.5-coder-0.5b answered 2 of 3 of them as questions; "
+            "this tool is used by the maker model."
+        )
 
 
 async def test_the_usage_page_totals_only_the_tenants_own(api: Api) -> None:
