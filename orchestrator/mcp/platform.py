@@ -87,6 +87,9 @@ def solved(reply: pb.SolveResponse) -> types.CallToolResult:
         "error": reply.error or None,
         "request_id": reply.request_id,
         "cost_usd": reply.cost_usd,
+        "confidence": reply.confidence if reply.HasField("confidence") else None,
+        "escalated": reply.escalated,
+        "answered_by": reply.answered_by or None,
     }
     text = reply.answer or f"no answer: {reply.error}"
     return types.CallToolResult(

@@ -109,6 +109,9 @@ async def _test_solve_uses_the_tenants_tool(acme: Client) -> None:
     assert result.structured_content["answer"] == "5"
     assert result.structured_content["route"] == "tool"
     assert result.structured_content["tool"] == "add"
+    assert result.structured_content["escalated"] is False
+    assert result.structured_content["answered_by"].startswith("scripted:")
+    assert result.structured_content["confidence"] == 1.0
 
 
 async def test_make_tool_reports_progress_and_announces_the_new_tool(api: Api) -> None:
