@@ -102,7 +102,8 @@ class SuiteKeeping:
             result = await repair(maker, card, suite, progress)
         if result.card is not None:
             result.card = await self.with_schema(tenant, result.card)
-            result.card = await self.user_checked(tenant, result.card)
+            with usage_scope(tenant=tenant, request_id=request_id, tool=name):
+                result.card = await self.user_checked(tenant, result.card)
             result.card = await asyncio.to_thread(
                 self.registry.publish, tenant, result.card, limits
             )
