@@ -8,14 +8,13 @@ literals; the code itself runs only inside a sandbox.
 
 from __future__ import annotations
 
-import io
 import re
 import tokenize
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.latm.grounding import in_question, sentence_order
+from orchestrator.latm.grounding import in_question, python_tokens, sentence_order
 from orchestrator.latm.tasks import Example
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -60,20 +59,13 @@ def tool_shape(source: str) -> ToolShape | None:
 
 
 def _docstring_after(source: str, offset: int) -> str:
-    for token in _tokens(source[offset:]):
+    for token in python_tokens(source[offset:]):
         if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.COMMENT):
             continue
         if token.type == tokenize.STRING:
             return " ".join(_string_value(token.string).split())
         return ""
     return ""
-
-
-def _tokens(source: str) -> Iterable[tokenize.TokenInfo]:
-    try:
-        yield from tokenize.generate_tokens(io.StringIO(source).readline)
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return
 
 
 def _string_value(literal: str) -> str:
@@ -89,7 +81,7 @@ def literals(source: str) -> list[str]:
     """String and number literals of ``source`` (docstrings and comments excluded)."""
     found: list[str] = []
     previous = tokenize.NEWLINE
-    for token in _tokens(source):
+    for token in python_tokens(source):
         if token.type == tokenize.STRING and previous not in (
             tokenize.NEWLINE,
             tokenize.INDENT,
@@ -185,7 +177,7 @@ def _sets_ans(call: str) -> bool:
     ]
     if any(re.match(r"^ans\s*(?::[^=]*)?=[^=]", line) for line in lines):
         return True
-    logical = sum(1 for token in _tokens(call) if token.type == tokenize.NEWLINE)
+    logical = sum(1 for token in python_tokens(call) if token.type == tokenize.NEWLINE)
     return logical <= 1 and not any(_ASSIGN_LINE.match(line) for line in lines)
 
 
@@ -213,7 +205,7 @@ def ungrounded(call: str, question: str, examples: Sequence[str] = ()) -> list[s
 def _string_literals(code: str) -> list[str]:
     return [
         _string_value(token.string)
-        for token in _tokens(code)
+        for token in python_tokens(code)
         if token.type == tokenize.STRING
         and not token.string.lstrip("rRbBuU").startswith(("f", "F"))
     ]

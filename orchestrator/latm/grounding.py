@@ -13,7 +13,7 @@ import io
 import json
 import re
 import tokenize
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -169,12 +169,14 @@ def _line_starts(text: str) -> list[int]:
     return [*starts, at]
 
 
-def _string_tokens(code: str) -> list[tokenize.TokenInfo]:
+def python_tokens(code: str) -> Iterator[tokenize.TokenInfo]:
+    """The tokens of ``code`` (read by the lexer, never compiled) up to the first that
+    cannot be read: a model's text is often cut short or broken."""
     try:
-        return [
-            token
-            for token in tokenize.generate_tokens(io.StringIO(code).readline)
-            if token.type == tokenize.STRING
-        ]
+        yield from tokenize.generate_tokens(io.StringIO(code).readline)
     except (tokenize.TokenError, SyntaxError, IndentationError):
-        return []
+        return
+
+
+def _string_tokens(code: str) -> list[tokenize.TokenInfo]:
+    return [token for token in python_tokens(code) if token.type == tokenize.STRING]
