@@ -173,15 +173,26 @@ class Engine(SuiteKeeping):
         )
 
     async def user_checked(self, tenant: str, card: ToolCard) -> ToolCard:
-        """``card`` with its user check (``LATM_USER_CHECK``), or without one."""
+        """``card`` with its user check (``LATM_USER_CHECK``), or without one. A check is
+        made only where a tool could be handed on: to a maker model that is not the user
+        model and not a replay of a script (whose replies are the next ones, whatever asks)."""
         verification = card.verification.model_copy(update={"user": None})
-        if self.user_config.check and self.maker_model is not None:
+        stronger = self.maker_model
+        if (
+            self.user_config.check
+            and stronger is not None
+            and stronger.samples
+            and stronger.spec != self.user_model.spec
+        ):
             plain = replace(self.user_config, escalate=False, samples=0)
-            with usage_scope(role="user"):
-                check = await check_user(
-                    ToolUser(self.user_model, self.runner(tenant), config=plain), card
-                )
-            verification = verification.model_copy(update={"user": check})
+            user = ToolUser(self.user_model, self.runner(tenant), config=plain)
+            try:
+                with usage_scope(role="user"):
+                    check = await check_user(user, card)
+            except LatmError as exc:  # the user model is not there: a verified tool still is
+                log.warning("tool %s published without a user check: %s", card.name, exc)
+            else:
+                verification = verification.model_copy(update={"user": check})
         return card.model_copy(update={"verification": verification})
 
     async def make(

@@ -129,6 +129,8 @@ async def test_the_user_model_is_checked_on_held_out_cases_and_a_miss_hands_the_
         backend, registry, tmp_path, maker=maker, user=[*answers, call],
         user_config=UserConfig(check=True),
     )  # fmt: skip
+    assert made.maker_model is not None
+    made.maker_model.samples = True  # stands in for a real model: a replay is never checked
     result = await made.make("acme", task)
     assert result.card is not None
     check = result.card.verification.user
@@ -143,6 +145,21 @@ async def test_the_user_model_is_checked_on_held_out_cases_and_a_miss_hands_the_
     chosen = made.user_model if right == 3 else stronger
     assert solved.answered_by == chosen.spec
     assert solved.to_dict()["answered_by"] == chosen.spec
+
+
+async def test_a_user_check_that_cannot_run_still_publishes_the_verified_tool(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    maker = [propose(task), calls(validation(task))]
+    made = engine(
+        backend, registry, tmp_path, maker=maker, user=[], user_config=UserConfig(check=True)
+    )  # the user model has no reply to give: every call of it fails
+    assert made.maker_model is not None
+    made.maker_model.samples = True
+    result = await made.make("acme", task)
+    assert result.card is not None
+    assert result.card.verification.user is None
+    assert registry.get("acme", "sort_words").verification.passed == 3
 
 
 async def test_the_validation_cases_are_never_shown_while_proposing(
