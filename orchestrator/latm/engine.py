@@ -41,6 +41,7 @@ from orchestrator.latm.user import (
     needs_stronger,
 )
 from orchestrator.models import MeteredModel, ModelAdapter, TokenUsage, UsageLedger, usage_scope
+from orchestrator.models.deferred import DeferredModel
 from orchestrator.registry import (
     CaseBook,
     NewCase,
@@ -166,8 +167,9 @@ class Engine(SuiteKeeping):
         """The tool user for ``card``: the user model, or the maker model for a tool whose
         user check the user model failed (see :func:`check_user`)."""
         light = self.user_model
-        if card is not None and self.maker_model and needs_stronger(card, light.spec):
-            light = self.maker_model
+        stronger = self.maker_model
+        if card is not None and stronger and needs_stronger(card, light.spec) and _opens(stronger):
+            light = stronger  # (a maker model not fetched yet: the user model does its best)
         return ToolUser(
             light, self.runner(tenant), config=config or self.user_config, stronger=self.maker_model
         )
@@ -463,6 +465,12 @@ class Engine(SuiteKeeping):
             if inner is not None and id(inner) not in closed:
                 closed.add(id(inner))
                 await inner.aclose()
+
+
+def _opens(model: ModelAdapter) -> bool:
+    """Whether ``model`` can answer now: a deferred one (not fetched) is tried again."""
+    inner = model.inner if isinstance(model, MeteredModel) else model
+    return not isinstance(inner, DeferredModel) or inner.available
 
 
 def _metered(model: ModelAdapter, ledger: UsageLedger) -> ModelAdapter:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import InvalidRequest
+from orchestrator.errors import InvalidRequest, ModelNotAvailable
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.progress import (
@@ -27,10 +27,11 @@ from orchestrator.latm.progress import (
 )
 from orchestrator.latm.tasks import Example, Task, load_task
 from orchestrator.latm.user import UserConfig
-from orchestrator.models import open_model
+from orchestrator.models import ModelAdapter, open_model
+from orchestrator.models.deferred import DeferredModel
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import SandboxBackend, create_backend
-from tests.support.cards import card_fields
+from tests.support.cards import card_fields, tool_card
 from tests.support.maker import BBH, SORT, calls, propose, scripted
 
 pytestmark = pytest.mark.integration
@@ -160,6 +161,24 @@ async def test_a_user_check_that_cannot_run_still_publishes_the_verified_tool(
     assert result.card is not None
     assert result.card.verification.user is None
     assert registry.get("acme", "sort_words").verification.passed == 3
+
+
+async def test_a_tool_handed_to_a_maker_model_not_fetched_is_used_by_the_user_model(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    question = task.split().test[0]
+    call = f"ans = sort_words({question.input!r})"
+    made = engine(backend, registry, tmp_path, user=[call])
+
+    def not_fetched() -> ModelAdapter:
+        raise ModelNotAvailable("local model x is not in the cache; run latm models fetch x")
+
+    made.maker_model = DeferredModel("local:x", not_fetched, ModelNotAvailable("not yet"))
+    check = {"model": made.user_model.spec, "correct": 0, "questions": 3}
+    verification = {"passed": 3, "total": 3, "cases": [], "user": check}
+    registry.publish("acme", tool_card(TOOL, "sort_words", verification=verification))
+    solved = await made.solve("acme", question.input, tool="sort_words")
+    assert (solved.answer, solved.answered_by) == (question.target, made.user_model.spec)
 
 
 async def test_the_validation_cases_are_never_shown_while_proposing(
