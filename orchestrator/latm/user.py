@@ -107,9 +107,7 @@ class _Candidate:
     value: Any
     call: str
     model: str
-    # A reply before this one was sent back with a problem, or this call copies a run of
-    # a worked example's arguments that the question does not hold: either is a doubt.
-    doubtful: bool = False
+    corrected: bool = False  # a reply before this one was sent back with a problem
 
 
 class ToolUser:
@@ -140,7 +138,7 @@ class ToolUser:
         reasons: list[str] = []
         found = await self._agreed(card, question, messages, result, reasons)
         winner = _agreeing(found)[0] if found else None
-        if self.stronger is not None and _in_doubt(found, self.config.agree):
+        if self.stronger is not None and self._in_doubt(card, question, found):
             result.escalated = True
             try:
                 stronger = await self._candidate(
@@ -219,9 +217,7 @@ class ToolUser:
             if not problems:
                 outcome = await self.runner.run(card.source, call)
                 if outcome.ok and not (self.config.checks and _empty(outcome.value)):
-                    examples = [demo.solution for demo in card.usage_demos]
-                    doubtful = attempt > 0 or bool(copied_run(call, question, examples))
-                    return _Candidate(outcome.value, call, model.spec, doubtful)
+                    return _Candidate(outcome.value, call, model.spec, corrected=attempt > 0)
                 if outcome.ok:
                     problems = [
                         f"The tool returned {outcome.value!r}: the arguments do not describe "
@@ -233,6 +229,17 @@ class ToolUser:
             reasons += problems
             messages = prompts.user_feedback(messages, completion.text, problems)
         return None
+
+    def _in_doubt(self, card: ToolCard, question: str, found: list[_Candidate]) -> bool:
+        """No call ran; or the greedy call came after a correction, or copies a run of a
+        worked example's arguments that the question does not hold; or sampled calls were
+        asked for and fewer than ``agree`` (or than all of them) agree."""
+        if not found or found[0].corrected:
+            return True
+        examples = [demo.solution for demo in card.usage_demos]
+        if copied_run(found[0].call, question, examples):
+            return True
+        return len(found) > 1 and _agreeing(found)[1] < min(self.config.agree, len(found))
 
     def _problems(self, card: ToolCard, question: str, call: str) -> list[str]:
         if not self.config.checks:
@@ -269,14 +276,6 @@ def needs_stronger(card: ToolCard, user_model: str) -> bool:
 def _empty(value: Any) -> bool:
     """A value that answers nothing: None, or an empty string or collection."""
     return value is None or (isinstance(value, str | list | tuple | dict) and not value)
-
-
-def _in_doubt(found: list[_Candidate], agree: int) -> bool:
-    """No call ran; or the greedy call came after a correction or copies a worked example;
-    or sampled calls were asked for and fewer than ``agree`` (or than all of them) agree."""
-    if not found or found[0].doubtful:
-        return True
-    return len(found) > 1 and _agreeing(found)[1] < min(agree, len(found))
 
 
 def _key(value: Any) -> str:
