@@ -166,12 +166,13 @@ class Engine(SuiteKeeping):
     ) -> ToolUser:
         """The tool user for ``card``: the user model, or the maker model for a tool whose
         user check the user model failed (see :func:`check_user`)."""
-        light = self.user_model
-        stronger = self.maker_model
+        light, stronger = self.user_model, self.maker_model
         if card is not None and stronger and needs_stronger(card, light.spec) and _opens(stronger):
-            light = stronger  # (a maker model not fetched yet: the user model does its best)
+            # Handed on, with no one above to escalate to. (A maker model not fetched yet:
+            # the user model does its best meanwhile.)
+            light, stronger = stronger, None
         return ToolUser(
-            light, self.runner(tenant), config=config or self.user_config, stronger=self.maker_model
+            light, self.runner(tenant), config=config or self.user_config, stronger=stronger
         )
 
     async def user_checked(self, tenant: str, card: ToolCard) -> ToolCard:
