@@ -49,6 +49,7 @@ from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
 
 MAKER_PARAMS = ChatParams(max_tokens=1536, temperature=0.0)
 RETRY_TEMPERATURE = 0.7
+_MAX_QUOTED = 120  # characters of a function's line quoted back with its error
 DEFAULT_CANDIDATES = 3  # LATM_MAKER_CANDIDATES; each costs up to 2 x attempts replies
 
 
@@ -283,7 +284,7 @@ class _Job:
         shape = self.checked_shape(reply.source)
         calls = self.calls_for(reply, self.demos, "Example", shape.name)
         outcomes = [await self.maker.runner.run(reply.source, call) for call in calls]
-        problems = self.grade("Example", self.demos, outcomes)
+        problems = self.grade("Example", self.demos, outcomes, reply.source)
         if problems:
             raise Rejected(problems)
         demos = [
@@ -314,11 +315,13 @@ class _Job:
             )
         return shape
 
-    def grade(self, label: str, examples: Sequence[Example], outcomes: list[Outcome]) -> list[str]:
+    def grade(
+        self, label: str, examples: Sequence[Example], outcomes: list[Outcome], source: str
+    ) -> list[str]:
         problems = []
         for number, (example, outcome) in enumerate(zip(examples, outcomes, strict=True), 1):
             if not outcome.ok:
-                problems.append(f"{label} {number}: {outcome.error}")
+                problems.append(f"{label} {number}: {outcome.error}{raised_at(outcome, source)}")
             elif not self.scorer.matches(outcome.value, example):
                 problems.append(
                     f"{label} {number}: expected {example.target!r}, got {outcome.shown()}"
@@ -362,7 +365,7 @@ class _Job:
         self.best_passed = max(self.best_passed, sum(case.passed for case in cases))
         for case in cases:
             self.say(CaseGraded(case, attempt))
-        problems = self.grade("Question", self.validation, outcomes)
+        problems = self.grade("Question", self.validation, outcomes, draft.source)
         if problems:
             raise Rejected(problems)
         return draft, cases
@@ -372,7 +375,7 @@ class _Job:
         source = source.strip("\n") + "\n"
         shape = self.checked_shape(source)
         outcomes = [await self.maker.runner.run(source, demo.solution) for demo in draft.demos]
-        problems = self.grade("Example", self.demos, outcomes)
+        problems = self.grade("Example", self.demos, outcomes, source)
         if problems:
             raise Rejected(["the corrected function no longer solves the examples", *problems])
         return Draft(source, shape, draft.demos)
@@ -409,6 +412,19 @@ def _lines(source: str) -> list[str]:
     """The source's non-blank lines: the same tool written again with other spacing is
     no correction."""
     return [line.rstrip() for line in source.splitlines() if line.strip()]
+
+
+def raised_at(outcome: Outcome, source: str) -> str:
+    """Where in the function an error was raised, quoting the line (text only: the line
+    number is the sandbox's), so that a small model sees what to fix; empty when the error
+    did not come from the function's own code."""
+    lines = source.splitlines()
+    if outcome.origin != "tool" or not 0 < outcome.line <= len(lines):
+        return ""
+    quoted = lines[outcome.line - 1].strip()
+    if len(quoted) > _MAX_QUOTED:
+        quoted = quoted[: _MAX_QUOTED - 1] + "…"
+    return f" (raised in the function at line {outcome.line}: `{quoted}`)"
 
 
 def graded_case(example: Example, outcome: Outcome, scorer: Scorer) -> VerificationCase:

@@ -166,10 +166,12 @@ class _RepairJob(_Job):
             raise Rejected([f"keep the function's name {self.card.entrypoint!r}"])
         return shape
 
-    def grade(self, label: str, examples: Sequence[Example], outcomes: list[Outcome]) -> list[str]:
+    def grade(
+        self, label: str, examples: Sequence[Example], outcomes: list[Outcome], source: str
+    ) -> list[str]:
         for example, outcome in zip(examples, outcomes, strict=True):
             self.seen[_key(example)] = outcome
-        return super().grade(label, examples, outcomes)
+        return super().grade(label, examples, outcomes, source)
 
     def wrap(self, draft: Draft, verification: Verification, wall_s: float) -> ToolCard:
         proven = [

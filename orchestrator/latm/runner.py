@@ -22,6 +22,7 @@ class Outcome:
     status: str = Status.OK.value
     wall_ms: float = 0.0
     origin: str = ""  # the sandbox's error.origin: "tool" when the tool's own code raised
+    line: int = 0  # the sandbox's error.line: in the tool's source when origin is "tool"
 
     def shown(self) -> str:
         """The value (or error) as a model should see it: JSON, cut to a readable size."""
@@ -63,4 +64,5 @@ class ToolRunner:
             status=result.status.value,
             wall_ms=result.usage.wall_ms,
             origin=error.origin if error else "",
+            line=error.line if error else 0,
         )

@@ -198,9 +198,15 @@ async def test_the_validation_cases_are_never_shown_while_proposing(
 async def test_a_tool_fixed_after_a_sandbox_error(
     task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
 ) -> None:
+    """The error goes back with the function's line that raised it, quoted."""
+    number, line = next((n, s) for n, s in enumerate(BROKEN.splitlines(), 1) if "1 / 0" in s)
+    where = f"(raised in the function at line {number}: `{line.strip()}`)"
     steps = [
         propose(task, BROKEN),
-        {"response": propose(task), "expect": ["Example 1: ZeroDivisionError: division by zero"]},
+        {
+            "response": propose(task),
+            "expect": [f"Example 1: ZeroDivisionError: division by zero {where}"],
+        },
         calls(validation(task)),
     ]
     made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
