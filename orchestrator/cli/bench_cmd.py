@@ -61,7 +61,13 @@ def run(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         console.print(f"wrote {args.json}")
-    return 0
+    failed = [report for report in reports if report.error]
+    for report in failed:
+        console.print(
+            f"[red]latm bench:[/red] {escape(report.task)}: {escape(report.error or '')}",
+            highlight=False,
+        )
+    return 1 if failed else 0
 
 
 async def _bench(
@@ -114,7 +120,7 @@ def table(reports: list[TaskReport]) -> Table:
         view.add_row(
             r.task,
             str(r.test_size),
-            r.tool or f"none ({(r.make_reason or '')[:40]})",
+            r.tool or f"none ({(r.make_reason or r.error or '')[:40]})",
             "/".join(f"{k[0]}{v}" for k, v in r.make_attempts.items()) or "-",
             _pct(latm.accuracy(r.test_size) if latm else None),
             _pct(cot.accuracy(r.test_size) if cot else None),

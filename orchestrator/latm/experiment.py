@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.errors import ModelError
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.engine import Engine
 from orchestrator.latm.progress import Progress
@@ -60,6 +61,7 @@ class TaskReport:
     make_wall_s: float = 0.0
     latm: Arm | None = None
     cot: Arm | None = None
+    error: str | None = None  # a model that failed mid-task: what was measured before stays
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class TaskReport:
             "maker": {**self.maker_usage.to_dict(), "wall_s": round(self.make_wall_s, 2)},
             "latm": self.latm.to_dict(self.test_size) if self.latm else None,
             "cot": self.cot.to_dict(self.test_size) if self.cot else None,
+            "error": self.error,
         }
 
 
@@ -88,15 +91,22 @@ async def run_task(
     progress: Progress | None = None,
     tick: Tick | None = None,
 ) -> TaskReport:
-    """Make (or take) a tool for ``task`` and score LATM and the baseline on its test set."""
+    """Make (or take) a tool for ``task`` and score LATM and the baseline on its test set.
+
+    A model that fails mid-task (unreachable, timed out, refusing) ends this task only: the
+    report says so in ``error`` and keeps what was measured, so that a run over many task
+    files loses one task, not the run."""
     run = _Run(engine, tenant, task, split, choose_scorer(task), progress, tick or (lambda: None))
     test = list(task.split(split).test)[:limit]
     report = TaskReport(task=task.name, scorer=run.scorer.name, test_size=len(test))
-    card = await run.tool(tool, report)
-    if card is not None:
-        report.latm = await run.latm(card, test)
-    if baseline:
-        report.cot = await run.cot(test)
+    try:
+        card = await run.tool(tool, report)
+        if card is not None:
+            report.latm = await run.latm(card, test)
+        if baseline:
+            report.cot = await run.cot(test)
+    except ModelError as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
     return report
 
 

@@ -111,3 +111,26 @@ def test_bench_reports_latm_and_the_baseline(env: dict[str, str], tmp_path: Path
     assert report["cot"]["accuracy"] == 50.0
     assert report["cot"]["misses"][0]["got"] == "nothing"
     assert "LATM vs chain of thought" in done.stdout
+
+
+def test_a_model_failing_in_one_task_ends_that_task_only(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The maker's script runs out in the second task: the first task's results stay, the
+    second says why it stopped, and the exit code says a task did not finish."""
+    task = load_task(BBH / "word_sorting.json")
+    test = list(task.split().test)[:2]
+    maker = scripted(tmp_path, "maker", [propose(task), calls(list(task.split().validation))])
+    user = scripted(tmp_path, "user", [f"ans = sort_words({e.input!r})" for e in test])
+    out = tmp_path / "bench.json"
+    done = latm(
+        env, "bench", str(BBH / "word_sorting.json"), str(BBH / "dyck_languages.json"),
+        "--maker", maker, "--user", user, "--limit", "2", "--baseline", "none",
+        "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 1
+    first, second = json.loads(out.read_text())["tasks"]
+    assert (first["tool_made"], first["latm"]["accuracy"], first["error"]) == (True, 100.0, None)
+    assert (second["task"], second["tool_made"]) == ("dyck_languages", False)
+    assert second["error"].startswith("ScriptExhausted")
+    assert "dyck_languages: ScriptExhausted" in " ".join(done.stderr.split())
