@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         default=DEFAULT_MAKER_MODEL, description="model spec of the tool maker"
     )
     user_model: str = Field(default=DEFAULT_USER_MODEL, description="model spec of the tool user")
+    user_stronger_model: str | None = Field(
+        default=None,
+        description="model spec of the stronger user: a tool the user model fails its check "
+        "on is used by it, and doubtful answers escalate to it; unset: the maker model (a "
+        "deployment with a costly cloud maker can keep it off the answer path)",
+    )
     maker_candidates: int = Field(
         default=3,
         ge=1,
@@ -260,8 +266,9 @@ class Settings(BaseSettings):
     )
     user_escalate: bool = Field(
         default=False,
-        description="ask the maker model again, with the same tool, when the user model "
-        "answers with doubt (no answer, a corrected reply, sampled calls that disagree)",
+        description="ask the stronger model (LATM_USER_STRONGER_MODEL, else the maker model) "
+        "again, with the same tool, when the user model answers with doubt (no answer, a "
+        "corrected reply, sampled calls that disagree)",
     )
     user_check: bool = Field(
         # True by measurement: the 0.5B user answered 0 of 3 held-out tracking cases, and
@@ -270,7 +277,8 @@ class Settings(BaseSettings):
         # (bench/results/cheap_user_stronger.json).
         default=True,
         description="at publishing, the user model answers the tool's held-out cases; a tool "
-        "it misses any of is used by the maker model",
+        "it misses any of is used by the stronger model (LATM_USER_STRONGER_MODEL, else the "
+        "maker model)",
     )
     user_temperature: float = Field(
         default=0.7, gt=0, le=2, description="temperature of the sampled tool calls"
@@ -396,9 +404,11 @@ class Settings(BaseSettings):
         default=32_000, ge=1, description="prompt tokens of one model call (estimated)"
     )
 
-    @field_validator("maker_model", "user_model")
+    @field_validator("maker_model", "user_model", "user_stronger_model")
     @classmethod
-    def _valid_spec(cls, value: str) -> str:
+    def _valid_spec(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             ModelSpec.parse(value)
         except InvalidRequest as exc:

@@ -248,6 +248,8 @@ class ApiServer:
     def _role_models(self) -> dict[str, ModelAdapter]:
         """The model of each role the engine has."""
         models = {"user": self.engine.user_model, "maker": self.engine.maker_model}
+        if self.engine.stronger_model is not self.engine.maker_model:  # its own spec
+            models["stronger"] = self.engine.stronger_model
         return {role: model for role, model in models.items() if model is not None}
 
     async def _report_models(self) -> bool:
@@ -301,7 +303,7 @@ class ApiServer:
 def open_engine(settings: Settings) -> Engine:
     """The engine ``settings`` describe: its models (opened once they can be), sandbox
     backend (its isolation checked) and registry."""
-    from orchestrator.cli._runtime import open_registry, role_models
+    from orchestrator.cli._runtime import open_registry, role_models, stronger_model
     from orchestrator.sandboxes import create_backend
 
     user, maker = role_models(settings, settings.user_model, settings.maker_model, defer=True)
@@ -312,6 +314,7 @@ def open_engine(settings: Settings) -> Engine:
         registry=open_registry(settings),
         user=user,
         maker=maker,
+        stronger=stronger_model(settings, user, maker, defer=True),
         user_config=UserConfig.from_settings(settings),
     )
 

@@ -58,6 +58,21 @@ def role_models(
     return user, user if maker_spec == user_spec else opener(maker_spec)
 
 
+def stronger_model(
+    settings: Settings, user: ModelAdapter, maker: ModelAdapter | None, *, defer: bool = False
+) -> ModelAdapter | None:
+    """The stronger user's adapter (``LATM_USER_STRONGER_MODEL``), sharing the user's or the
+    maker's where the spec is theirs; None when unset (the engine then hands on to the
+    maker model)."""
+    spec = settings.user_stronger_model
+    if spec is None:
+        return None
+    for model in (user, maker):
+        if model is not None and model.spec == spec:
+            return model
+    return open_when_ready(spec, settings) if defer else open_model(spec, settings)
+
+
 @contextlib.asynccontextmanager
 async def open_engine(args: argparse.Namespace, *, maker: bool = False) -> AsyncIterator[Engine]:
     """An engine for one command, from the settings and the command's flags."""
@@ -74,6 +89,7 @@ async def open_engine(args: argparse.Namespace, *, maker: bool = False) -> Async
         registry=registry,
         user=user,
         maker=maker_model,
+        stronger=stronger_model(settings, user, maker_model),
         max_attempts=getattr(args, "attempts", 3),
         user_config=UserConfig.from_settings(settings),
     )

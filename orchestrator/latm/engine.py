@@ -121,6 +121,7 @@ class Engine(SuiteKeeping):
         user: ModelAdapter,
         maker: ModelAdapter | None = None,
         dispatcher: ModelAdapter | None = None,
+        stronger: ModelAdapter | None = None,
         ledger: UsageLedger | None = None,
         max_attempts: int = 3,
         user_config: UserConfig | None = None,
@@ -138,6 +139,9 @@ class Engine(SuiteKeeping):
         # Every completion is billed to the tenant, tool and request in scope when it is made.
         self.user_model = _metered(user, self.ledger)
         self.maker_model = _metered(maker, self.ledger) if maker else None
+        # The model a tool is handed to when the user model fails its check, and that
+        # doubtful answers escalate to: LATM_USER_STRONGER_MODEL, else the maker model.
+        self.stronger_model = _metered(stronger, self.ledger) if stronger else self.maker_model
         self.dispatcher = Dispatcher(
             _metered(dispatcher, self.ledger) if dispatcher else self.user_model
         )
@@ -164,11 +168,11 @@ class Engine(SuiteKeeping):
     def tool_user(
         self, tenant: str, config: UserConfig | None = None, card: ToolCard | None = None
     ) -> ToolUser:
-        """The tool user for ``card``: the user model, or the maker model for a tool whose
-        user check the user model failed (see :func:`check_user`)."""
-        light, stronger = self.user_model, self.maker_model
+        """The tool user for ``card``: the user model, or the stronger model for a tool
+        whose user check the user model failed (see :func:`check_user`)."""
+        light, stronger = self.user_model, self.stronger_model
         if card is not None and stronger and needs_stronger(card, light.spec) and _opens(stronger):
-            # Handed on, with no one above to escalate to. (A maker model not fetched yet:
+            # Handed on, with no one above to escalate to. (A stronger model not fetched yet:
             # the user model does its best meanwhile.)
             light, stronger = stronger, None
         return ToolUser(
@@ -177,10 +181,10 @@ class Engine(SuiteKeeping):
 
     async def user_checked(self, tenant: str, card: ToolCard) -> ToolCard:
         """``card`` with its user check (``LATM_USER_CHECK``), or without one. A check is
-        made only where a tool could be handed on: to a maker model that is not the user
+        made only where a tool could be handed on: to a stronger model that is not the user
         model and not a replay of a script (whose replies are the next ones, whatever asks)."""
         verification = card.verification.model_copy(update={"user": None})
-        stronger = self.maker_model
+        stronger = self.stronger_model
         if (
             self.user_config.check
             and stronger is not None
@@ -459,7 +463,7 @@ class Engine(SuiteKeeping):
             self._flusher.cancel()
         await self.stop_repairs()
         await self.flush()
-        models = (self.user_model, self.maker_model, self.dispatcher.model)
+        models = (self.user_model, self.maker_model, self.stronger_model, self.dispatcher.model)
         closed: set[int] = set()
         for model in models:
             inner = model.inner if isinstance(model, MeteredModel) else model

@@ -76,6 +76,7 @@ def engine(
     maker: list[Any] | None = None,
     user: list[Any] | None = None,
     dispatcher: list[Any] | None = None,
+    stronger: list[Any] | None = None,
     max_attempts: int = 3,
     candidates: int | None = None,
     user_config: UserConfig | None = None,
@@ -89,6 +90,7 @@ def engine(
         user=model("user", user or []),
         maker=model("maker", maker),
         dispatcher=model("dispatcher", dispatcher),
+        stronger=model("stronger", stronger),
         max_attempts=max_attempts,
         maker_candidates=candidates,
         user_config=user_config,
@@ -148,6 +150,32 @@ async def test_the_user_model_is_checked_on_held_out_cases_and_a_miss_hands_the_
     assert solved.to_dict()["answered_by"] == chosen.spec
 
 
+async def test_a_stronger_model_of_its_own_is_checked_against_and_answers_not_the_maker(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    """LATM_USER_STRONGER_MODEL: the tool the user model misses goes to that model; the
+    maker's script holds only the making, so a question asked of it would fail."""
+    held_out, question = validation(task), task.split().test[0]
+    call = f"ans = sort_words({question.input!r})"
+    made = engine(
+        backend, registry, tmp_path, maker=[propose(task), calls(held_out)],
+        user=['ans = sort_words("List: b a")'] * 3, stronger=[call],
+        user_config=UserConfig(check=True),
+    )  # fmt: skip
+    assert made.stronger_model is not None
+    assert made.stronger_model is not made.maker_model
+    made.stronger_model.samples = True  # stands in for a real model: a replay is never checked
+    result = await made.make("acme", task)
+    assert result.card is not None
+    check = result.card.verification.user
+    assert check is not None
+    assert (check.correct, check.passed) == (0, False)
+    solved = await made.solve("acme", question.input, tool="sort_words")
+    assert solved.answer == question.target
+    assert made.maker_model is not None
+    assert solved.answered_by == made.stronger_model.spec != made.maker_model.spec
+
+
 async def test_a_user_check_that_cannot_run_still_publishes_the_verified_tool(
     task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
 ) -> None:
@@ -173,7 +201,7 @@ async def test_a_tool_handed_to_a_maker_model_not_fetched_is_used_by_the_user_mo
     def not_fetched() -> ModelAdapter:
         raise ModelNotAvailable("local model x is not in the cache; run latm models fetch x")
 
-    made.maker_model = DeferredModel("local:x", not_fetched, ModelNotAvailable("not yet"))
+    made.stronger_model = DeferredModel("local:x", not_fetched, ModelNotAvailable("not yet"))
     check = {"model": made.user_model.spec, "correct": 0, "questions": 3}
     verification = {"passed": 3, "total": 3, "cases": [], "user": check}
     registry.publish("acme", tool_card(TOOL, "sort_words", verification=verification))

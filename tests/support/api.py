@@ -98,4 +98,7 @@ async def start_server(
 def use_maker(api: Api, model: ModelAdapter) -> None:
     """Give a running server's engine ``model`` as its maker (metered like its own)."""
     engine = api.server.engine
-    engine.maker_model = MeteredModel(model, engine.ledger)
+    maker = MeteredModel(model, engine.ledger)
+    if engine.stronger_model is engine.maker_model:  # no stronger model of its own
+        engine.stronger_model = maker
+    engine.maker_model = maker

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from orchestrator.cli._runtime import role_models
+from orchestrator.cli._runtime import role_models, stronger_model
 from orchestrator.config import Settings
 from orchestrator.errors import InvalidRequest, ModelNotAvailable
 from orchestrator.models import Message, MeteredModel, UsageLedger, catalog
@@ -55,6 +55,28 @@ async def test_a_missing_model_is_deferred_with_one_warning_naming_the_fetch(
     with pytest.raises(ModelNotAvailable, match=FETCH):
         require_ready(MeteredModel(user, UsageLedger()))
     await user.aclose()
+
+
+async def test_the_stronger_user_shares_an_adapter_with_its_spec_and_else_is_deferred(
+    tmp_path: Path,
+) -> None:
+    """LATM_USER_STRONGER_MODEL: unset, none (the engine hands on to the maker); the user's
+    or the maker's spec, their adapter; another, its own (deferred in a server when missing)."""
+    script = tmp_path / "user.json"
+    script.write_text("[]")
+    user, maker = role_models(settings(tmp_path), f"scripted:{script}", f"local:{QWEN}", defer=True)
+    assert stronger_model(settings(tmp_path), user, maker) is None
+    shared = Settings(models_dir=tmp_path, user_stronger_model=f"local:{QWEN}")
+    assert stronger_model(shared, user, maker) is maker
+    own = Settings(models_dir=tmp_path, user_stronger_model=f"local:{SMOL}")
+    stronger = stronger_model(own, user, maker, defer=True)
+    assert isinstance(stronger, DeferredModel)
+    assert stronger.spec == f"local:{SMOL}"
+    with pytest.raises(ValueError, match="user_stronger_model"):
+        Settings(user_stronger_model="no-such-provider:x")
+    assert maker is not None
+    for model in (user, maker, stronger):
+        await model.aclose()
 
 
 def test_commands_other_than_serve_still_refuse_a_missing_model(tmp_path: Path) -> None:
