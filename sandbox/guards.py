@@ -27,6 +27,7 @@ from typing import Any
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from sandbox.errors import GuardError
+from sandbox.expressions import evaluate
 from sandbox.members import GUARDED_MEMBERS, SEALED_CLASSES
 from sandbox.ownership import TOOL_CLASS_MARK, is_tool_function, is_tool_object, refuse
 from sandbox.policy import Allowlist
@@ -437,6 +438,7 @@ class Environment:
             setattr=guarded_setattr,
             delattr=guarded_delattr,
             type=safe_type,
+            eval=evaluate,
             __import__=self.guarded_import,
             __build_class__=builtins.__build_class__,
         )

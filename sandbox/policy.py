@@ -24,7 +24,6 @@ MAX_AST_DEPTH = 100
 
 # Builtins that do not exist in the sandbox, with what to use instead.
 FORBIDDEN_BUILTINS: dict[str, str] = {
-    "eval": "write the logic as code",
     "exec": "write the logic as code",
     "compile": "write the logic as code",
     "open": "tools get their input as arguments and return values; there are no files",

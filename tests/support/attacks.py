@@ -182,7 +182,11 @@ IMPORTS: list[Payload] = [
     ("relative", "", "from . import x\nans = 1"),
     ("help", "", "ans = help()"),
     ("breakpoint", "", "breakpoint()\nans = 1"),
-    ("eval", "", "ans = eval('1')"),
+    # eval is the sandbox's literal-expression evaluator: it compiles and looks up nothing.
+    ("eval-import", "", "ans = eval(\"__import__('os').getpid()\")"),
+    ("eval-walk", "", 'ans = eval("().__class__.__base__.__subclasses__()")'),
+    ("eval-namespace", "", "ans = eval('x', {'x': print})"),
+    ("eval-comprehension", "", 'ans = eval("[c for c in ().__class__.__mro__]")'),
     ("exec", "", "exec('ans = 1')"),
     ("open", "", "ans = open('/etc/passwd').read()"),
     ("globals", "", "ans = globals()"),
@@ -204,7 +208,7 @@ NATIVE: list[Payload] = [
 
 # 10. Unicode identifiers that NFKC-normalise to forbidden names; match statements.
 UNICODE_AND_MATCH: list[Payload] = [
-    ("fullwidth-eval", "", "ans = \uff45\uff56\uff41\uff4c('1')"),
+    ("fullwidth-eval", "", "ans = \uff45\uff56\uff41\uff4c('().__class__')"),
     ("bold-exec", "", "\U0001d41e\U0001d431\U0001d41e\U0001d41c('ans = 1')"),
     ("fullwidth-open", "", "ans = \uff4f\uff50\uff45\uff4e('/etc/passwd')"),
     ("fullwidth-class", "", "ans = ().__\uff43\uff4c\uff41\uff53\uff53__"),
