@@ -23,7 +23,7 @@ from orchestrator.latm.outcomes import Report, Reported, record_report
 from orchestrator.latm.progress import Progress
 from orchestrator.latm.repair import RepairResult, open_cases, repair, split_suite
 from orchestrator.latm.runner import ToolRunner
-from orchestrator.latm.user import Answer
+from orchestrator.latm.user import Answer, UserConfig
 from orchestrator.models import ModelAdapter, TokenUsage, usage_scope
 from orchestrator.registry import CaseBook, NewCase, Served, StoreLimits, ToolRegistry
 from orchestrator.sandboxes import ExecResult, Status
@@ -38,6 +38,7 @@ class SuiteKeeping:
     cases: CaseBook
     maker_model: ModelAdapter | None
     max_attempts: int
+    user_config: UserConfig
     repair_after: int  # open cases that start a repair by itself; 0: never
     _served: list[tuple[str, Served]]
     _failures: list[tuple[str, NewCase]]
@@ -96,7 +97,12 @@ class SuiteKeeping:
             )
         if limits is not None:
             await asyncio.to_thread(self.registry.check_room, tenant, name, limits)
-        maker = ToolMaker(self.maker_model, self.runner(tenant), max_attempts=self.max_attempts)
+        maker = ToolMaker(
+            self.maker_model,
+            self.runner(tenant),
+            max_attempts=self.max_attempts,
+            snap=self.user_config.snap,
+        )
         request_id = f"repair-{uuid.uuid4().hex[:12]}"
         with usage_scope(tenant=tenant, request_id=request_id, role="maker", tool=name):
             result = await repair(maker, card, suite, progress)

@@ -220,6 +220,7 @@ class Engine(SuiteKeeping):
             self.runner(tenant),
             max_attempts=self.max_attempts,
             candidates=self.maker_candidates,
+            snap=self.user_config.snap,
         )
         request_id = f"make-{uuid.uuid4().hex[:12]}"
         with usage_scope(tenant=tenant, request_id=request_id, role="maker", tool=task.name):

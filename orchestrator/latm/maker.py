@@ -29,6 +29,7 @@ from orchestrator.latm.cards import (
     source_sha256,
 )
 from orchestrator.latm.code import ToolShape, memorisation, tool_shape
+from orchestrator.latm.grounding import snap_literals
 from orchestrator.latm.progress import (
     AttemptFailed,
     AttemptStarted,
@@ -123,12 +124,17 @@ class ToolMaker:
         max_attempts: int = 3,
         params: ChatParams = MAKER_PARAMS,
         candidates: int = 1,
+        snap: bool = True,
     ) -> None:
         self.model = model
         self.runner = runner
         self.max_attempts = max_attempts
         self.params = params
         self.candidates = max(1, candidates)
+        # A string of a call that nearly copies a stretch of its question is that stretch,
+        # as in the tool user's calls (LATM_USER_SNAP): a tool is proven on the questions,
+        # not on the maker's slips in copying them.
+        self.snap = snap
 
     async def make(
         self,
@@ -296,11 +302,17 @@ class _Job:
     def calls_for(
         self, reply: Reply, examples: Sequence[Example], label: str, tool: str
     ) -> list[str]:
-        """One call per example, or what to change in the reply to give that."""
+        """One call per example (its strings snapped to the example's question), or what to
+        change in the reply to give that."""
         calls = pick_calls(reply.calls, [example.input for example in examples])
         if calls is None:
             raise Rejected(reply_problems(reply, len(examples), label, tool))
-        return calls
+        if not self.maker.snap:
+            return calls
+        return [
+            snap_literals(call, example.input)[0]
+            for call, example in zip(calls, examples, strict=True)
+        ]
 
     def checked_shape(self, source: str) -> ToolShape:
         shape = tool_shape(source)

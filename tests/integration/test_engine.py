@@ -243,6 +243,37 @@ async def test_a_tool_fixed_after_a_sandbox_error(
     assert "1 / 0" not in made.card.source
 
 
+def slipped_calls(examples: list[Example]) -> str:
+    """A maker's calls that copy each question's list with its longest word cut short."""
+    replies = []
+    for example in examples:
+        words = example.input[example.input.index("List:") :].split()
+        longest = max(range(1, len(words)), key=lambda n: len(words[n]))
+        words[longest] = words[longest][:-1]
+        replies.append(f"```python\nans = sort_words({' '.join(words)!r})\n```")
+    return "\n".join(replies)
+
+
+@pytest.mark.parametrize("snap", [True, False])
+async def test_a_maker_call_that_slips_in_copying_its_question_is_snapped(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path, snap: bool
+) -> None:
+    """As in the tool user's calls, a string that nearly copies a stretch of the question
+    is that stretch: the tool is proven on the questions, not on the maker's slips."""
+    maker = [propose(task), slipped_calls(validation(task))]
+    made = engine(
+        backend, registry, tmp_path, maker=maker, max_attempts=1,
+        user_config=UserConfig(snap=snap),
+    )  # fmt: skip
+    result = await made.make("acme", task)
+    if snap:
+        assert result.card is not None
+        assert [case.passed for case in result.card.verification.cases] == [True] * 3
+    else:
+        assert result.card is None
+        assert "Question 1: expected" in (result.reason or "")
+
+
 async def test_making_reports_typed_events_in_order(
     task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
 ) -> None:
