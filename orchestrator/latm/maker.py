@@ -262,7 +262,10 @@ class _Job:
         return prompts.maker_verify(history, self.validation)
 
     async def propose(self) -> tuple[Draft, list[Message]]:
-        messages = self.propose_messages()
+        # Each attempt is the proposing prompt, then the last reply and what was wrong with
+        # it: a reply is a whole function, so earlier ones add only length (a small model's
+        # conversation outgrew its 4,096-token context by the third attempt).
+        base = messages = self.propose_messages()
         problems: list[str] = []
         for attempt in range(1, self.maker.max_attempts + 1):
             self.attempts["propose"] += 1
@@ -273,7 +276,7 @@ class _Job:
             except Rejected as exc:
                 problems = exc.problems
                 self.say(AttemptFailed(Stage.PROPOSE, attempt, problems[0], self.candidate))
-                messages = prompts.feedback(messages, reply, problems)
+                messages = prompts.feedback(base, reply, problems)
                 continue
             self.say(
                 DemosSolved(

@@ -8,6 +8,7 @@ grades them with the task's scorer.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,7 @@ async def test_the_validation_cases_are_never_shown_while_proposing(
     steps = [
         {"response": propose(task, BROKEN)},
         # The feedback to a failed proposal still must not reveal the held-out cases.
-        {"response": propose(task), "expect_regex": f"^(?!.*{hidden[-30:]})"},
+        {"response": propose(task), "expect_regex": f"(?s)^(?!.*{re.escape(hidden[-30:])})"},
         calls(validation(task)),
     ]
     made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
@@ -272,6 +273,27 @@ async def test_a_maker_call_that_slips_in_copying_its_question_is_snapped(
     else:
         assert result.card is None
         assert "Question 1: expected" in (result.reason or "")
+
+
+async def test_each_proposing_attempt_shows_only_the_last_failed_reply(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    """An earlier failed function adds only length: the third attempt's prompt holds the
+    second reply and its problem, not the first (nor its quoted line)."""
+    index_error = TOOL.replace('" ".join(sorted(words))', '" ".join(sorted(words)) + str([][1])')
+    steps = [
+        propose(task, BROKEN),
+        {"response": propose(task, index_error), "expect": ["ZeroDivisionError"]},
+        {
+            "response": propose(task),
+            "expect": ["IndexError", "str([][1])"],
+            "expect_regex": r"(?s)^(?!.*(ZeroDivisionError|1 / 0))",
+        },
+        calls(validation(task)),
+    ]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is not None
+    assert made.attempts == {"propose": 3, "verify": 1}
 
 
 async def test_making_reports_typed_events_in_order(
@@ -370,7 +392,7 @@ async def test_best_of_n_keeps_the_candidate_that_passes_the_held_out_cases(
     steps = [
         propose(task, reversed_tool),
         calls(validation(task)),
-        {"response": propose(task), "expect_regex": f"^(?!.*{hidden[-30:]})"},
+        {"response": propose(task), "expect_regex": f"(?s)^(?!.*{re.escape(hidden[-30:])})"},
         calls(validation(task)),
     ]
     events: list[MakeEvent] = []

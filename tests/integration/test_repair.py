@@ -4,6 +4,7 @@ real registry. The tool made first sorts case-sensitively; a reported case says 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def repair_script(task: Task, source: str) -> list[Any]:
         {
             "response": propose_all(source, shown),
             "expect": [QUESTION, RIGHT, "sorted(words)"],
-            "expect_regex": f"^(?!.*{held[0].input[-30:]})",
+            "expect_regex": f"(?s)^(?!.*{re.escape(held[0].input[-30:])})",
         },
         calls(held),
     ]
