@@ -316,7 +316,13 @@ class Settings(BaseSettings):
         default=0, ge=0, le=256, description="threads of the local model server (0: all cores)"
     )
     local_ctx: int = Field(
-        default=4096, ge=256, le=131072, description="context length of the local model"
+        # 8192 by measurement: the 0.5B maker's logical-deduction conversation asked for
+        # 5,747 tokens (4,211 of messages, 1,536 of reply) and 4,096 refused it; Qwen2.5
+        # and SmolLM2 take 8,192 and more, at a larger KV cache only.
+        default=8192,
+        ge=256,
+        le=131072,
+        description="context length of the local model",
     )
     local_start_timeout_s: float = Field(
         default=120.0, gt=0, description="wait for the local model server to be ready"

@@ -56,7 +56,7 @@ class LocalModelServer:
         *,
         alias: str,
         threads: int = 0,
-        n_ctx: int = 4096,
+        n_ctx: int = 8192,
         start_timeout_s: float = 120.0,
     ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
