@@ -19,8 +19,10 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.policy import MAX_AST_DEPTH, max_depth
+
 MAX_EXPRESSION_CHARS = 100_000
-MAX_DEPTH = 100  # as the policy's MAX_AST_DEPTH: deeper trees are refused before walking
+MAX_DEPTH = MAX_AST_DEPTH  # deeper trees are refused before walking, as tool code is
 
 REFUSED = (
     "eval in the sandbox computes expressions of literals and operators only "
@@ -87,20 +89,9 @@ def evaluate(source: object, globals_: object = None, locals_: object = None, /)
         raise SyntaxError(exc.msg) from None
     except (MemoryError, RecursionError):
         raise ValueError(f"the expression is nested deeper than {MAX_DEPTH} levels") from None
-    if _depth(tree) > MAX_DEPTH:
+    if max_depth(tree) > MAX_DEPTH:
         raise ValueError(f"the expression is nested deeper than {MAX_DEPTH} levels")
     return _value(tree.body)
-
-
-def _depth(tree: ast.AST) -> int:
-    """Nesting depth, without recursion (deep trees are the attack)."""
-    deepest = 0
-    stack: list[tuple[ast.AST, int]] = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return deepest
 
 
 def _value(node: ast.expr) -> Any:  # noqa: PLR0911 - one return per kind of node

@@ -93,7 +93,7 @@ def parse(source: str, origin: str = "tool") -> ast.Module:
 
 def check(tree: ast.Module, allowlist: Allowlist, origin: str = "tool") -> None:
     """Raise PolicyViolation listing every finding in ``tree`` (in line order)."""
-    depth = _max_depth(tree)
+    depth = max_depth(tree)
     if depth > MAX_AST_DEPTH:
         raise PolicyViolation(
             [
@@ -109,7 +109,7 @@ def check(tree: ast.Module, allowlist: Allowlist, origin: str = "tool") -> None:
         raise PolicyViolation(findings, origin)
 
 
-def _max_depth(tree: ast.AST) -> int:
+def max_depth(tree: ast.AST) -> int:
     """Nesting depth, computed without recursion (deep trees are the attack)."""
     deepest = 0
     stack: list[tuple[ast.AST, int]] = [(tree, 1)]
