@@ -13,7 +13,7 @@ import io
 import json
 import re
 import tokenize
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -52,15 +52,14 @@ def snap_literals(call: str, question: str) -> tuple[str, list[Snap]]:
     edits: list[tuple[int, int, str]] = []
     snaps: list[Snap] = []
     starts = _line_starts(call)
-    for token in _string_tokens(call):
-        body = token.string
-        quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
-        if quote not in ('"', "'", '"""', "'''") or not body.endswith(quote):
-            continue  # a prefixed literal (r, b, f, u): left alone
-        value = body[len(quote) : -len(quote)]
-        if "\\" in value or not value.strip() or in_question(value, question):
+    literals = [(token, _plain_value(token.string)) for token in _string_tokens(call)]
+    # The call's own literals that are in the question: the words a near copy most likely
+    # meant ("peach" is the "peaches" listed beside it, not the question's "each").
+    copied = {v for _, v in literals if v is not None and v.strip() and in_question(v, question)}
+    for token, value in literals:
+        if value is None or "\\" in value or not value.strip() or value in copied:
             continue
-        stretch = nearest_stretch(value, question)
+        stretch = nearest_stretch(value, question, copied)
         if stretch is None:
             continue
         start = starts[token.start[0] - 1] + token.start[1]
@@ -72,12 +71,22 @@ def snap_literals(call: str, question: str) -> tuple[str, list[Snap]]:
     return call, snaps
 
 
-def nearest_stretch(value: str, question: str) -> str | None:
-    """The one stretch of the question that ``value`` nearly copies, or None."""
+def _plain_value(body: str) -> str | None:
+    """The text of a plain string literal; None for a prefixed one (r, b, f, u)."""
+    quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
+    if quote not in ('"', "'", '"""', "'''") or not body.endswith(quote):
+        return None
+    return body[len(quote) : -len(quote)]
+
+
+def nearest_stretch(value: str, question: str, copied: Collection[str] = ()) -> str | None:
+    """The one stretch of the question that ``value`` nearly copies, or None. A one-word
+    ``value`` prefers the words in ``copied`` (what the same call copied exactly) and then
+    the words it begins (a word cut short) over others as near."""
     if any(c.isalnum() for c in value):
         words = value.split()
         if len(words) == 1:
-            return _nearest_word(value, question)
+            return _nearest_word(value, question, copied)
         text = question.split()
         chosen = _align(words, text)
         return " ".join(text[chosen[0] : chosen[1]]) if chosen is not None else None
@@ -95,24 +104,24 @@ def nearest_stretch(value: str, question: str) -> str | None:
     return " ".join(stretch)
 
 
-def _nearest_word(value: str, question: str) -> str | None:
-    words = dict.fromkeys(_WORD.findall(question))
-    scored = sorted(
+def _nearest_word(value: str, question: str, copied: Collection[str] = ()) -> str | None:
+    folded = value.casefold()
+    near = [
         (
-            (
-                SequenceMatcher(None, value.lower(), word.lower()).ratio(),
-                SequenceMatcher(None, value, word).ratio(),  # the case decides a tie
-                word,
-            )
-            for word in words
-        ),
-        reverse=True,
-    )
-    if not scored or scored[0][0] < WORD_RATIO:
+            word in copied,
+            word.casefold().startswith(folded),  # a word cut short
+            SequenceMatcher(None, folded, word.casefold()).ratio(),
+            SequenceMatcher(None, value, word).ratio(),  # the case decides a tie
+            word,
+        )
+        for word in dict.fromkeys(_WORD.findall(question))
+    ]
+    scored = sorted((rank for rank in near if rank[2] >= WORD_RATIO), reverse=True)
+    if not scored:
         return None
-    if len(scored) > 1 and scored[1][:2] == scored[0][:2]:
+    if len(scored) > 1 and scored[1][:4] == scored[0][:4]:
         return None  # two words as near: which one was meant is not clear
-    return scored[0][2]
+    return scored[0][4]
 
 
 def _align(items: Sequence[str], text: Sequence[str]) -> tuple[int, int] | None:

@@ -64,6 +64,15 @@ def test_what_is_not_a_near_copy_is_left_for_the_grounding_check(written: str) -
     assert snap_literals(written, FRUIT + " " + DYCK) == (written, [])
 
 
+def test_a_word_cut_short_is_the_word_the_call_copied_elsewhere() -> None:
+    question = "The paragraphs each describe five fruits: kiwis, peaches and apples."
+    written = 'ans = f(["kiwis", "peaches"], lambda o: o.index("peach") < 2)'
+    call, _ = snap_literals(written, question)
+    assert call == written.replace('"peach"', '"peaches"')  # not "each", as near by letters
+    # without the list, the word it begins wins over a nearer-looking one
+    assert snap_literals('ans = f("peach")', question)[0] == 'ans = f("peaches")'
+
+
 def test_a_word_as_near_to_two_words_is_not_guessed() -> None:
     assert snap_literals('ans = f("cat")', "a bat and a rat") == ('ans = f("cat")', [])
 
