@@ -1,8 +1,10 @@
 """The paper's experiment: per task, LATM's accuracy against a chain-of-thought baseline.
 
 A tool is made from the split's demos and validation cases (or an imported one is used), then
-the user model answers the test questions with it; the same user model answers them again
-directly, thinking step by step. Accuracy is the task scorer's exact match on the test set.
+the user model answers the test questions with it (as a served request is answered: the
+stronger model takes a tool whose user check the user model failed); the user model answers
+them again directly, thinking step by step. Accuracy is the task scorer's exact match on the
+test set.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from orchestrator.latm.engine import Engine
 from orchestrator.latm.progress import Progress
 from orchestrator.latm.scoring import Scorer, choose_scorer
 from orchestrator.latm.tasks import Example, Split, Task
-from orchestrator.latm.user import ToolUser, chain_of_thought
+from orchestrator.latm.user import chain_of_thought
 from orchestrator.models import TokenUsage, usage_scope
 
 Tick = Callable[[], None]
@@ -30,6 +32,8 @@ class Arm:
 
     correct: int = 0
     answered: int = 0
+    model: str | None = None  # the model that answered first (the stronger one, escalated)
+    escalated: int = 0
     usage: TokenUsage = field(default_factory=TokenUsage)
     wall_s: float = 0.0
     misses: list[dict[str, Any]] = field(default_factory=list)
@@ -42,6 +46,8 @@ class Arm:
             "accuracy": self.accuracy(total),
             "correct": self.correct,
             "answered": self.answered,
+            "model": self.model,
+            "escalated": self.escalated,
             **self.usage.to_dict(),
             "wall_s": round(self.wall_s, 2),
             "misses": self.misses[:5],
@@ -135,13 +141,16 @@ class _Run:
         return made.card
 
     async def latm(self, card: ToolCard, test: list[Example]) -> Arm:
-        arm, started = Arm(), time.monotonic()
-        user = ToolUser(self.engine.user_model, self.engine.runner(self.tenant))
+        # As a served request is answered: the user settings, and the stronger model for a
+        # tool whose user check the user model failed.
+        user = self.engine.tool_user(self.tenant, card=card)
+        arm, started = Arm(model=user.model.spec), time.monotonic()
         for example in test:
             with usage_scope(tenant=self.tenant, tool=card.name):
                 answer = await user.answer(card, example.input)
             arm.usage = arm.usage + answer.usage
             arm.answered += answer.error is None
+            arm.escalated += answer.escalated
             if answer.error is None and self.scorer.matches(answer.value, example):
                 arm.correct += 1
             else:

@@ -18,6 +18,7 @@ import pytest
 from orchestrator.errors import InvalidRequest, ModelNotAvailable
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.engine import Engine
+from orchestrator.latm.experiment import run_task
 from orchestrator.latm.progress import (
     AttemptFailed,
     CandidateScored,
@@ -175,6 +176,29 @@ async def test_a_stronger_model_of_its_own_is_checked_against_and_answers_not_th
     assert solved.answer == question.target
     assert made.maker_model is not None
     assert solved.answered_by == made.stronger_model.spec != made.maker_model.spec
+
+
+async def test_the_bench_answers_as_a_served_request_is_answered_by_the_stronger_model(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    """`latm bench`'s LATM arm takes the tool user a request would get: a tool the user
+    model failed its check on is used by the stronger model (the user's script holds only
+    the check's wrong calls, so a question asked of it would fail)."""
+    held_out, question = validation(task), task.split().test[0]
+    made = engine(
+        backend, registry, tmp_path, maker=[propose(task), calls(held_out)],
+        user=['ans = sort_words("List: b a")'] * 3,
+        stronger=[f"ans = sort_words({question.input!r})"],
+        user_config=UserConfig(check=True),
+    )  # fmt: skip
+    assert made.stronger_model is not None
+    made.stronger_model.samples = True  # stands in for a real model: a replay is never checked
+    report = await run_task(made, "acme", task, limit=1, baseline=False)
+    assert report.tool_made
+    assert report.latm is not None
+    assert report.latm.model == made.stronger_model.spec != made.user_model.spec
+    assert (report.latm.correct, report.latm.escalated) == (1, 0)
+    assert report.to_dict()["latm"]["model"] == made.stronger_model.spec
 
 
 async def test_a_user_check_that_cannot_run_still_publishes_the_verified_tool(
