@@ -57,9 +57,12 @@ def snap_literals(call: str, question: str) -> tuple[str, list[Snap]]:
     # meant ("peach" is the "peaches" listed beside it, not the question's "each").
     copied = {v for _, v in literals if v is not None and v.strip() and in_question(v, question)}
     for token, value in literals:
-        if value is None or "\\" in value or not value.strip() or value in copied:
+        if value is None or "\\" in value or not value.strip():
             continue
-        stretch = nearest_stretch(value, question, copied)
+        if value in copied:
+            stretch = bracketed_stretch(value, question)
+        else:
+            stretch = nearest_stretch(value, question, copied)
         if stretch is None:
             continue
         start = starts[token.start[0] - 1] + token.start[1]
@@ -69,6 +72,47 @@ def snap_literals(call: str, question: str) -> tuple[str, list[Snap]]:
     for start, end, text in reversed(edits):
         call = call[:start] + text + call[end:]
     return call, snaps
+
+
+def bracketed_stretch(value: str, question: str) -> str | None:
+    """For a literal copied from the question with its brackets unbalanced where it cut a
+    run of brackets short ("(1 - 4) - (2 * 3))" out of "((1 - 4) - (2 * 3))"): the one
+    stretch that puts back the fewest of the run's brackets and balances them, or None.
+    A sequence the question itself leaves open (a Dyck prefix) is copied whole and stays."""
+    if _balanced(value) or not any(c in _OPENING + _CLOSING for c in value):
+        return None
+    text, wanted = " ".join(question.split()), " ".join(value.split())
+    found: set[str] = set()
+    for match in re.finditer(re.escape(wanted), text):
+        left = right = 0
+        while left < match.start() and text[match.start() - left - 1] in _OPENING:
+            left += 1
+        while match.end() + right < len(text) and text[match.end() + right] in _CLOSING:
+            right += 1
+        fits = sorted(
+            (a + b, text[match.start() - a : match.end() + b])
+            for a in range(left + 1)
+            for b in range(right + 1)
+            if a + b and _balanced(text[match.start() - a : match.end() + b])
+        )
+        if fits:
+            found.add(fits[0][1])
+    return found.pop() if len(found) == 1 else None
+
+
+_OPENING, _CLOSING = "([{", ")]}"
+
+
+def _balanced(text: str) -> bool:
+    """Whether the round, square and curly brackets of ``text`` pair up (other characters,
+    ``<`` and ``>`` among them, are not brackets here)."""
+    stack: list[str] = []
+    for c in text:
+        if c in _OPENING:
+            stack.append(_CLOSING[_OPENING.index(c)])
+        elif c in _CLOSING and (not stack or stack.pop() != c):
+            return False
+    return not stack
 
 
 def _plain_value(body: str) -> str | None:

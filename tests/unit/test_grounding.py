@@ -4,6 +4,8 @@ check that tells a run copied from a worked example from one taken from the ques
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -71,6 +73,39 @@ def test_a_word_cut_short_is_the_word_the_call_copied_elsewhere() -> None:
     assert call == written.replace('"peach"', '"peaches"')  # not "each", as near by letters
     # without the list, the word it begins wins over a nearer-looking one
     assert snap_literals('ans = f("peach")', question)[0] == 'ans = f("peaches")'
+
+
+ARITHMETIC = "((1 - 0 + 1 - 4) - (-3 * 1 - -6 * -8)) ="
+
+
+@pytest.mark.parametrize(
+    ("written", "snapped"),
+    [
+        # the first bracket cut off, or the last
+        ("(1 - 0 + 1 - 4) - (-3 * 1 - -6 * -8))", "((1 - 0 + 1 - 4) - (-3 * 1 - -6 * -8))"),
+        ("((1 - 0 + 1 - 4) - (-3 * 1 - -6 * -8)", "((1 - 0 + 1 - 4) - (-3 * 1 - -6 * -8))"),
+        # two of each cut off: the fewest put back that balance it
+        ("1 - 0 + 1 - 4) - (-3 * 1 - -6 * -8", "(1 - 0 + 1 - 4) - (-3 * 1 - -6 * -8)"),
+    ],
+)
+def test_a_copy_that_cut_a_bracket_run_short_gets_its_brackets_back(
+    written: str, snapped: str
+) -> None:
+    call, snaps = snap_literals(f"ans = f({written!r})", ARITHMETIC)
+    assert call == f"ans = f({json.dumps(snapped)})"
+    assert [(s.written, s.snapped) for s in snaps] == [(written, snapped)]
+
+
+@pytest.mark.parametrize(
+    ("written", "question"),
+    [
+        ("[ < [ ] ( ) ( {", "Complete the rest of the sequence. Input: [ < [ ] ( ) ( {"),
+        ("1 - 4)", ARITHMETIC),  # no bracket next to where it starts: nothing to put back
+        ("(1 - 0 + 1 - 4)", ARITHMETIC),  # balanced already
+    ],
+)
+def test_a_copy_left_open_by_the_question_itself_stays(written: str, question: str) -> None:
+    assert snap_literals(f"ans = f({written!r})", question) == (f"ans = f({written!r})", [])
 
 
 def test_a_word_as_near_to_two_words_is_not_guessed() -> None:
