@@ -24,10 +24,36 @@ from latm_client.errors import from_rpc_error
 GRANULARITY = {"hour": pb.GRANULARITY_HOUR, "day": pb.GRANULARITY_DAY}
 
 
+SERVICE = "latm.orchestrator.v1.OrchestratorService"
+# The calls that change nothing when they run twice: reads, and a tool run (a fresh sandbox
+# each time). gRPC retries them when the server is UNAVAILABLE (a replica restarting, a
+# connection refused or dropped before an answer), with backoff, within the call's deadline.
+RETRIED = ("ListTools", "GetTool", "ExportTool", "GetUsage", "ExecuteTool")
+RETRY_POLICY = {
+    "maxAttempts": 5,
+    "initialBackoff": "0.2s",
+    "maxBackoff": "3s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": SERVICE, "method": method} for method in RETRIED],
+                "retryPolicy": RETRY_POLICY,
+            }
+        ]
+    }
+)
+
+
 def _options(max_message_bytes: int) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", SERVICE_CONFIG),
     ]
 
 
