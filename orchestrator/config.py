@@ -353,6 +353,13 @@ class Settings(BaseSettings):
         description="browser Origins allowed to call /mcp besides loopback ones "
         "(e.g. https://agent.example.com); requests with another Origin get 403",
     )
+    mcp_call_timeout_s: float = Field(
+        default=900.0,
+        ge=0,
+        le=86400,
+        description="deadline of each MCP tools/call, making included (0: none); the "
+        "sandbox and model calls under it are cut to what is left, as for a gRPC deadline",
+    )
     log_format: str = Field(default="json", description="server logs: json or text")
     log_level: str = Field(default="INFO", description="server log level")
     tracing: str = Field(default="off", description="OpenTelemetry tracing: off, console or otlp")

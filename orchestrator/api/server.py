@@ -228,7 +228,8 @@ class ApiServer:
         from orchestrator.mcp.http import HttpListener, http_app
         from orchestrator.mcp.tools import ToolServer
 
-        app = http_app(ToolServer(self.service), self.settings.mcp_allowed_origins)
+        tools = ToolServer(self.service, call_timeout_s=self.settings.mcp_call_timeout_s)
+        app = http_app(tools, self.settings.mcp_allowed_origins)
         self.http = HttpListener(app, self.settings, self.settings.http_listen)
         await self.http.start()
 

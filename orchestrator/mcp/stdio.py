@@ -44,7 +44,9 @@ async def serve_stdio(settings: Settings, engine: Engine, tenant: str) -> None:
     service = OrchestratorService(
         engine, tenants, auth, max_message_bytes=settings.max_message_bytes
     )
-    tools = ToolServer(service, metadata_of=_no_metadata)
+    tools = ToolServer(
+        service, metadata_of=_no_metadata, call_timeout_s=settings.mcp_call_timeout_s
+    )
     try:
         async with stdio_server() as (read, write):
             await tools.server.run(read, write, tools.initialization_options())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,10 +64,16 @@ class ToolServer:
     """One MCP server (any number of sessions) over one :class:`OrchestratorService`."""
 
     def __init__(
-        self, service: OrchestratorService, metadata_of: MetadataOf = http_metadata
+        self,
+        service: OrchestratorService,
+        metadata_of: MetadataOf = http_metadata,
+        call_timeout_s: float | None = None,
     ) -> None:
+        """``call_timeout_s``: each ``tools/call``'s deadline (None or 0: none); MCP
+        carries no deadline of its own, so this is the one a gRPC caller would send."""
         self.service = service
         self.metadata_of = metadata_of
+        self.call_timeout_s = call_timeout_s or None
         self._buses: dict[str, InMemorySubscriptionBus] = {}
         self._listeners: dict[str, ListenHandler] = {}
         self.watch = ToolWatch(service.engine.registry.revision, self._announce)
@@ -125,7 +132,7 @@ class ToolServer:
         arguments = params.arguments or {}
         method = {SOLVE: "MCP.Solve", MAKE_TOOL: "MCP.MakeTool"}.get(params.name, "MCP.CallTool")
         try:
-            async with self._scope(ctx, method) as (call, who):
+            async with self._scope(ctx, method, self.call_timeout_s) as (call, who):
                 if params.name == SOLVE:
                     request = pb.SolveRequest(**_checked(arguments, _platform_schema(SOLVE)))
                     return solved(await call.run(self.service._solve(who, request)))
@@ -239,11 +246,22 @@ class ToolServer:
     # --- what every request goes through ---
 
     @contextlib.asynccontextmanager
-    async def _scope(self, ctx: ServerRequestContext[Any, Any], method: str) -> Any:
-        async with call_scope(self.service, method, self.metadata_of(ctx)) as call:
+    async def _scope(
+        self, ctx: ServerRequestContext[Any, Any], method: str, timeout_s: float | None = None
+    ) -> Any:
+        remaining = _time_left(timeout_s)
+        async with call_scope(self.service, method, self.metadata_of(ctx), remaining) as call:
             who = await call.begin(None)
             self._hold(ctx, who.tenant)
             yield call, who
+
+
+def _time_left(timeout_s: float | None) -> Callable[[], float | None]:
+    """The seconds a call started now has left with ``timeout_s`` (None: no deadline)."""
+    if timeout_s is None:
+        return lambda: None
+    deadline = time.monotonic() + timeout_s
+    return lambda: deadline - time.monotonic()
 
 
 def _no_header_params(_name: str) -> None:

@@ -281,3 +281,19 @@ async def test_stdio_serves_one_tenants_tools(api: Api) -> None:
         assert made.structured_content["passed"] == made.structured_content["total"] == 3
         assert any("attempt 1" in message for message in reported)
         assert sum("verification case passed" in message for message in reported) == 3
+
+
+async def test_a_call_ends_at_the_servers_mcp_deadline_and_the_next_one_runs(
+    start_api: StartApi,
+) -> None:
+    """MCP carries no deadline: ``LATM_MCP_CALL_TIMEOUT_S`` is each tools/call's, cut into
+    the sandbox's limit as a gRPC deadline is (the spin would run the sandbox's 5 s)."""
+    api = await start_mcp(start_api, mcp_call_timeout_s=1.0)
+    async with connect(api) as acme:
+        started = asyncio.get_running_loop().time()
+        stuck = await acme.call_tool("spin", {"loops": FOREVER})
+        waited = asyncio.get_running_loop().time() - started
+        assert stuck.is_error
+        assert "timeout" in text(stuck).lower() or "deadline" in text(stuck).lower()
+        assert waited < 4.0
+        assert value(await acme.call_tool("add", {"a": 2, "b": 40})) == 42

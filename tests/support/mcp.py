@@ -26,13 +26,15 @@ ADD_SCHEMA = {
 }
 
 
-async def start_mcp(start_api: StartApi) -> Api:
+async def start_mcp(start_api: StartApi, **settings: Any) -> Api:
     """A server with ``/mcp`` on an ephemeral port, acme holding ``add`` and ``spin``, a
-    scripted user that solves with ``add`` and a scripted maker of ``sort_words``."""
+    scripted user that solves with ``add`` and a scripted maker of ``sort_words``;
+    ``settings`` are more of the server's."""
     started = await start_api(
         user=["ans = add(a=2, b=3)"],
         maker=maker_script(SORT),
         http_listen="127.0.0.1:0",
+        **settings,
     )
     async with started.client() as client:
         await client.import_tool(ADD_CARD)
