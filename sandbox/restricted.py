@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from dataclasses import dataclass
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any, ClassVar
 
 from RestrictedPython.transformer import IOPERATOR_TO_STR, RestrictingNodeTransformer
@@ -142,16 +143,62 @@ def _restricted_errors(errors: Any, origin: str) -> PolicyViolation:
     return PolicyViolation(violations, origin)
 
 
+class _StarImports(ast.NodeTransformer):
+    """``from M import *`` of an allowed module, as the import of the names the code uses
+    that ``M`` exports (its ``__all__``, else its names not starting with ``_``): the
+    import the model would have written by hand, which the policy then checks like any
+    other (a denied name is refused by name). It binds no private name and nothing the
+    code does not use; with nothing used it imports nothing. A star import of a module
+    not allowed, or a relative one, stays for the policy to refuse."""
+
+    def __init__(self, allowlist: Allowlist, used: set[str]) -> None:
+        self.allowlist = allowlist
+        self.used = used
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.stmt:
+        star = [alias.name for alias in node.names] == ["*"]
+        if not star or node.level or node.module not in self.allowlist.modules:
+            return node
+        module = sys.modules.get(node.module)  # the template imported every allowed module
+        if module is None:
+            return node
+        names = sorted(self.used & _exported(module))
+        if not names:
+            return ast.copy_location(ast.Pass(), node)
+        node.names = [ast.copy_location(ast.alias(name=name), node) for name in names]
+        return node
+
+
+def _exported(module: ModuleType) -> set[str]:
+    """The names ``from module import *`` binds in CPython."""
+    exported = getattr(module, "__all__", None)
+    if isinstance(exported, list | tuple) and all(isinstance(n, str) for n in exported):
+        return {name for name in exported if not name.startswith("_")}
+    return {name for name in vars(module) if not name.startswith("_")}
+
+
+def _named_star_imports(tree: ast.Module, allowlist: Allowlist) -> ast.Module:
+    nodes = list(ast.walk(tree))  # iterative: a deep tree is the policy's to refuse
+    stars = any(
+        isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names)
+        for node in nodes
+    )
+    if not stars or policy.max_depth(tree) > policy.MAX_AST_DEPTH:
+        return tree
+    used = {node.id for node in nodes if isinstance(node, ast.Name)}
+    return ast.fix_missing_locations(_StarImports(allowlist, used).visit(tree))
+
+
 def compile_tool(source: str, allowlist: Allowlist) -> CodeType:
     """Check and compile a tool module."""
-    tree = policy.parse(source, "tool")
+    tree = _named_star_imports(policy.parse(source, "tool"), allowlist)
     policy.check(tree, allowlist, "tool")
     return _compile(tree, "exec", "<tool>", allowlist, "tool")
 
 
 def compile_call(source: str, allowlist: Allowlist) -> CompiledCall:
     """Check and compile call code: one expression, or statements that set ``ans``."""
-    tree = policy.parse(source, "call")
+    tree = _named_star_imports(policy.parse(source, "call"), allowlist)
     policy.check(tree, allowlist, "call")
     if len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr):
         expression = ast.Expression(body=tree.body[0].value)

@@ -178,7 +178,11 @@ IMPORTS: list[Payload] = [
     ("private-from", "", "from random import _os\nans = _os"),
     ("submodule", "import json\n", "ans = json.decoder"),
     ("module-in-module", "import typing\n", "ans = typing.sys"),
-    ("star-import", "", "from collections import *\nans = 1"),
+    # A star import of an allowed module binds only the exported names the code uses, each
+    # checked as if imported by name: neither a denied name nor a private one comes in.
+    ("star-import-denied", "", "from operator import *\nans = attrgetter('__class__')(1)"),
+    ("star-import-private", "", "from random import *\nans = _os.getpid()"),
+    ("star-import-module", "", "from json import *\nans = decoder.scanstring"),
     ("relative", "", "from . import x\nans = 1"),
     ("help", "", "ans = help()"),
     ("breakpoint", "", "breakpoint()\nans = 1"),

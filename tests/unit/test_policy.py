@@ -21,7 +21,8 @@ def refusal(source: str) -> str:
         ("import os", "line 1: import of 'os' is not allowed; allowed: bisect,"),
         ("x = 1\nimport subprocess", "line 2: import of 'subprocess' is not allowed"),
         ("from os import path", "line 1: import of 'os' is not allowed"),
-        ("from math import *", "'from math import *' is not allowed"),
+        # a star import is the import of the exported names the code uses, checked by name
+        ("from operator import *\nf = methodcaller", "'operator.methodcaller' is not available"),
         ("from string import Formatter", "'string.Formatter' is not available"),
         ("from operator import attrgetter", "'operator.attrgetter' is not available"),
         ("from . import x", "relative imports are not allowed"),
@@ -231,3 +232,12 @@ def test_errors_only_the_compiler_finds_are_syntax_errors(
             compile_code(source, ALLOWLIST)
         assert str(info.value) == f"line {line}: {message}"
         assert info.value.line == line
+
+
+def test_a_star_import_of_an_allowed_module_names_what_the_code_uses() -> None:
+    """What small models write: compiled as the import of the exported names used."""
+    source = "from typing import *\nfrom math import *\ndef f(xs: List[int]) -> float:\n"
+    compile_tool(source + "    return sqrt(sum(xs))\n", ALLOWLIST)
+    compile_tool("from collections import *\nx = 1\n", ALLOWLIST)  # nothing used: no import
+    assert "'_os'" in refusal("from random import *\nx = _os\n")  # private: never bound
+    assert "import of 'os'" in refusal("from os import *\nx = getpid()\n")
