@@ -109,7 +109,7 @@ def table(reports: list[TaskReport]) -> Table:
     view = Table(title="LATM vs chain of thought (accuracy %, exact match)")
     view.add_column("task", no_wrap=True)
     for column in (
-        "n", "tool", "attempts", "LATM %", "CoT %", "maker tok", "user tok",
+        "n", "tool", "attempts", "LATM %", "answered by", "CoT %", "maker tok", "user tok",
         "CoT tok", "cost $", "wall s",
     ):  # fmt: skip
         view.add_column(column)
@@ -123,6 +123,7 @@ def table(reports: list[TaskReport]) -> Table:
             r.tool or f"none ({(r.make_reason or r.error or '')[:40]})",
             "/".join(f"{k[0]}{v}" for k, v in r.make_attempts.items()) or "-",
             _pct(latm.accuracy(r.test_size) if latm else None),
+            (latm.model or "-") if latm else "-",
             _pct(cot.accuracy(r.test_size) if cot else None),
             str(r.maker_usage.total_tokens),
             str(latm.usage.total_tokens if latm else 0),

@@ -111,6 +111,8 @@ def test_bench_reports_latm_and_the_baseline(env: dict[str, str], tmp_path: Path
     assert report["cot"]["accuracy"] == 50.0
     assert report["cot"]["misses"][0]["got"] == "nothing"
     assert "LATM vs chain of thought" in done.stdout
+    assert report["latm"]["model"] == user  # no user check for a replay: the user answered
+    assert report["latm"]["escalated"] == 0
 
 
 def test_a_model_failing_in_one_task_ends_that_task_only(
