@@ -1,12 +1,10 @@
-"""The Python client retries, within the call's deadline, a call the server could not take
-(not listening yet: a replica restarting) and a call that changes nothing when the server
-answers UNAVAILABLE; a call that would change something twice is not retried. The server
-is a real gRPC server on loopback, started by the test."""
+"""The Python client retries, within the call's deadline, a call that changes nothing when
+the server answers UNAVAILABLE (a replica draining to restart); a call that would change
+something twice is not retried. The server is a real gRPC server on loopback, started by
+the test."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -21,8 +19,6 @@ from latm_client.errors import Unavailable
 from tests.support.nginx import free_port
 
 pytestmark = pytest.mark.integration
-
-LATE_S = 1.0
 
 
 class _Flaky(pb_grpc.OrchestratorServiceServicer):
@@ -56,44 +52,17 @@ def _flaky(failures: int) -> _Flaky:
 
 
 @contextmanager
-def _serving(servicer: _Flaky, delay_s: float = 0.0) -> Iterator[str]:
-    """The servicer on a free loopback port, bound and listening from ``delay_s`` seconds
-    on (before that, a connection is refused)."""
-    port, servers = free_port(), []
-
-    def start() -> None:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        pb_grpc.add_OrchestratorServiceServicer_to_server(servicer, server)
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        server.start()
-        servers.append(server)
-
-    timer = threading.Timer(delay_s, start)
-    if delay_s:
-        timer.start()
-    else:
-        start()
+def _serving(servicer: _Flaky) -> Iterator[str]:
+    """The servicer on a free loopback port."""
+    port = free_port()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_OrchestratorServiceServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        timer.cancel()
-        if timer.is_alive():
-            timer.join()
-        for server in servers:
-            server.stop(grace=None)
-
-
-def test_a_call_waits_for_a_server_not_listening_yet() -> None:
-    servicer = _flaky(failures=0)
-    started = time.monotonic()
-    with (
-        _serving(servicer, delay_s=LATE_S) as target,
-        Client(target, "key", timeout_s=20) as client,
-    ):
-        tools = client.list_tools()
-    assert [(t.name, t.version) for t in tools] == [("sort_words", 1)]
-    assert time.monotonic() - started >= LATE_S  # refused at first, sent again
-    assert servicer.calls == ["ListTools"]  # it never reached a server before
+        server.stop(grace=None)
 
 
 def test_a_read_answered_unavailable_is_retried() -> None:

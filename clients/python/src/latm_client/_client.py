@@ -26,13 +26,16 @@ GRANULARITY = {"hour": pb.GRANULARITY_HOUR, "day": pb.GRANULARITY_DAY}
 
 SERVICE = "latm.orchestrator.v1.OrchestratorService"
 # The calls that change nothing when they run twice: reads, and a tool run (a fresh sandbox
-# each time). gRPC retries them when the server is UNAVAILABLE (a replica restarting, a
-# connection refused or dropped before an answer), with backoff, within the call's deadline.
+# each time). gRPC retries them when the server answers UNAVAILABLE (a replica draining to
+# restart; behind a balancer the retry finds another), within the call's deadline. The
+# waits are short (gRPC draws each from 0 up to 0.1, 0.2, 0.4 s): a fault that lasts, like
+# a certificate the client does not trust, still comes back as UNAVAILABLE, not as a
+# deadline passed.
 RETRIED = ("ListTools", "GetTool", "ExportTool", "GetUsage", "ExecuteTool")
 RETRY_POLICY = {
-    "maxAttempts": 5,
-    "initialBackoff": "0.2s",
-    "maxBackoff": "3s",
+    "maxAttempts": 4,
+    "initialBackoff": "0.1s",
+    "maxBackoff": "1s",
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
