@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from orchestrator.images import sandbox_image_tag
 from orchestrator.sandboxes.base import IsolationLevel
@@ -45,15 +46,17 @@ class ContainerLimits(BaseModel):
     nofile: int = Field(default=256, ge=1, description="open files per process")
 
 
+IMAGE_HELP = "sandbox image (default, or empty: latm-sandbox:VERSION)"
+# An image setting left empty is the default image: one rule for every backend's group.
+SandboxImage = Annotated[str, AfterValidator(lambda value: value or sandbox_image_tag())]
+
+
 class DockerSettings(BaseModel):
     """The settings' ``docker`` group: the image, runtimes, sockets, limits and warm pools."""
 
     model_config = ConfigDict(frozen=True)
 
-    image: str = Field(
-        default_factory=sandbox_image_tag,
-        description="sandbox image (default, or empty: latm-sandbox:VERSION)",
-    )
+    image: SandboxImage = Field(default_factory=sandbox_image_tag, description=IMAGE_HELP)
     runtime: Runtime = Field(default=Runtime.RUNC, description="container runtime")
     tenant_runtimes: dict[str, Runtime] = Field(
         default_factory=dict, description='per-tenant runtime, e.g. {"acme": "runsc"}'
@@ -69,11 +72,6 @@ class DockerSettings(BaseModel):
     )
     limits: ContainerLimits = Field(default_factory=ContainerLimits)
     pool: PoolConfig = Field(default_factory=PoolConfig)
-
-    @field_validator("image")
-    @classmethod
-    def _default_image(cls, value: str) -> str:
-        return value or sandbox_image_tag()
 
 
 class DockerOptions(DockerSettings):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.images import sandbox_image_tag
-from orchestrator.sandboxes.docker_options import ContainerLimits
+from orchestrator.sandboxes.docker_options import IMAGE_HELP, ContainerLimits, SandboxImage
 from orchestrator.sandboxes.pool import PoolConfig
 from orchestrator.sandboxes.values import IsolationLevel
 
@@ -38,10 +38,7 @@ class KubernetesSettings(BaseModel):
         pattern=r"^([a-z0-9]([-a-z0-9.]{0,22}[a-z0-9])?)?$",
         description="runtimeClassName of sandbox pods (empty: the cluster's default runtime)",
     )
-    image: str = Field(
-        default_factory=sandbox_image_tag,
-        description="sandbox image (default, or empty: latm-sandbox:VERSION)",
-    )
+    image: SandboxImage = Field(default_factory=sandbox_image_tag, description=IMAGE_HELP)
     image_pull_policy: str = Field(
         default="IfNotPresent", description="imagePullPolicy of sandbox pods"
     )
@@ -87,11 +84,6 @@ class KubernetesSettings(BaseModel):
     )
     limits: ContainerLimits = Field(default_factory=ContainerLimits)
     pool: PoolConfig = Field(default_factory=PoolConfig)
-
-    @field_validator("image")
-    @classmethod
-    def _default_image(cls, value: str) -> str:
-        return value or sandbox_image_tag()
 
     @model_validator(mode="after")
     def _one_config_source(self) -> KubernetesSettings:
