@@ -30,6 +30,7 @@ from orchestrator.latm.cards import (
 )
 from orchestrator.latm.code import ToolShape, memorisation, tool_shape
 from orchestrator.latm.grounding import snap_literals
+from orchestrator.latm.hints import import_hint
 from orchestrator.latm.progress import (
     AttemptFailed,
     AttemptStarted,
@@ -336,7 +337,8 @@ class _Job:
         problems = []
         for number, (example, outcome) in enumerate(zip(examples, outcomes, strict=True), 1):
             if not outcome.ok:
-                problems.append(f"{label} {number}: {outcome.error}{raised_at(outcome, source)}")
+                where, hint = raised_at(outcome, source), import_hint(outcome.error or "")
+                problems.append(f"{label} {number}: {outcome.error}{where}{hint}")
             elif not self.scorer.matches(outcome.value, example):
                 problems.append(
                     f"{label} {number}: expected {example.target!r}, got {outcome.shown()}"

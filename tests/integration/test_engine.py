@@ -268,6 +268,24 @@ async def test_a_tool_fixed_after_a_sandbox_error(
     assert "1 / 0" not in made.card.source
 
 
+async def test_a_name_used_without_its_import_is_answered_with_the_import(
+    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    """A tool that uses ``Counter`` without importing it: the feedback names the import."""
+    forgot = TOOL.replace('" ".join(sorted(words))', '" ".join(sorted(Counter(words)))')
+    steps = [
+        propose(task, forgot),
+        {
+            "response": propose(task),
+            "expect": ["add `from collections import Counter` at the top"],
+        },
+        calls(validation(task)),
+    ]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is not None
+    assert made.attempts == {"propose": 2, "verify": 1}
+
+
 def slipped_calls(examples: list[Example]) -> str:
     """A maker's calls that copy each question's list with its longest word cut short."""
     replies = []

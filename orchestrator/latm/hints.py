@@ -1,0 +1,58 @@
+"""Where a name a tool forgot to import lives: a hint for the maker's feedback.
+
+Small models use ``Optional``, ``Counter`` or ``sqrt`` without the import; the sandbox's
+``NameError`` says only that the name is not defined, and a 1.5B maker often writes the same
+function again. When an allowed module (``sandbox/allowlist.toml``) exports the name (its
+``__all__``, else its public names, minus the names the allow-list denies), the hint says
+which import brings it. This reads the standard library's own modules, in the orchestrator;
+nothing of the model's runs here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from functools import cache
+
+from sandbox.policy import Allowlist, default_allowlist
+
+_UNDEFINED = re.compile(r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+
+
+def import_hint(error: str) -> str:
+    """`` (`X` is in M: add `from M import X` ...)`` for a NameError of a name an allowed
+    module exports (or ``import X`` for an allowed module itself); empty otherwise."""
+    match = _UNDEFINED.search(error)
+    if match is None:
+        return ""
+    name = match.group(1)
+    if name in _allowlist().modules:
+        return f" (`{name}` is a module: add `import {name}` at the top)"
+    module = exporters().get(name)
+    if module is None:
+        return ""
+    return f" (`{name}` is in {module}: add `from {module} import {name}` at the top)"
+
+
+@cache
+def _allowlist() -> Allowlist:
+    return default_allowlist()
+
+
+@cache
+def exporters() -> dict[str, str]:
+    """Each name an allowed module exports, and the first such module (allow-list order,
+    modules named in it before their submodules)."""
+    allowlist = _allowlist()
+    found: dict[str, str] = {}
+    for module_name, denied in allowlist.modules.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # an allowed module this interpreter lacks: no hint from it
+            continue
+        exported = getattr(module, "__all__", None)
+        names = exported if isinstance(exported, list | tuple) else list(vars(module))
+        for name in names:
+            if isinstance(name, str) and not name.startswith("_") and name not in denied:
+                found.setdefault(name, module_name)
+    return found
