@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from types import ModuleType
 
 from sandbox.errors import PolicyViolation, SourceSyntaxError, Violation
 
@@ -107,6 +108,15 @@ def check(tree: ast.Module, allowlist: Allowlist, origin: str = "tool") -> None:
     findings = sorted(set(_Checker(allowlist, bound).run(tree)), key=lambda v: v.line)
     if findings:
         raise PolicyViolation(findings, origin)
+
+
+def exported_names(module: ModuleType) -> set[str]:
+    """The names ``from module import *`` binds in CPython (its ``__all__``, else its names
+    not starting with ``_``), private ones left out either way."""
+    exported = getattr(module, "__all__", None)
+    if isinstance(exported, list | tuple) and all(isinstance(n, str) for n in exported):
+        return {name for name in exported if not name.startswith("_")}
+    return {name for name in vars(module) if not name.startswith("_")}
 
 
 def max_depth(tree: ast.AST) -> int:

@@ -11,7 +11,7 @@ import ast
 import re
 import sys
 from dataclasses import dataclass
-from types import CodeType, ModuleType
+from types import CodeType
 from typing import Any, ClassVar
 
 from RestrictedPython.transformer import IOPERATOR_TO_STR, RestrictingNodeTransformer
@@ -162,19 +162,11 @@ class _StarImports(ast.NodeTransformer):
         module = sys.modules.get(node.module)  # the template imported every allowed module
         if module is None:
             return node
-        names = sorted(self.used & _exported(module))
+        names = sorted(self.used & policy.exported_names(module))
         if not names:
             return ast.copy_location(ast.Pass(), node)
         node.names = [ast.copy_location(ast.alias(name=name), node) for name in names]
         return node
-
-
-def _exported(module: ModuleType) -> set[str]:
-    """The names ``from module import *`` binds in CPython."""
-    exported = getattr(module, "__all__", None)
-    if isinstance(exported, list | tuple) and all(isinstance(n, str) for n in exported):
-        return {name for name in exported if not name.startswith("_")}
-    return {name for name in vars(module) if not name.startswith("_")}
 
 
 def _named_star_imports(tree: ast.Module, allowlist: Allowlist) -> ast.Module:

@@ -32,7 +32,7 @@ class Arm:
 
     correct: int = 0
     answered: int = 0
-    model: str | None = None  # the model that answered first (the stronger one, escalated)
+    model: str | None = None  # the model the questions went to (escalations: the stronger)
     escalated: int = 0
     usage: TokenUsage = field(default_factory=TokenUsage)
     wall_s: float = 0.0

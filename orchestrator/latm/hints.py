@@ -14,7 +14,7 @@ import importlib
 import re
 from functools import cache
 
-from sandbox.policy import Allowlist, default_allowlist
+from sandbox.policy import Allowlist, default_allowlist, exported_names
 
 _UNDEFINED = re.compile(r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
 
@@ -50,9 +50,6 @@ def exporters() -> dict[str, str]:
             module = importlib.import_module(module_name)
         except ImportError:  # an allowed module this interpreter lacks: no hint from it
             continue
-        exported = getattr(module, "__all__", None)
-        names = exported if isinstance(exported, list | tuple) else list(vars(module))
-        for name in names:
-            if isinstance(name, str) and not name.startswith("_") and name not in denied:
-                found.setdefault(name, module_name)
+        for name in exported_names(module) - denied:
+            found.setdefault(name, module_name)
     return found
