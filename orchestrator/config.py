@@ -228,11 +228,19 @@ class Settings(BaseSettings):
         "deployment with a costly cloud maker can keep it off the answer path)",
     )
     maker_candidates: int = Field(
-        default=3,
+        default=8,
         ge=1,
-        le=10,
+        le=16,
         description="candidate tools the maker samples; the first that passes every held-out "
         "case is kept (a scripted, non-sampling maker makes one)",
+    )
+    maker_repairs: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="replies with feedback a sampled candidate gets while proposing, after "
+        "its first fails on the demos; 0 by measurement: small makers' repairs fixed nothing, "
+        "fresh candidates did (a scripted maker has --attempts per stage)",
     )
     repair_after_failures: int = Field(
         default=0,

@@ -30,7 +30,11 @@ def add_common(parser: CommandParser, *, maker: bool = False) -> None:
             help="maker model spec (default LATM_MAKER_MODEL)",
         )
         parser.add_argument(
-            "--attempts", type=int, default=3, help="attempts per stage (propose, verify)"
+            "--attempts",
+            type=int,
+            default=3,
+            help="attempts per stage (propose, verify); a sampling maker's candidate proposes "
+            "once plus LATM_MAKER_REPAIRS",
         )
 
 

@@ -131,10 +131,9 @@ class Engine(SuiteKeeping):
         self.backend = backend
         self.registry = registry
         self.cases = CaseBook(registry)
+        settings = Settings()
         # Repair a tool by itself after this many open cases (0: never).
-        self.repair_after = (
-            Settings().repair_after_failures if repair_after is None else repair_after
-        )
+        self.repair_after = settings.repair_after_failures if repair_after is None else repair_after
         self.ledger = ledger or UsageLedger()
         # Every completion is billed to the tenant, tool and request in scope when it is made.
         self.user_model = _metered(user, self.ledger)
@@ -148,10 +147,13 @@ class Engine(SuiteKeeping):
         self.max_attempts = max_attempts
         # Candidate tools per making: LATM_MAKER_CANDIDATES unless given; a maker that
         # replays a script rather than sampling makes one (another would be its next reply).
+        # A sampling maker's candidate gets LATM_MAKER_REPAIRS replies of feedback while
+        # proposing; a replay gets max_attempts per stage.
+        sampling = self.maker_model is not None and self.maker_model.samples
         if maker_candidates is None:
-            sampling = self.maker_model is not None and self.maker_model.samples
-            maker_candidates = Settings().maker_candidates if sampling else 1
+            maker_candidates = settings.maker_candidates if sampling else 1
         self.maker_candidates = maker_candidates
+        self.maker_repairs = settings.maker_repairs if sampling else None
         self.user_config = user_config or UserConfig()
         self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
         self._cards = CardCache(CARD_CACHE_MAX_BYTES, CARDS_CACHED)
@@ -220,6 +222,7 @@ class Engine(SuiteKeeping):
             self.runner(tenant),
             max_attempts=self.max_attempts,
             candidates=self.maker_candidates,
+            repairs=self.maker_repairs,
             snap=self.user_config.snap,
         )
         request_id = f"make-{uuid.uuid4().hex[:12]}"

@@ -9,6 +9,9 @@ Best of n: up to ``candidates`` tools are sampled from the same proposing prompt
 greedily, the others at ``RETRY_TEMPERATURE``; one prompt prefix, so a llama.cpp server reuses
 its cache). Each that solves the demos goes to verification; the first that passes every
 held-out case is kept and the rest are never sampled. Every candidate's outcome is reported.
+A candidate that fails on the demos gets ``repairs`` replies with the feedback (a sampling
+maker's budget is better spent on fresh candidates: a small model's repairs rarely fix its
+function) or, when not given, ``max_attempts - 1`` as every stage does.
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
 MAKER_PARAMS = ChatParams(max_tokens=1536, temperature=0.0)
 RETRY_TEMPERATURE = 0.7
 _MAX_QUOTED = 120  # characters of a function's line quoted back with its error
-DEFAULT_CANDIDATES = 3  # LATM_MAKER_CANDIDATES; each costs up to 2 x attempts replies
 
 
 class Rejected(Exception):
@@ -125,6 +127,7 @@ class ToolMaker:
         max_attempts: int = 3,
         params: ChatParams = MAKER_PARAMS,
         candidates: int = 1,
+        repairs: int | None = None,
         snap: bool = True,
     ) -> None:
         self.model = model
@@ -132,6 +135,8 @@ class ToolMaker:
         self.max_attempts = max_attempts
         self.params = params
         self.candidates = max(1, candidates)
+        # Proposing replies per candidate: its first, then one per repair.
+        self.propose_attempts = max_attempts if repairs is None else 1 + max(0, repairs)
         # A string of a call that nearly copies a stretch of its question is that stretch,
         # as in the tool user's calls (LATM_USER_SNAP): a tool is proven on the questions,
         # not on the maker's slips in copying them.
@@ -268,7 +273,7 @@ class _Job:
         # conversation outgrew its 4,096-token context by the third attempt).
         base = messages = self.propose_messages()
         problems: list[str] = []
-        for attempt in range(1, self.maker.max_attempts + 1):
+        for attempt in range(1, self.maker.propose_attempts + 1):
             self.attempts["propose"] += 1
             self.say(AttemptStarted(Stage.PROPOSE, attempt, len(self.demos), self.candidate))
             reply = await self.ask(messages, attempt)
@@ -285,7 +290,8 @@ class _Job:
                 )
             )
             return draft, [*messages, Message(role="assistant", content=reply)]
-        raise Rejected([f"no tool after {self.maker.max_attempts} attempts", *problems[:3]])
+        attempts = self.maker.propose_attempts
+        raise Rejected([f"no tool after {attempts} attempt{'s' * (attempts > 1)}", *problems[:3]])
 
     async def draft_from(self, text: str) -> Draft:
         reply = read_reply(text)

@@ -31,6 +31,7 @@ from orchestrator.latm.tasks import Example, Task, load_task
 from orchestrator.latm.user import UserConfig
 from orchestrator.models import ModelAdapter, open_model
 from orchestrator.models.deferred import DeferredModel
+from orchestrator.models.scripted import ScriptedModel
 from orchestrator.registry import ToolRegistry
 from orchestrator.sandboxes import SandboxBackend, create_backend
 from tests.support.cards import card_fields, tool_card
@@ -458,6 +459,39 @@ async def test_best_of_n_keeps_the_candidate_that_passes_the_held_out_cases(
         (2, 3, True),
     ]
     assert made.attempts == {"propose": 2, "verify": 2}
+
+
+@pytest.mark.parametrize("repairs", [0, 1])
+async def test_a_sampling_maker_spends_its_proposals_on_fresh_candidates(
+    repairs: int,
+    task: Task,
+    backend: SandboxBackend,
+    registry: ToolRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sampled candidate that fails on the demos gets LATM_MAKER_REPAIRS replies with the
+    feedback (0 by default), then the next candidate is asked for with the proposing prompt
+    alone; verifying keeps its --attempts."""
+    monkeypatch.setattr(ScriptedModel, "samples", True)  # stands in for a model that samples
+    monkeypatch.setenv("LATM_MAKER_REPAIRS", str(repairs))
+    fresh = {"response": propose(task), "expect_regex": "(?s)^(?!.*That did not work)"}
+    repaired = {"response": propose(task, BROKEN), "expect": ["That did not work"]}
+    steps = [
+        propose(task, BROKEN),
+        *[repaired] * repairs,
+        fresh,
+        "no calls",  # the first verifying reply fails; the second is asked for
+        calls(validation(task)),
+    ]
+    made = await engine(
+        backend, registry, tmp_path, maker=steps, max_attempts=3, candidates=2
+    ).make("acme", task)
+    assert made.card is not None, made.reason
+    assert made.attempts == {"propose": 2 + repairs, "verify": 2}
+    assert [(c.number, c.kept) for c in made.candidates] == [(1, False), (2, True)]
+    assert made.candidates[0].problem is not None
+    assert "ZeroDivisionError" in made.candidates[0].problem
 
 
 async def test_no_candidate_verified_publishes_nothing_and_ranks_them(
