@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from orchestrator.api.quotas import QuotaGate, over_rate, over_slots
 from orchestrator.errors import LatmError
-from orchestrator.registry import ToolRegistry
+from orchestrator.registry import ToolRegistry, lock_until_commit
 from orchestrator.registry.tenants import Quotas
 
 log = logging.getLogger("latm.api")
@@ -53,7 +53,6 @@ LEFT = text(
     "EXTRACT(EPOCH FROM clock_timestamp() - updated_at))) FROM quota_buckets "
     "WHERE tenant = :tenant"
 )
-LOCK = text("SELECT pg_advisory_xact_lock(:lock_class, hashtext(:key))")
 EXPIRE = text(
     "DELETE FROM quota_leases WHERE tenant = :tenant AND kind = :kind "
     "AND expires_at < clock_timestamp()"
@@ -137,7 +136,7 @@ class SharedQuotaGate(QuotaGate):
         """A new lease's id, or the number of live leases when they fill ``limit``."""
         where = {"tenant": tenant, "kind": kind}
         with self.registry.transaction("taking a concurrency slot") as session:
-            session.execute(LOCK, {"lock_class": SLOT_LOCK_CLASS, "key": f"{tenant}\n{kind}"})
+            lock_until_commit(session, SLOT_LOCK_CLASS, f"{tenant}\n{kind}")
             session.execute(EXPIRE, where)
             running = int(session.execute(COUNT, where).scalar() or 0)
             if running >= limit:

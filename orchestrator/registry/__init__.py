@@ -1,7 +1,11 @@
 """The tool registry: tool cards stored per tenant, immutable and versioned, with their
 usage and the requests no tool fitted (SQLite by default, PostgreSQL by URL)."""
 
-from orchestrator.registry._engine import RegistryUnavailable, default_database_url
+from orchestrator.registry._engine import (
+    RegistryUnavailable,
+    default_database_url,
+    lock_until_commit,
+)
 from orchestrator.registry.cases import Case, CaseBook, NewCase, Served
 from orchestrator.registry.store import (
     StoreLimits,
@@ -25,4 +29,5 @@ __all__ = [
     "UsageTotals",
     "check_card",
     "default_database_url",
+    "lock_until_commit",
 ]

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidRequest, MissingDependencyError, RegistryUnavailable
 
@@ -19,6 +20,9 @@ MIGRATIONS = "orchestrator.registry:migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # The PostgreSQL advisory lock key that serialises migrations (any fixed 64-bit number).
 MIGRATION_LOCK = 0x6C61_746D_6D69_6772  # "latmmigr"
+# The other advisory locks have two int4 keys, a class and the hash of a key (they never
+# collide with the one-bigint migration lock).
+ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:lock_class, hashtext(:key))")
 
 
 def default_database_url() -> str:
@@ -58,6 +62,15 @@ def migrate(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def lock_until_commit(session: Session, lock_class: int, key: str) -> None:
+    """Hold the advisory lock (``lock_class``, ``key``) until ``session``'s transaction
+    ends, on PostgreSQL: transactions that count rows and then add one below a quota,
+    on any replica, take turns. SQLite needs none: one writer at a time, and a writer
+    whose snapshot is stale is refused."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(ADVISORY_LOCK, {"lock_class": lock_class, "key": key})
 
 
 @contextmanager

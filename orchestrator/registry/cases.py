@@ -17,8 +17,9 @@ from sqlalchemy import ColumnElement, delete, func, select
 
 from orchestrator.errors import InvalidRequest, QuotaExceeded, RequestNotFound
 from orchestrator.latm.cards import MAX_TEXT, ToolCard
+from orchestrator.registry._engine import lock_until_commit
 from orchestrator.registry.schema import CaseRow, RequestRow
-from orchestrator.registry.store import ToolRegistry, _tenant, _utc
+from orchestrator.registry.store import STORE_LOCK_CLASS, ToolRegistry, _tenant, _utc
 
 REQUESTS_KEPT = timedelta(days=30)  # how long a served request can still be reported
 Source = Literal["verification", "reported", "failure"]
@@ -123,6 +124,8 @@ class CaseBook:
         tenant = _tenant(tenant)
         _check(case)
         with self.registry.transaction(f"adding a case to {case.tool!r}") as session:
+            if max_cases is not None:
+                lock_until_commit(session, STORE_LOCK_CLASS, f"{tenant}\ncases\n{case.tool}")
             same = session.scalars(
                 select(CaseRow).where(*_same(tenant, case)).order_by(CaseRow.id).limit(1)
             ).first()

@@ -26,6 +26,7 @@ from orchestrator.registry._engine import (
     RegistryUnavailable,
     create_registry_engine,
     default_database_url,
+    lock_until_commit,
     translate_errors,
 )
 from orchestrator.registry._queries import one_version, summaries, usage_by_role
@@ -42,8 +43,11 @@ Role = Literal["maker", "user"]
 QUESTION_MAX = 20_000
 CANDIDATES_MAX = 10_000
 # Concurrent publishes of one name race for the next version; each loser looks again, and
-# every round has a winner.
+# every round has a winner (on SQLite; on PostgreSQL a tenant's publishes take turns).
 PUBLISH_ATTEMPTS = 16
+# The class of the advisory locks that make a tenant's quota-checked writes take turns
+# (the key names the tenant and what is counted).
+STORE_LOCK_CLASS = 0x6C61_7473  # "lats"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +148,9 @@ class ToolRegistry:
         """Store ``card`` as the next version of its name, and return it with that version.
 
         Publishing the source the latest version already has returns that version unchanged.
-        With ``limits``, a card that would take the tenant past one is refused (two
-        publishes at once in different transactions may each fit alone: the bound can be
-        passed by at most the tenant's concurrent calls).
+        With ``limits``, a card that would take the tenant past one is refused. A tenant's
+        publishes take turns (an advisory lock on PostgreSQL, held until the transaction
+        ends), so two at once on different replicas cannot each fit alone and pass together.
 
         Raises:
             InvalidRequest: a bad tenant, or a source that does not match its sha256.
@@ -365,6 +369,7 @@ class ToolRegistry:
 def _publish_in(
     session: Session, tenant: str, card: ToolCard, limits: StoreLimits | None
 ) -> ToolCard:
+    lock_until_commit(session, STORE_LOCK_CLASS, f"{tenant}\ntools")
     latest = session.scalars(one_version(ToolRow, tenant, card.name, None)).first()
     if latest is not None and latest.sha256 == card.sha256:
         return _stored_card(latest.card_json)
