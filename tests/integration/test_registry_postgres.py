@@ -63,7 +63,6 @@ def test_publishes_at_once_on_different_replicas_never_pass_the_tools_quota(
     (as four replicas) on one database, with room for three tools: exactly three are
     stored, the others refused with QuotaExceeded, because a tenant's publishes take
     turns (without it each counted the tools before any other had added one)."""
-    from orchestrator.errors import QuotaExceeded
     from orchestrator.registry import StoreLimits, ToolRegistry
     from tests.support.cards import tool_card
 
@@ -72,25 +71,14 @@ def test_publishes_at_once_on_different_replicas_never_pass_the_tools_quota(
     limits = StoreLimits(
         tools=3, versions=5, stored_bytes=10_000_000, card_bytes=1_000_000, demos=50, cases=50
     )
-    publishes = 8
-    start = threading.Barrier(publishes)
 
-    def publish(n: int) -> str:
+    def publish(n: int) -> None:
         name = f"add_{n}"
         source = f'def {name}(a, b):\n    """Add two numbers."""\n    return a + b + {n}\n'
-        card = tool_card(source, name)
-        start.wait(timeout=30)
-        try:
-            replicas[n % len(replicas)].publish("acme", card, limits)
-        except QuotaExceeded:
-            return "refused"
-        return "stored"
+        replicas[n % len(replicas)].publish("acme", tool_card(source, name), limits)
 
     try:
-        with concurrent.futures.ThreadPoolExecutor(publishes) as pool:
-            outcomes = list(pool.map(publish, range(publishes)))
-        assert outcomes.count("stored") == 3
-        assert outcomes.count("refused") == publishes - 3
+        assert _at_once(publish, 8) == ["done"] * 3 + ["refused"] * 5
         assert len(replicas[0].list("acme")) == 3
     finally:
         for registry in replicas:
@@ -100,30 +88,37 @@ def test_publishes_at_once_on_different_replicas_never_pass_the_tools_quota(
 def test_cases_added_at_once_never_pass_a_tools_case_quota(postgres: PostgresServer) -> None:
     """Twelve different cases for one tool, added at one moment from three registries with
     room for five: five are kept and seven refused, never more kept than the quota."""
-    from orchestrator.errors import QuotaExceeded
     from orchestrator.registry import CaseBook, NewCase, ToolRegistry
 
     url = postgres.create_database()
     books = [CaseBook(ToolRegistry.open(url)) for _ in range(3)]
-    adds = 12
-    start = threading.Barrier(adds)
 
-    def add(n: int) -> str:
-        case = NewCase(
-            tool="add", input=f"what is {n} + 1?", source="reported", expected=str(n + 1)
-        )
-        start.wait(timeout=30)
-        try:
-            books[n % len(books)].add("acme", case, max_cases=5)
-        except QuotaExceeded:
-            return "refused"
-        return "kept"
+    def add(n: int) -> None:
+        case = NewCase(tool="add", input=f"{n} + 1?", source="reported", expected=str(n + 1))
+        books[n % len(books)].add("acme", case, max_cases=5)
 
     try:
-        with concurrent.futures.ThreadPoolExecutor(adds) as pool:
-            outcomes = list(pool.map(add, range(adds)))
-        assert outcomes.count("kept") == 5
+        assert _at_once(add, 12) == ["done"] * 5 + ["refused"] * 7
         assert len(books[0].suite("acme", "add")) == 5
     finally:
         for book in books:
             book.registry.close()
+
+
+def _at_once(act: Callable[[int], None], count: int) -> list[str]:
+    """Run ``act(0)`` .. ``act(count - 1)`` in threads released at one moment; each
+    outcome is "done" or "refused" (QuotaExceeded), sorted."""
+    from orchestrator.errors import QuotaExceeded
+
+    start = threading.Barrier(count)
+
+    def run(n: int) -> str:
+        start.wait(timeout=30)
+        try:
+            act(n)
+        except QuotaExceeded:
+            return "refused"
+        return "done"
+
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        return sorted(pool.map(run, range(count)))
