@@ -1,10 +1,11 @@
-"""Where a name a tool forgot to import lives: a hint for the maker's feedback.
+"""Where a name a tool forgot to import lives: the import the maker adds, or a hint.
 
 Small models use ``Optional``, ``Counter`` or ``sqrt`` without the import; the sandbox's
 ``NameError`` says only that the name is not defined, and a 1.5B maker often writes the same
 function again. When an allowed module (``sandbox/allowlist.toml``) exports the name (its
 ``__all__``, else its public names, minus the names the allow-list denies), the hint says
-which import brings it. This reads the standard library's own modules, in the orchestrator;
+which import brings it; the maker adds that line to a proposed tool's text itself and runs
+it again in the sandbox. This reads the standard library's own modules, in the orchestrator;
 nothing of the model's runs here.
 """
 
@@ -17,6 +18,20 @@ from functools import cache
 from sandbox.policy import Allowlist, default_allowlist, exported_names
 
 _UNDEFINED = re.compile(r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+
+
+def import_lines(error: str) -> tuple[str, list[str]] | None:
+    """For a NameError of a name an allowed module provides: the name, and the import lines
+    that bring it (the module itself first, then the first allowed module exporting it);
+    None otherwise."""
+    match = _UNDEFINED.search(error)
+    if match is None:
+        return None
+    name = match.group(1)
+    lines = [f"import {name}"] if name in _allowlist().modules else []
+    if (module := exporters().get(name)) is not None:
+        lines.append(f"from {module} import {name}")
+    return (name, lines) if lines else None
 
 
 def import_hint(error: str) -> str:

@@ -33,7 +33,7 @@ from orchestrator.latm.cards import (
 )
 from orchestrator.latm.code import ToolShape, memorisation, tool_shape
 from orchestrator.latm.grounding import snap_literals
-from orchestrator.latm.hints import import_hint
+from orchestrator.latm.hints import import_hint, import_lines
 from orchestrator.latm.progress import (
     AttemptFailed,
     AttemptStarted,
@@ -55,6 +55,7 @@ from orchestrator.models import ChatParams, Message, ModelAdapter, TokenUsage
 MAKER_PARAMS = ChatParams(max_tokens=1536, temperature=0.0)
 RETRY_TEMPERATURE = 0.7
 _MAX_QUOTED = 120  # characters of a function's line quoted back with its error
+IMPORTS_ADDED = 3  # names a proposed tool forgot to import that the maker adds itself
 
 
 class Rejected(Exception):
@@ -300,14 +301,50 @@ class _Job:
         shape = self.checked_shape(reply.source)
         calls = self.calls_for(reply, self.demos, "Example", shape.name)
         outcomes = [await self.maker.runner.run(reply.source, call) for call in calls]
-        problems = self.grade("Example", self.demos, outcomes, reply.source)
+        source, outcomes = await self.with_imports(reply.source, calls, outcomes)
+        problems = self.grade("Example", self.demos, outcomes, source)
         if problems:
             raise Rejected(problems)
         demos = [
             UsageDemo(question=demo.input, solution=call, answer=demo.target)
             for demo, call in zip(self.demos, calls, strict=True)
         ]
-        return Draft(reply.source, shape, demos)
+        return Draft(source, shape, demos)
+
+    async def with_imports(
+        self, source: str, calls: Sequence[str], outcomes: list[Outcome]
+    ) -> tuple[str, list[Outcome]]:
+        """The tool with the imports it forgot added at its top, when the demos then get
+        further. A NameError of a name an allowed module provides (``Optional``,
+        ``datetime``) is a slip small makers make, and a reply spent on it is one not spent
+        on a candidate. The line is text added to the tool's text, which still runs only in
+        the sandbox; up to ``IMPORTS_ADDED`` names, each with the import that gets furthest."""
+        best = current = (source, outcomes)
+        for _ in range(IMPORTS_ADDED):
+            missing = next(
+                (found for out in current[1] if (found := import_lines(out.error or ""))), None
+            )
+            if missing is None:
+                break
+            lines = missing[1]
+            tried = []
+            for line in lines:
+                fixed = _with_import(current[0], line)
+                tried.append((fixed, [await self.maker.runner.run(fixed, call) for call in calls]))
+            current = max(tried, key=lambda each: self.progress(each[1]))
+            if any(import_lines(out.error or "") == missing for out in current[1]):
+                break
+            if self.progress(current[1]) > self.progress(best[1]):
+                best = current
+        return best
+
+    def progress(self, outcomes: Sequence[Outcome]) -> tuple[int, int]:
+        """Demos answered right, then demos that ran."""
+        right = sum(
+            out.ok and self.scorer.matches(out.value, demo)
+            for out, demo in zip(outcomes, self.demos, strict=True)
+        )
+        return right, sum(out.ok for out in outcomes)
 
     def calls_for(
         self, reply: Reply, examples: Sequence[Example], label: str, tool: str
@@ -460,3 +497,12 @@ def graded_case(example: Example, outcome: Outcome, scorer: Scorer) -> Verificat
         passed=outcome.ok and scorer.matches(outcome.value, example),
         error=outcome.error,
     )
+
+
+def _with_import(source: str, line: str) -> str:
+    """``source`` with ``line`` added after its ``from __future__`` imports (or first)."""
+    lines = source.splitlines(keepends=True)
+    at = 0
+    while at < len(lines) and lines[at].startswith("from __future__ import"):
+        at += 1
+    return "".join([*lines[:at], line + "\n", *lines[at:]])

@@ -269,22 +269,60 @@ async def test_a_tool_fixed_after_a_sandbox_error(
     assert "1 / 0" not in made.card.source
 
 
-async def test_a_name_used_without_its_import_is_answered_with_the_import(
-    task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+@pytest.mark.parametrize(
+    ("uses", "added"),
+    [
+        ("sorted(Counter(words).elements())", "from collections import Counter"),
+        # `import datetime` would end in an AttributeError: the import that gets further wins
+        ("sorted(words[datetime.strptime('2020', '%Y').year - 2020 :])", "from datetime import "),
+    ],
+)
+async def test_a_name_used_without_its_import_gets_the_import_added(
+    task: Task,
+    backend: SandboxBackend,
+    registry: ToolRegistry,
+    tmp_path: Path,
+    uses: str,
+    added: str,
 ) -> None:
-    """A tool that uses ``Counter`` without importing it: the feedback names the import."""
-    forgot = TOOL.replace('" ".join(sorted(words))', '" ".join(sorted(Counter(words)))')
+    """A NameError of a name an allowed module provides costs no reply: the maker adds the
+    import to the tool's text, the sandbox runs it again, and it is kept as the demos pass."""
+    forgot = TOOL.replace("sorted(words)", uses)
+    steps = [propose(task, forgot), calls(validation(task))]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is not None
+    assert made.attempts == {"propose": 1, "verify": 1}
+    assert made.card.source.startswith(added)
+    assert made.card.source.endswith(forgot)
+
+
+@pytest.mark.parametrize(
+    ("uses", "feedback"),
+    [
+        # with the import the tool runs, and the feedback is its real mistake
+        ("sorted(Counter(words).elements(), reverse=True)", "Example 1: expected"),
+        # the import gets it no further (another name is its own slip): the hint names it
+        ("sorted(Counter(words).elements(), key=by_length)", "from collections import Counter"),
+    ],
+)
+async def test_an_added_import_is_kept_only_when_the_demos_get_further(
+    task: Task,
+    backend: SandboxBackend,
+    registry: ToolRegistry,
+    tmp_path: Path,
+    uses: str,
+    feedback: str,
+) -> None:
+    forgot = TOOL.replace("sorted(words)", uses)
     steps = [
         propose(task, forgot),
-        {
-            "response": propose(task),
-            "expect": ["add `from collections import Counter` at the top"],
-        },
+        {"response": propose(task), "expect": [feedback]},
         calls(validation(task)),
     ]
     made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
     assert made.card is not None
     assert made.attempts == {"propose": 2, "verify": 1}
+    assert "Counter" not in made.card.source
 
 
 def slipped_calls(examples: list[Example]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.latm.hints import import_hint
+from orchestrator.latm.hints import import_hint, import_lines
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,16 @@ def test_an_allowed_module_used_without_import_gets_import() -> None:
 )
 def test_no_hint_where_no_allowed_import_would_help(error: str) -> None:
     assert import_hint(error) == ""
+
+
+def test_the_import_lines_for_a_name_are_the_module_first_then_its_exporter() -> None:
+    assert import_lines("NameError: name 'datetime' is not defined") == (
+        "datetime",
+        ["import datetime", "from datetime import datetime"],
+    )
+    assert import_lines("NameError: name 'Optional' is not defined") == (
+        "Optional",
+        ["from typing import Optional"],
+    )
+    assert import_lines("NameError: name 'getpid' is not defined") is None
+    assert import_lines("ZeroDivisionError: division by zero") is None
