@@ -111,6 +111,8 @@ def configs(samples: int) -> dict[str, UserConfig]:
         "escalation": replace(feedback, snap=True, samples=1, agree=2, escalate=True),
         "stronger": replace(feedback, snap=True),
         "checked": replace(feedback, snap=True, check=True),
+        # The defaults, with each retry a fresh sample rather than the problem sent back.
+        "fresh_retries": replace(feedback, snap=True, feedback=False),
     }
 
 

@@ -251,6 +251,11 @@ class Settings(BaseSettings):
     user_retries: int = Field(
         default=2, ge=0, le=5, description="tool-user replies after the first, with feedback"
     )
+    user_feedback: bool = Field(
+        default=True,
+        description="a tool-user retry gets the problem back; false: it is a fresh call "
+        "sampled from the same prompt",
+    )
     user_grounding: bool = Field(
         # False by measurement: the 0.5B user's second call, told a string is not in the
         # question, was worse than its first (bench/results/cheap_user_limit50.json).

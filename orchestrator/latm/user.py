@@ -45,6 +45,9 @@ class UserConfig:
     ``agree`` votes) is asked again of the tool user's stronger model, when it has one.
     ``check``: when a tool is published, the model answers the held-out cases the tool
     passed (:func:`check_user`); a tool it misses any of is used by the stronger model.
+    ``feedback``: a retry gets the problem back; without it a retry is a fresh call
+    sampled from the same prompt at ``temperature`` (a seed each), which a weak model that
+    copies words of the feedback into its next call may do better with.
     """
 
     retries: int = 2
@@ -56,11 +59,13 @@ class UserConfig:
     agree: int = 2
     escalate: bool = False
     check: bool = False
+    feedback: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UserConfig:
         return cls(
             retries=settings.user_retries,
+            feedback=settings.user_feedback,
             grounding=settings.user_grounding,
             snap=settings.user_snap,
             samples=settings.user_samples,
@@ -227,7 +232,15 @@ class ToolUser:
                     result.tool_fault = result.tool_fault or outcome.origin == "tool"
                     problems = [f"Running that failed: {outcome.error}"]
             reasons += problems
-            messages = prompts.user_feedback(messages, completion.text, problems)
+            if self.config.feedback:
+                messages = prompts.user_feedback(messages, completion.text, problems)
+            else:  # the same prompt (its cached prefix whole), sampled afresh
+                params = params.model_copy(
+                    update={
+                        "temperature": max(params.temperature, self.config.temperature),
+                        "seed": attempt + 1,
+                    }
+                )
         return None
 
     def _in_doubt(self, card: ToolCard, question: str, found: list[_Candidate]) -> bool:

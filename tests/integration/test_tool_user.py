@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from orchestrator.errors import ModelRejected
 from orchestrator.latm.cards import ToolCard
 from orchestrator.latm.runner import ToolRunner
 from orchestrator.latm.user import ToolUser, UserConfig
-from orchestrator.models import open_model
+from orchestrator.models import ChatParams, Completion, Message, open_model
 from orchestrator.sandboxes import SandboxBackend, create_backend
 from tests.support.backends import require_bwrap
 from tests.support.cards import card_fields, make_card
@@ -81,6 +82,31 @@ async def test_a_bad_call_goes_back_with_the_exact_problem_and_the_retry_answers
     answer = await user(tmp_path, runner, replies, snap=False).answer(card(), QUESTION)
     assert answer.error is None
     assert (answer.answer, answer.attempts, answer.call) == ("apple fig pear", 2, RIGHT)
+
+
+async def test_without_feedback_a_retry_is_a_fresh_sample_of_the_same_prompt(
+    tmp_path: Path, runner: ToolRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``feedback=False`` (LATM_USER_FEEDBACK): the retry is asked with the first prompt,
+    no problem in it, at the sampling temperature with a seed of its own."""
+    never_told = r"^(?![\s\S]*Running that failed)"
+    replies = ['ans = sort_words(["pear"])', {"response": RIGHT, "expect_regex": never_told}]
+    tool_user = user(tmp_path, runner, replies, snap=False, feedback=False)
+    asked: list[tuple[int, ChatParams]] = []
+    complete = tool_user.model.complete
+
+    async def recording(messages: list[Message], params: ChatParams) -> Completion:
+        asked.append((len(messages), params))
+        return await complete(messages, params)
+
+    monkeypatch.setattr(tool_user.model, "complete", recording)
+    answer = await tool_user.answer(card(), QUESTION)
+    assert (answer.answer, answer.attempts) == ("apple fig pear", 2)
+    assert asked[0][0] == asked[1][0]
+    assert (asked[0][1].temperature, asked[1][1].temperature, asked[1][1].seed) == (0.0, 0.7, 1)
+    told = user(tmp_path, runner, replies, snap=False)  # with feedback the problem is sent
+    with pytest.raises(ModelRejected):
+        await told.answer(card(), QUESTION)
 
 
 async def test_every_retry_spent_gives_no_answer_with_the_reasons(
