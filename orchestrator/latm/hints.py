@@ -37,16 +37,13 @@ def import_lines(error: str) -> tuple[str, list[str]] | None:
 def import_hint(error: str) -> str:
     """`` (`X` is in M: add `from M import X` ...)`` for a NameError of a name an allowed
     module exports (or ``import X`` for an allowed module itself); empty otherwise."""
-    match = _UNDEFINED.search(error)
-    if match is None:
+    found = import_lines(error)
+    if found is None:
         return ""
-    name = match.group(1)
-    if name in _allowlist().modules:
-        return f" (`{name}` is a module: add `import {name}` at the top)"
-    module = exporters().get(name)
-    if module is None:
-        return ""
-    return f" (`{name}` is in {module}: add `from {module} import {name}` at the top)"
+    name, (line, *_) = found
+    if line == f"import {name}":
+        return f" (`{name}` is a module: add `{line}` at the top)"
+    return f" (`{name}` is in {line.split()[1]}: add `{line}` at the top)"
 
 
 @cache
