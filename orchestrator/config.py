@@ -337,6 +337,13 @@ class Settings(BaseSettings):
         le=131072,
         description="context length of the local model",
     )
+    local_lookup_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="speculative decoding from the prompt (llama.cpp's prompt lookup): tokens "
+        "drafted per step from the conversation's own text, checked by the model (0: off)",
+    )
     local_start_timeout_s: float = Field(
         default=120.0, gt=0, description="wait for the local model server to be ready"
     )

@@ -52,6 +52,7 @@ def _build(spec: str, parsed: ModelSpec, settings: Settings, prices: PriceLookup
             alias=alias,
             threads=settings.local_threads,
             n_ctx=settings.local_ctx,
+            lookup_tokens=settings.local_lookup_tokens,
             start_timeout_s=settings.local_start_timeout_s,
         )
         return LocalModel(spec, server, prices=prices, timeout_s=timeout_s, max_retries=max_retries)

@@ -57,6 +57,7 @@ class LocalModelServer:
         alias: str,
         threads: int = 0,
         n_ctx: int = 8192,
+        lookup_tokens: int = 0,
         start_timeout_s: float = 120.0,
     ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
@@ -65,6 +66,7 @@ class LocalModelServer:
         self.alias = alias
         self.threads = threads or os.cpu_count() or 1
         self.n_ctx = n_ctx
+        self.lookup_tokens = lookup_tokens
         self.start_timeout_s = start_timeout_s
         self.api_key = secrets.token_urlsafe(24)
         self.process: subprocess.Popen[bytes] | None = None
@@ -92,6 +94,7 @@ class LocalModelServer:
                 "--host", LOOPBACK, "--port", str(self.port),
                 "--n_threads", str(self.threads), "--n_ctx", str(self.n_ctx),
                 "--verbose", "false",
+                *self._lookup_args(),
             ],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -110,6 +113,16 @@ class LocalModelServer:
             ) from None
         self.load_s = time.monotonic() - started
         return self.base_url
+
+    def _lookup_args(self) -> list[str]:
+        """llama-cpp-python's prompt-lookup decoding: drafts taken from the text so far,
+        each accepted only where the model itself would have produced it."""
+        if not self.lookup_tokens:
+            return []
+        return [
+            "--draft_model", "prompt-lookup-decoding",
+            "--draft_model_num_pred_tokens", str(self.lookup_tokens),
+        ]  # fmt: skip
 
     async def _wait_ready(self, deadline: float) -> None:
         import openai

@@ -151,6 +151,29 @@ async def test_a_server_that_dies_mid_request_gives_a_clear_error(smol: LocalMod
     assert smol.server.process.pid != process.pid
 
 
+async def test_prompt_lookup_decoding_is_passed_to_the_server_only_when_set(
+    models_dir: Path,
+) -> None:
+    ask = [Message(role="user", content="Say hello.")]
+    async with open_model(f"local:{SMOL}", _settings(models_dir, local_lookup_tokens=8)) as model:
+        assert isinstance(model, LocalModel)
+        await model.start()
+        assert model.server.process is not None
+        argv = Path(f"/proc/{model.server.process.pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"--draft_model") + 1] == b"prompt-lookup-decoding"
+        assert argv[argv.index(b"--draft_model_num_pred_tokens") + 1] == b"8"
+        reply = await model.complete(ask, ChatParams(max_tokens=16))
+    assert reply.text.strip()  # it still answers
+    assert 0 < reply.usage.completion_tokens <= 16
+    async with open_model(f"local:{SMOL}", _settings(models_dir)) as plain:
+        assert isinstance(plain, LocalModel)
+        await plain.start()
+        assert plain.server.process is not None
+        assert (
+            b"--draft_model" not in Path(f"/proc/{plain.server.process.pid}/cmdline").read_bytes()
+        )
+
+
 async def test_stop_leaves_no_process(models_dir: Path) -> None:
     model = open_model(f"local:{SMOL}", _settings(models_dir))
     assert isinstance(model, LocalModel)
