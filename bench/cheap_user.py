@@ -23,7 +23,8 @@ questions (the paper's split: test from index 10) once per configuration:
 * ``checked``: ``LATM_USER_CHECK``: the light model answers the tool's held-out cases
   first (``check_user``); a tool it misses any of is used by the ``--stronger`` model;
 
-and, with ``--cot N``, the chain-of-thought baseline with the same model on the first N.
+and, with ``--cot N``, the chain-of-thought baseline with the same model on the first N
+(``--configs`` with no name: that baseline alone, e.g. of the ``--user 1.5B``).
 Accuracy is the task scorer's match; tokens and seconds are per question. Writes
 ``bench/results/cheap_user.json``.
 
@@ -35,6 +36,7 @@ would take alone, and the ablation costs about one configuration's model time.
 
     .venv/bin/python bench/cheap_user.py                      # 6 tasks, --limit 50
     .venv/bin/python bench/cheap_user.py --tasks word_sorting --limit 5 --configs plain
+    .venv/bin/python bench/cheap_user.py --user local:qwen2.5-coder-1.5b --configs --cot 50
 """
 
 from __future__ import annotations
@@ -290,6 +292,7 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any
         if {"escalation", "stronger", "checked"} & set(chosen)
         else None
     )
+    labels = [*chosen, "cot"] if args.cot else list(chosen)
     results: dict[str, Any] = {}
     try:
         for name in args.tasks:
@@ -305,21 +308,21 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> dict[str, Any
                 row["cot"] = await cot(model.inner, task, args.cot)
                 print(name, "cot", row["cot"], flush=True)
             results[name] = row
-            write_report({**report, **summary(results, list(chosen))}, args.out)
+            write_report({**report, **summary(results, labels)}, args.out)
     finally:
         await model.aclose()
         if stronger is not None:
             await stronger.aclose()
         await backend.close()
-    return summary(results, list(chosen))
+    return summary(results, labels)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--limit", type=int, default=50, help="test questions per task")
-    parser.add_argument("--configs", nargs="+", default=list(configs(2)),
-                        choices=list(configs(2)))  # fmt: skip
+    parser.add_argument("--configs", nargs="*", default=list(configs(2)), choices=list(configs(2)),
+                        help="none: only the chain-of-thought baseline (--cot)")  # fmt: skip
     parser.add_argument("--samples", type=int, default=2, help="sampled calls (agreement)")
     parser.add_argument("--cot", type=int, default=0, help="baseline questions per task")
     parser.add_argument("--user", default="local:qwen2.5-coder-0.5b")
