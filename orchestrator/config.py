@@ -242,6 +242,12 @@ class Settings(BaseSettings):
         "its first fails on the demos; 0 by measurement: small makers' repairs fixed nothing, "
         "fresh candidates did (a scripted maker has --attempts per stage)",
     )
+    maker_varied_demos: bool = Field(
+        default=False,
+        description="show the maker demos whose answers differ where the task's spare examples "
+        "allow (neither validation nor test): demos sharing one answer let a constant function "
+        "solve them",
+    )
     repair_after_failures: int = Field(
         default=0,
         ge=0,

@@ -154,6 +154,7 @@ class Engine(SuiteKeeping):
             maker_candidates = settings.maker_candidates if sampling else 1
         self.maker_candidates = maker_candidates
         self.maker_repairs = settings.maker_repairs if sampling else None
+        self.maker_varied_demos = settings.maker_varied_demos
         self.user_config = user_config or UserConfig()
         self._tools: dict[str, tuple[object, list[ToolSummary]]] = {}
         self._cards = CardCache(CARD_CACHE_MAX_BYTES, CARDS_CACHED)
@@ -223,6 +224,7 @@ class Engine(SuiteKeeping):
             max_attempts=self.max_attempts,
             candidates=self.maker_candidates,
             repairs=self.maker_repairs,
+            varied_demos=self.maker_varied_demos,
             snap=self.user_config.snap,
         )
         request_id = f"make-{uuid.uuid4().hex[:12]}"

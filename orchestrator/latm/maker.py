@@ -130,6 +130,7 @@ class ToolMaker:
         candidates: int = 1,
         repairs: int | None = None,
         snap: bool = True,
+        varied_demos: bool = False,
     ) -> None:
         self.model = model
         self.runner = runner
@@ -142,6 +143,8 @@ class ToolMaker:
         # as in the tool user's calls (LATM_USER_SNAP): a tool is proven on the questions,
         # not on the maker's slips in copying them.
         self.snap = snap
+        # Demos whose answers differ where the task allows (LATM_MAKER_VARIED_DEMOS).
+        self.varied_demos = varied_demos
 
     async def make(
         self,
@@ -151,6 +154,8 @@ class ToolMaker:
     ) -> MakeResult:
         """Propose, verify and wrap a tool for ``task``; ``progress`` hears every step."""
         started = time.monotonic()
+        if self.varied_demos:
+            split = task.varied(split)
         parts = task.split(split)
         job = _Job(self, task, parts.demos, parts.validation, progress or ignore)
         result = MakeResult(task=task.name, card=None, reason=None)

@@ -10,7 +10,7 @@ the file and the line or item.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,35 @@ class Task:
             validation=tuple(self.examples[i] for i in split.validation),
             test=self.examples[split.test_start :],
         )
+
+    def varied(self, split: Split | None = None) -> Split:
+        """``split`` with demos whose answers differ where the examples allow.
+
+        Demos that share one answer let a constant function solve them (three 'No' demos:
+        ``return "No"``). In demo order, a demo whose answer an earlier demo has is swapped
+        for the first spare example with an answer no demo has; a spare is an example
+        before the test set that is neither a demo nor a validation case, so the
+        validation cases stay unseen and the test set unchanged. Demos stay in file order.
+        """
+        split = split or Split()
+        demos = list(split.demos)
+        taken = set(demos) | set(split.validation)
+        end = min(split.test_start, len(self.examples))
+        spares = [i for i in range(end) if i not in taken]
+        for position in range(len(demos)):
+            answers = [_answer(self.examples[i]) for i in demos]
+            if answers.index(answers[position]) == position:
+                continue  # the first demo with this answer
+            new = next((i for i in spares if _answer(self.examples[i]) not in answers), None)
+            if new is None:
+                break  # every spare's answer is a demo's already
+            spares.remove(new)
+            demos[position] = new
+        return replace(split, demos=tuple(sorted(demos)))
+
+
+def _answer(example: Example) -> str:
+    return example.target.strip().casefold()
 
 
 def load_task(path: Path, name: str | None = None) -> Task:

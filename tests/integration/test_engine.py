@@ -462,6 +462,59 @@ async def test_verification_failing_on_every_attempt_publishes_nothing(
     assert registry.list("acme") == []
 
 
+def parity() -> Task:
+    """'Is N even?': the first three examples (the paper's demos) are all 'No'."""
+    numbers = [1, 3, 5, 7, 8, 10, 9, 12, 11, 13, 14, 15]
+    examples = [
+        Example(i, f"Is {n} even?", "No" if n % 2 else "Yes") for i, n in enumerate(numbers)
+    ]
+    return Task(name="parity", examples=tuple(examples), source="test")
+
+
+CONSTANT = (
+    'def is_even(question: str) -> str:\n    """Whether the number is even."""\n    return "No"\n'
+)
+PARITY = CONSTANT.replace('"No"\n', '"Yes" if int(question.split()[1]) % 2 == 0 else "No"\n')
+
+
+def parity_reply(source: str | None, examples: list[Example]) -> str:
+    asked = "\n".join(f"```python\nans = is_even({e.input!r})\n```" for e in examples)
+    return f"```python\n{source}```\n{asked}" if source else asked
+
+
+async def test_demos_of_one_answer_let_a_constant_tool_through_proposing(
+    backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    task = parity()
+    held_out = list(task.split().validation)
+    steps = [parity_reply(CONSTANT, list(task.split().demos))] + [parity_reply(None, held_out)] * 3
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is None
+    assert made.attempts == {"propose": 1, "verify": 3}  # 'No' solved every demo
+
+
+async def test_varied_demos_show_the_maker_another_answer_and_a_constant_fails_on_it(
+    backend: SandboxBackend,
+    registry: ToolRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LATM_MAKER_VARIED_DEMOS", "true")
+    task = parity()
+    shown = [task.examples[i] for i in (0, 2, 4)]  # example 4 ('Is 8 even?') for demo 1
+    held_out = list(task.split().validation)
+    steps = [
+        {"response": parity_reply(CONSTANT, shown), "expect": ["Is 8 even?"]},
+        {"response": parity_reply(PARITY, shown), "expect": ["expected 'Yes'"]},
+        parity_reply(None, held_out),
+    ]
+    made = await engine(backend, registry, tmp_path, maker=steps).make("acme", task)
+    assert made.card is not None, made.reason
+    assert made.attempts == {"propose": 2, "verify": 1}
+    assert [demo.answer for demo in made.card.usage_demos] == ["No", "No", "Yes"]
+    assert made.card.verification.passed == made.card.verification.total == 3
+
+
 async def test_best_of_n_keeps_the_candidate_that_passes_the_held_out_cases(
     task: Task, backend: SandboxBackend, registry: ToolRegistry, tmp_path: Path
 ) -> None:

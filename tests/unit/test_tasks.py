@@ -223,3 +223,42 @@ def test_an_oversize_file_is_refused_before_reading(
     path = write(tmp_path, "big.json", '[{"input": "question", "target": "a"}]')
     with pytest.raises(InvalidRequest, match="over the 10 byte limit"):
         load_task(path)
+
+
+# --- varied demos -------------------------------------------------------------------------
+
+
+def answered(*targets: str) -> Task:
+    examples = tuple(Example(i, f"question {i}", t) for i, t in enumerate(targets))
+    return Task(name="answered", examples=examples, source="test")
+
+
+def test_varied_swaps_a_repeated_answer_for_the_first_spare_with_a_new_one() -> None:
+    # Demos 0-2 all 'No'; spares 3 ('No'), 4 ('Yes'), 8 ('No'), 9 ('Maybe'); the
+    # validation cases 5-7 ('Yes') stay unseen.
+    task = answered("No", "No", "No", "No", "Yes", "Yes", "Yes", "Yes", "No", "Maybe", "No")
+    assert task.varied() == Split(demos=(0, 4, 9))
+    # Two answers only: one demo changes, the third keeps its repeated 'No'.
+    two = answered("No", "No", "No", "No", "Yes", "Yes", "Yes", "Yes", "No", "No", "No")
+    assert two.varied() == Split(demos=(0, 2, 4))
+
+
+def test_varied_keeps_demos_whose_answers_already_differ() -> None:
+    task = answered("A", "B", "A", "C", "D", *["E"] * 6)
+    split = Split(demos=(0, 1, 3))
+    assert task.varied(split) == split
+    assert task.varied() == Split(demos=(0, 1, 3))  # demo 2 ('A' again) gives way to 3 ('C')
+
+
+def test_varied_never_takes_a_validation_case_or_a_test_item() -> None:
+    # The only other answer is at validation index 6 and in the test set: nothing changes.
+    task = answered("no", "No", " NO ", "no", "no", "no", "yes", "no", "no", "no", "yes")
+    assert task.varied() == Split()
+
+
+def test_varied_demos_are_in_file_order_and_the_split_stays_valid() -> None:
+    task = answered("x", "x", "x", "y", "z", "x", "x", "x", "x", "x", "x")
+    varied = task.varied(Split(demos=(2, 1, 0)))
+    assert varied == Split(demos=(2, 3, 4))  # the first demo given (2) stays
+    assert Split.parse(str(varied)) == varied
+    assert [e.target for e in task.split(varied).demos] == ["x", "y", "z"]
